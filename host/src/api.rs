@@ -1,0 +1,440 @@
+//! The HTTP JSON API of `kappa serve`: everything the CLI does, plus
+//! `/metrics` in Prometheus text format. Routes are listed in `router`; the
+//! shapes are in `crate::model` and documented in `docs/api.md`.
+//!
+//! Host operations are synchronous (they compile, fsync, or wait on the diff
+//! barrier), so every handler runs them on tokio's blocking pool and the
+//! async workers only shuttle bytes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use crate::diff::DiffOptions;
+use crate::error::Error;
+use crate::lifecycle::Host;
+use crate::model::{
+    CreateTopic, DigestReply, ErrorDetail, ErrorReply, GetReply, ProduceRequest, PromoteRequest,
+    Row, State as VersionState,
+};
+use crate::registry::{Settings, VersionId};
+
+/// Largest request body: components (a Python one is ~20 MB) and produce batches.
+pub const MAX_BODY_BYTES: usize = 128 << 20;
+
+/// An API error: the host's error with its HTTP status.
+#[derive(Debug)]
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError(Error::invalid(format!(
+            "malformed request body: {}",
+            e.body_text()
+        )))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let body = ErrorReply {
+            error: ErrorDetail {
+                kind: self.0.kind().to_owned(),
+                message: self.0.to_string(),
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Runs a host operation on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(Error::Internal(format!("the operation panicked: {e}"))))?
+        .map_err(ApiError)
+}
+
+/// The API's routes over a host.
+pub fn router(host: Arc<Host>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/status", get(status))
+        .route("/v1/topics", get(topics).post(create_topic))
+        .route("/v1/topics/{topic}/events", post(produce))
+        .route("/v1/processors/{name}", get(processor))
+        .route(
+            "/v1/processors/{name}/versions/{version}",
+            get(version).post(deploy).delete(retire),
+        )
+        .route("/v1/processors/{name}/promote", post(promote))
+        .route("/v1/processors/{name}/rollback", post(rollback))
+        .route("/v1/views/{spec}/keys/{*key}", get(get_key))
+        .route("/v1/views/{spec}/scan", get(scan))
+        .route("/v1/views/{spec}/digest", get(digest))
+        .route("/v1/diff", get(diff))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(host)
+}
+
+async fn status(State(host): State<Arc<Host>>) -> ApiResult<crate::model::StatusReport> {
+    Ok(Json(blocking(move || host.status()).await?))
+}
+
+async fn topics(State(host): State<Arc<Host>>) -> ApiResult<Vec<crate::model::TopicStatus>> {
+    Ok(Json(blocking(move || Ok(host.topics())).await?))
+}
+
+async fn create_topic(
+    State(host): State<Arc<Host>>,
+    body: Result<Json<CreateTopic>, JsonRejection>,
+) -> Result<(StatusCode, Json<crate::model::TopicStatus>), ApiError> {
+    let Json(req) = body?;
+    let topic = blocking(move || host.create_topic(&req.name, req.partitions)).await?;
+    Ok((StatusCode::CREATED, Json(topic)))
+}
+
+async fn produce(
+    State(host): State<Arc<Host>>,
+    Path(topic): Path<String>,
+    body: Result<Json<ProduceRequest>, JsonRejection>,
+) -> ApiResult<crate::model::ProduceReport> {
+    let Json(req) = body?;
+    let now = now_ms();
+    let mut events = Vec::with_capacity(req.events.len());
+    for (i, line) in req.events.into_iter().enumerate() {
+        let record = line
+            .into_record(now)
+            .map_err(|e| Error::invalid(format!("event {i}: {e}; nothing was appended")))?;
+        events.push(record);
+    }
+    Ok(Json(blocking(move || host.produce(&topic, events)).await?))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn processor(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+) -> ApiResult<crate::model::ProcessorStatus> {
+    Ok(Json(blocking(move || host.processor_status(&name)).await?))
+}
+
+async fn version(
+    State(host): State<Arc<Host>>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<crate::model::VersionStatus> {
+    Ok(Json(
+        blocking(move || host.version_status(&VersionId::new(&name, &version)?)).await?,
+    ))
+}
+
+/// Query of a deploy; the body is the component bytes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployQuery {
+    topic: String,
+    #[serde(default)]
+    config: String,
+    #[serde(default)]
+    auto_promote: bool,
+    batch_timeout_ms: Option<u64>,
+    memory_limit_bytes: Option<u64>,
+}
+
+async fn deploy(
+    State(host): State<Arc<Host>>,
+    Path((name, version)): Path<(String, String)>,
+    query: Result<Query<DeployQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<crate::model::DeployReport>), ApiError> {
+    let Query(q) =
+        query.map_err(|e| Error::invalid(format!("bad deploy parameters: {}", e.body_text())))?;
+    let defaults = Settings::default();
+    let settings = Settings {
+        config: q.config,
+        auto_promote: q.auto_promote,
+        batch_timeout_ms: q.batch_timeout_ms.unwrap_or(defaults.batch_timeout_ms),
+        memory_limit_bytes: q.memory_limit_bytes.unwrap_or(defaults.memory_limit_bytes),
+    };
+    let report = blocking(move || {
+        let id = VersionId::new(&name, &version)?;
+        host.deploy(&id, &q.topic, &body, settings)
+    })
+    .await?;
+    let status = if report.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
+}
+
+async fn retire(
+    State(host): State<Arc<Host>>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<crate::model::VersionStatus> {
+    Ok(Json(
+        blocking(move || host.retire(&VersionId::new(&name, &version)?)).await?,
+    ))
+}
+
+async fn promote(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+    body: Result<Json<PromoteRequest>, JsonRejection>,
+) -> ApiResult<crate::model::ProcessorStatus> {
+    let Json(req) = body?;
+    Ok(Json(
+        blocking(move || host.promote(&VersionId::new(&name, &req.version)?, req.force)).await?,
+    ))
+}
+
+async fn rollback(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+) -> ApiResult<crate::model::ProcessorStatus> {
+    Ok(Json(blocking(move || host.rollback(&name)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyQuery {
+    #[serde(default)]
+    hex: bool,
+}
+
+async fn get_key(
+    State(host): State<Arc<Host>>,
+    Path((spec, key)): Path<(String, String)>,
+    Query(q): Query<KeyQuery>,
+) -> ApiResult<GetReply> {
+    let key = crate::model::parse_key(&key, q.hex).map_err(Error::invalid)?;
+    let (id, value) = blocking(move || host.get(&spec, &key).map(|(id, v)| (id, v, key)))
+        .await
+        .map(|(id, v, key)| (id, v.map(|v| Row::new(&key, &v))))?;
+    Ok(Json(GetReply {
+        id: id.to_string(),
+        found: value.is_some(),
+        row: value,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanQuery {
+    #[serde(default)]
+    prefix: String,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn scan(
+    State(host): State<Arc<Host>>,
+    Path(spec): Path<String>,
+    query: Result<Query<ScanQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<crate::model::ScanPage> {
+    let Query(q) =
+        query.map_err(|e| Error::invalid(format!("bad scan parameters: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    Ok(Json(
+        blocking(move || {
+            host.scan(
+                &spec,
+                q.prefix.as_bytes(),
+                q.after.as_deref().map(str::as_bytes),
+                limit,
+            )
+        })
+        .await?,
+    ))
+}
+
+async fn digest(State(host): State<Arc<Host>>, Path(spec): Path<String>) -> ApiResult<DigestReply> {
+    let (id, d) = blocking(move || host.digest(&spec)).await?;
+    Ok(Json(DigestReply {
+        id: id.to_string(),
+        sha256: d.sha256,
+        rows: d.rows,
+        offsets: d.offsets,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffQuery {
+    a: String,
+    b: String,
+    #[serde(default)]
+    prefix: String,
+    after: Option<String>,
+    limit: Option<usize>,
+    /// How long to wait for a replaying version to catch up, ms.
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+async fn diff(
+    State(host): State<Arc<Host>>,
+    query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<crate::diff::DiffReport> {
+    let Query(q) =
+        query.map_err(|e| Error::invalid(format!("bad diff parameters: {}", e.body_text())))?;
+    let options = DiffOptions {
+        prefix: q.prefix.into_bytes(),
+        limit: q.limit.unwrap_or(20).min(10_000),
+        after: q.after.map(String::into_bytes),
+    };
+    let wait = Duration::from_millis(q.wait_ms.min(3_600_000));
+    Ok(Json(
+        blocking(move || {
+            if !wait.is_zero() {
+                wait_caught_up(&host, &[&q.a, &q.b], wait)?;
+            }
+            host.diff(&q.a, &q.b, &options, wait)
+        })
+        .await?,
+    ))
+}
+
+/// Waits until neither version is replaying, up to `wait`.
+fn wait_caught_up(host: &Host, specs: &[&str], wait: Duration) -> crate::error::Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let mut replaying = false;
+        for spec in specs {
+            let id = host.resolve(spec)?;
+            replaying |= host.version_status(&id)?.state == VersionState::Replaying;
+        }
+        if !replaying || std::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn metrics(State(host): State<Arc<Host>>) -> Result<Response, ApiError> {
+    let status = blocking(move || host.status()).await?;
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, value) in samples {
+            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
+        }
+    };
+    let versions: Vec<_> = status
+        .processors
+        .iter()
+        .flat_map(|p| p.versions.iter())
+        .collect();
+    let label = |v: &crate::model::VersionStatus| {
+        format!("processor=\"{}\",version=\"{}\"", v.name, v.version)
+    };
+    metric(
+        "kappa_version_lag_events",
+        "Events in the log not yet applied to the version's view.",
+        "gauge",
+        versions.iter().map(|v| (label(v), v.lag as f64)).collect(),
+    );
+    metric(
+        "kappa_version_progress_ratio",
+        "Share of the log applied to the version's view.",
+        "gauge",
+        versions.iter().map(|v| (label(v), v.progress)).collect(),
+    );
+    metric(
+        "kappa_version_events_processed_total",
+        "Events processed by the version since the host started.",
+        "counter",
+        versions
+            .iter()
+            .map(|v| (label(v), v.processed_since_start as f64))
+            .collect(),
+    );
+    metric(
+        "kappa_version_events_per_second",
+        "Recent processing rate of the version.",
+        "gauge",
+        versions
+            .iter()
+            .map(|v| (label(v), v.events_per_second))
+            .collect(),
+    );
+    metric(
+        "kappa_version_state",
+        "1 for the state the version is in.",
+        "gauge",
+        versions
+            .iter()
+            .map(|v| {
+                (
+                    format!("{},state=\"{}\"", label(v), serde_state(v.state)),
+                    1.0,
+                )
+            })
+            .collect(),
+    );
+    metric(
+        "kappa_topic_end_offset",
+        "Next offset of each partition of each topic (events appended so far).",
+        "gauge",
+        status
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.end_offsets.iter().enumerate().map(move |(p, o)| {
+                    (format!("topic=\"{}\",partition=\"{p}\"", t.name), *o as f64)
+                })
+            })
+            .collect(),
+    );
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+fn serde_state(state: VersionState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    host: Arc<Host>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(host))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

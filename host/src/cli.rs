@@ -1,0 +1,858 @@
+//! The `kappa` command line. `kappa serve` runs a host; every other
+//! subcommand is a client of a running host's HTTP API (like `kubectl`), and
+//! every subcommand that prints data takes `--json` (the shapes of
+//! `crate::model`, documented in `docs/api.md`).
+//!
+//! Exit codes: 0 success, 1 the operation failed (the server refused it, or a
+//! key was not found), 2 bad usage or bad input (nothing was sent).
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::{Client, ClientError, DEFAULT_SERVER};
+use crate::diff::{Change, DiffReport};
+use crate::lifecycle::{Host, HostOptions};
+use crate::model::{EventLine, ProcessorStatus, ProduceReport, State, StatusReport, VersionStatus};
+use crate::registry::{Settings, VersionId};
+
+/// kappa: versioned WebAssembly processors over one replayable event log.
+#[derive(Debug, Parser)]
+#[command(name = "kappa", version, about, long_about = None)]
+struct Cli {
+    /// Address of the kappa server the client commands talk to.
+    #[arg(long, global = true, env = "KAPPA_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log level of `serve` and `demo` (error, warn, info, debug, trace), or
+    /// a tracing filter like `kappa=debug`.
+    #[arg(long, global = true, env = "KAPPA_LOG", default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the host: embedded log, views and HTTP API under a data directory.
+    Serve {
+        /// Where the log, views, plugins and compiled code are kept.
+        #[arg(long, env = "KAPPA_DATA_DIR", default_value = "kappa-data")]
+        data_dir: PathBuf,
+        /// Address to listen on (loopback by default).
+        #[arg(long, env = "KAPPA_LISTEN", default_value = "127.0.0.1:7070")]
+        listen: SocketAddr,
+    },
+    /// Create or list topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Append events to a topic from JSON lines (a file or stdin). Each line:
+    /// {"key": ..., "value": ..., "timestamp": ms, "partition": n, "headers": {..}}.
+    Produce {
+        /// The topic.
+        topic: String,
+        /// Read from this file instead of stdin.
+        #[arg(long, short)]
+        file: Option<PathBuf>,
+        /// Events sent per request (each request is appended all or nothing).
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+    },
+    /// Deploy a component as NAME@VERSION; it replays the topic from the start.
+    Deploy {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Processor name.
+        #[arg(long)]
+        name: String,
+        /// Semantic version of this component.
+        #[arg(long)]
+        version: String,
+        /// Topic to process.
+        #[arg(long)]
+        topic: String,
+        /// Configuration string handed to the plugin's init.
+        #[arg(long, conflicts_with = "config_file")]
+        config: Option<String>,
+        /// Read the configuration from a file.
+        #[arg(long)]
+        config_file: Option<PathBuf>,
+        /// Promote automatically once caught up.
+        #[arg(long)]
+        auto_promote: bool,
+        /// Time limit of one batch, ms.
+        #[arg(long)]
+        batch_timeout_ms: Option<u64>,
+        /// Memory limit of the plugin, MiB.
+        #[arg(long)]
+        memory_limit_mb: Option<u64>,
+        /// Wait until the version has caught up (or failed), showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Show processors, versions (state, progress, lag, rate, ETA) and topics.
+    Status {
+        /// Only this processor.
+        name: Option<String>,
+    },
+    /// Read one key of a view: NAME (the promoted version) or NAME@VERSION.
+    Get {
+        /// NAME or NAME@VERSION.
+        view: String,
+        /// The key.
+        key: String,
+        /// The key is hex (for binary keys).
+        #[arg(long)]
+        hex: bool,
+    },
+    /// List rows of a view in key order.
+    Scan {
+        /// NAME or NAME@VERSION.
+        view: String,
+        /// Only keys with this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Most rows to print.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Start after this key (the `next_after` of a previous page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Print the digest of a view (sha256 over its rows), to compare replays.
+    Digest {
+        /// NAME or NAME@VERSION.
+        view: String,
+    },
+    /// Compare two versions' views at the same log position.
+    Diff {
+        /// First version, NAME@VERSION (or NAME for the promoted one).
+        a: String,
+        /// Second version.
+        b: String,
+        /// Only keys with this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Most differing rows to print (the counts cover all keys).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Rows after this key (paging).
+        #[arg(long)]
+        after: Option<String>,
+        /// Wait up to this many seconds for a replaying version to catch up.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Point the alias NAME at NAME@VERSION (atomically).
+    Promote {
+        /// NAME@VERSION.
+        version: String,
+        /// Promote even if the version has not caught up.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Point the alias NAME back at the previously promoted version.
+    Rollback {
+        /// Processor name.
+        name: String,
+    },
+    /// Stop NAME@VERSION and drop its view (never the promoted version).
+    Retire {
+        /// NAME@VERSION.
+        version: String,
+    },
+    /// Run the whole story on the embedded default, explained step by step.
+    Demo {
+        /// Keep the data here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Events of history before the first deploy.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// Topic name.
+        name: String,
+        /// Number of partitions.
+        #[arg(long, default_value_t = 4)]
+        partitions: u32,
+    },
+    /// List topics.
+    List,
+}
+
+/// A CLI failure: the message and the exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::error::Error> for Failure {
+    fn from(e: crate::error::Error) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
+        code: 1,
+        message: format!("encoding JSON: {e}"),
+    })?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let json = cli.json;
+    let client = || Client::new(&cli.server).map_err(Failure::from);
+    match cli.command {
+        Command::Serve { data_dir, listen } => serve(data_dir, listen).await,
+        Command::Demo { data_dir, events } => crate::demo::run(data_dir, events, json)
+            .await
+            .map_err(|e| Failure {
+                code: 1,
+                message: format!("{e:#}"),
+            }),
+        Command::Topic(TopicCommand::Create { name, partitions }) => {
+            let topic = client()?.create_topic(&name, partitions).await?;
+            if json {
+                return print_json(&topic);
+            }
+            println!(
+                "created topic {} with {} partitions",
+                topic.name, topic.partitions
+            );
+            Ok(())
+        }
+        Command::Topic(TopicCommand::List) => {
+            let topics = client()?.topics().await?;
+            if json {
+                return print_json(&topics);
+            }
+            for t in topics {
+                println!(
+                    "{:<24} {:>3} partitions {:>12} events",
+                    t.name,
+                    t.partitions,
+                    t.end_offsets.iter().sum::<u64>()
+                );
+            }
+            Ok(())
+        }
+        Command::Produce { topic, file, batch } => {
+            produce(&client()?, &topic, file, batch.max(1), json).await
+        }
+        Command::Deploy {
+            file,
+            name,
+            version,
+            topic,
+            config,
+            config_file,
+            auto_promote,
+            batch_timeout_ms,
+            memory_limit_mb,
+            wait,
+        } => {
+            let id = VersionId::new(&name, &version).map_err(|e| usage(e.to_string()))?;
+            let bytes = std::fs::read(&file)
+                .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+            let config = match (config, config_file) {
+                (Some(c), _) => c,
+                (None, Some(path)) => std::fs::read_to_string(&path)
+                    .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
+                (None, None) => String::new(),
+            };
+            let defaults = Settings::default();
+            let settings = Settings {
+                config,
+                auto_promote,
+                batch_timeout_ms: batch_timeout_ms.unwrap_or(defaults.batch_timeout_ms),
+                memory_limit_bytes: memory_limit_mb
+                    .map(|mb| mb << 20)
+                    .unwrap_or(defaults.memory_limit_bytes),
+            };
+            let client = client()?;
+            let report = client
+                .deploy(&id.name, &id.version.to_string(), &topic, bytes, &settings)
+                .await?;
+            if !json {
+                if report.created {
+                    println!(
+                        "deployed {} (sha256 {}), reading topic {}; {} ({} ms); replaying {} events",
+                        report.id,
+                        &report.digest[..12],
+                        report.topic,
+                        if report.compiled_from_cache {
+                            "machine code from cache"
+                        } else {
+                            "compiled"
+                        },
+                        report.compile_ms,
+                        report.events_to_replay
+                    );
+                } else {
+                    println!(
+                        "{} is already deployed with these bytes; nothing changed",
+                        report.id
+                    );
+                }
+            }
+            if wait {
+                let status = wait_caught_up(&client, &id, json).await?;
+                if json {
+                    return print_json(&status);
+                }
+                if status.state == State::Failed {
+                    return Err(Failure {
+                        code: 1,
+                        message: format!("{} failed: {}", status.id, failure_text(&status)),
+                    });
+                }
+                return Ok(());
+            }
+            if json {
+                return print_json(&report);
+            }
+            Ok(())
+        }
+        Command::Status { name } => {
+            let client = client()?;
+            let report = match name {
+                Some(name) => {
+                    let p = client.processor(&name).await?;
+                    let topics = client
+                        .topics()
+                        .await?
+                        .into_iter()
+                        .filter(|t| t.name == p.topic)
+                        .collect();
+                    StatusReport {
+                        processors: vec![p],
+                        topics,
+                    }
+                }
+                None => client.status().await?,
+            };
+            if json {
+                return print_json(&report);
+            }
+            print!("{}", render_status(&report));
+            Ok(())
+        }
+        Command::Get { view, key, hex } => {
+            let reply = client()?.get(&view, &key, hex).await?;
+            if json {
+                print_json(&reply)?;
+            } else if let Some(row) = &reply.row {
+                println!("{}", render_json(&row.value));
+            }
+            if reply.found {
+                Ok(())
+            } else {
+                Err(Failure {
+                    code: 1,
+                    message: format!("key `{key}` is not in the view of {}", reply.id),
+                })
+            }
+        }
+        Command::Scan {
+            view,
+            prefix,
+            limit,
+            after,
+        } => {
+            let page = client()?
+                .scan(&view, &prefix, after.as_deref(), limit)
+                .await?;
+            if json {
+                return print_json(&page);
+            }
+            for row in &page.rows {
+                println!("{}\t{}", row.key, render_json(&row.value));
+            }
+            if let Some(next) = &page.next_after {
+                eprintln!("(more rows: --after '{next}')");
+            }
+            Ok(())
+        }
+        Command::Digest { view } => {
+            let d = client()?.digest(&view).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!(
+                "{}  {}  ({} rows, offsets {:?})",
+                d.sha256, d.id, d.rows, d.offsets
+            );
+            Ok(())
+        }
+        Command::Diff {
+            a,
+            b,
+            prefix,
+            limit,
+            after,
+            wait,
+        } => {
+            let report = client()?
+                .diff(
+                    &a,
+                    &b,
+                    &prefix,
+                    after.as_deref(),
+                    limit,
+                    wait.saturating_mul(1000),
+                )
+                .await?;
+            if json {
+                return print_json(&report);
+            }
+            print!("{}", render_diff(&report));
+            Ok(())
+        }
+        Command::Promote { version, force } => {
+            let id = VersionId::parse(&version).map_err(|e| usage(e.to_string()))?;
+            let p = client()?
+                .promote(&id.name, &id.version.to_string(), force)
+                .await?;
+            if json {
+                return print_json(&p);
+            }
+            println!("{}: alias now points to {}", p.name, alias_text(&p));
+            Ok(())
+        }
+        Command::Rollback { name } => {
+            let p = client()?.rollback(&name).await?;
+            if json {
+                return print_json(&p);
+            }
+            println!(
+                "{}: rolled back; alias now points to {}",
+                p.name,
+                alias_text(&p)
+            );
+            Ok(())
+        }
+        Command::Retire { version } => {
+            let id = VersionId::parse(&version).map_err(|e| usage(e.to_string()))?;
+            let v = client()?.retire(&id.name, &id.version.to_string()).await?;
+            if json {
+                return print_json(&v);
+            }
+            println!("retired {}; its view was dropped", v.id);
+            Ok(())
+        }
+    }
+}
+
+fn alias_text(p: &ProcessorStatus) -> String {
+    match (&p.promoted, &p.previous) {
+        (Some(cur), Some(prev)) => format!("{}@{cur} (previous: {prev})", p.name),
+        (Some(cur), None) => format!("{}@{cur}", p.name),
+        (None, _) => "nothing".into(),
+    }
+}
+
+async fn serve(data_dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
+    let dir = data_dir.clone();
+    let host = tokio::task::spawn_blocking(move || Host::open(&dir, HostOptions::default()))
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("opening the data directory panicked: {e}"),
+        })??;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot listen on {listen}: {e}"),
+        })?;
+    let addr = listener.local_addr().map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    // The first stdout line says where the API is, so scripts and tests can
+    // listen on port 0 and read the port chosen.
+    println!("listening on http://{addr}");
+    tracing::info!(
+        "kappa serving http://{addr} with data in {}",
+        data_dir.display()
+    );
+    crate::api::serve(host.clone(), listener, shutdown_signal())
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("serving: {e}"),
+        })?;
+    tracing::info!("shutting down: stopping workers and syncing views");
+    tokio::task::spawn_blocking(move || host.shutdown())
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: e.to_string(),
+        })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn produce(
+    client: &Client,
+    topic: &str,
+    file: Option<PathBuf>,
+    batch: usize,
+    json: bool,
+) -> Result<(), Failure> {
+    let reader: Box<dyn BufRead> = match &file {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufReader::new(std::io::stdin())),
+    };
+    let source = file
+        .as_ref()
+        .map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
+    let mut total = ProduceReport {
+        topic: topic.to_owned(),
+        appended: 0,
+        partitions: Vec::new(),
+    };
+    let mut pending: Vec<EventLine> = Vec::with_capacity(batch);
+    let mut first_pending_line = 1;
+    let mut lines = reader.lines().enumerate();
+    loop {
+        let next = lines.next();
+        let done = next.is_none();
+        if let Some((i, line)) = next {
+            let n = i + 1;
+            let line = line.map_err(|e| usage(format!("{source}: line {n}: {e}")))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let event = EventLine::parse_line(&line)
+                .and_then(|e| e.clone().into_record(0).map(|_| e))
+                .map_err(|e| {
+                    usage(format!(
+                        "{source}: line {n}: {e}; {} events before it were appended, nothing after",
+                        total.appended
+                    ))
+                })?;
+            if pending.is_empty() {
+                first_pending_line = n;
+            }
+            pending.push(event);
+        }
+        if !pending.is_empty() && (pending.len() >= batch || done) {
+            let count = pending.len();
+            let report = client
+                .produce(topic, std::mem::take(&mut pending))
+                .await
+                .map_err(|e| Failure {
+                    code: 1,
+                    message: format!(
+                        "{e} (events of lines {first_pending_line} and after were not appended; \
+                         {} events before them were)",
+                        total.appended
+                    ),
+                })?;
+            debug_assert_eq!(report.appended, count as u64);
+            merge_ranges(&mut total, report);
+        }
+        if done {
+            break;
+        }
+    }
+    if json {
+        return print_json(&total);
+    }
+    let ranges: Vec<String> = total
+        .partitions
+        .iter()
+        .map(|r| {
+            format!(
+                "partition {} offsets {}..={}",
+                r.partition, r.first_offset, r.last_offset
+            )
+        })
+        .collect();
+    println!(
+        "appended {} events to {topic}: {}",
+        total.appended,
+        ranges.join(", ")
+    );
+    Ok(())
+}
+
+fn merge_ranges(total: &mut ProduceReport, report: ProduceReport) {
+    total.appended += report.appended;
+    for r in report.partitions {
+        match total
+            .partitions
+            .iter_mut()
+            .find(|t| t.partition == r.partition)
+        {
+            Some(t) => {
+                t.last_offset = r.last_offset;
+                t.count += r.count;
+            }
+            None => total.partitions.push(r),
+        }
+    }
+    total.partitions.sort_by_key(|r| r.partition);
+}
+
+/// Polls a version until it is no longer replaying, printing progress lines
+/// to stderr (one a second) unless `quiet`.
+async fn wait_caught_up(
+    client: &Client,
+    id: &VersionId,
+    quiet: bool,
+) -> Result<VersionStatus, Failure> {
+    let mut last_print = std::time::Instant::now() - Duration::from_secs(10);
+    loop {
+        let v = client.version(&id.name, &id.version.to_string()).await?;
+        if v.state != State::Replaying {
+            if !quiet {
+                eprintln!(
+                    "{}: {} ({} events applied)",
+                    v.id,
+                    v.state,
+                    v.applied_offsets.iter().sum::<u64>()
+                );
+            }
+            return Ok(v);
+        }
+        if !quiet && last_print.elapsed() >= Duration::from_secs(1) {
+            eprintln!("{}", progress_line(&v));
+            let _ = std::io::stderr().flush();
+            last_print = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One line of replay progress: done/total, percent, rate, ETA.
+pub(crate) fn progress_line(v: &VersionStatus) -> String {
+    let total: u64 = v.end_offsets.iter().sum();
+    let done = total.saturating_sub(v.lag);
+    format!(
+        "{}: replaying {done}/{total} events ({:.1}%), {:.0} events/s, ETA {}",
+        v.id,
+        v.progress * 100.0,
+        v.events_per_second,
+        v.eta_seconds
+            .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"))
+    )
+}
+
+fn failure_text(v: &VersionStatus) -> String {
+    match &v.failure {
+        Some(f) => {
+            let place = match (f.partition, f.offset) {
+                (Some(p), Some(o)) => format!("at partition {p} offset {o}: "),
+                (Some(p), None) => format!("at partition {p}: "),
+                _ => String::new(),
+            };
+            format!("{place}{}", f.message)
+        }
+        None => "unknown failure".into(),
+    }
+}
+
+fn render_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Status as a table.
+pub(crate) fn render_status(report: &StatusReport) -> String {
+    let mut out = String::new();
+    if report.processors.is_empty() {
+        out.push_str("no processors deployed\n");
+    }
+    for p in &report.processors {
+        out.push_str(&format!(
+            "{}  (topic {}; alias -> {})\n",
+            p.name,
+            p.topic,
+            alias_text(p)
+        ));
+        out.push_str(&format!(
+            "  {:<12} {:<10} {:>8} {:>10} {:>12} {:>8}  {}\n",
+            "VERSION", "STATE", "PROGRESS", "LAG", "EVENTS/S", "ETA", "DIGEST"
+        ));
+        for v in &p.versions {
+            out.push_str(&format!(
+                "  {:<12} {:<10} {:>7.1}% {:>10} {:>12.0} {:>8}  {}\n",
+                v.version,
+                v.state.to_string(),
+                v.progress * 100.0,
+                v.lag,
+                v.events_per_second,
+                v.eta_seconds
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),
+                &v.digest[..v.digest.len().min(12)]
+            ));
+            if v.state == State::Failed {
+                out.push_str(&format!("      failed {}\n", failure_text(v)));
+            }
+        }
+    }
+    for t in &report.topics {
+        out.push_str(&format!(
+            "topic {}: {} partitions, {} events (end offsets {:?})\n",
+            t.name,
+            t.partitions,
+            t.end_offsets.iter().sum::<u64>(),
+            t.end_offsets
+        ));
+    }
+    out
+}
+
+/// A diff as text: the counts, then each differing row side by side.
+pub(crate) fn render_diff(r: &DiffReport) -> String {
+    let mut out = format!(
+        "{} vs {} at offsets {:?}{}\n  added {}  removed {}  changed {}  unchanged {}\n",
+        r.a,
+        r.b,
+        r.offsets,
+        if r.prefix.is_empty() {
+            String::new()
+        } else {
+            format!(" (keys {}*)", r.prefix)
+        },
+        r.counts.added,
+        r.counts.removed,
+        r.counts.changed,
+        r.counts.unchanged
+    );
+    let show =
+        |v: &Option<serde_json::Value>| v.as_ref().map_or_else(|| "-".to_owned(), render_json);
+    for row in &r.rows {
+        let mark = match row.change {
+            Change::Added => "+",
+            Change::Removed => "-",
+            Change::Changed => "~",
+        };
+        out.push_str(&format!("{mark} {}\n", row.key));
+        if row.fields.is_empty() {
+            out.push_str(&format!(
+                "    {:<8} {}\n    {:<8} {}\n",
+                r.a_label(),
+                show(&row.a),
+                r.b_label(),
+                show(&row.b)
+            ));
+        } else {
+            for f in &row.fields {
+                out.push_str(&format!(
+                    "    {:<14} {:>14} -> {}\n",
+                    f.path,
+                    show(&f.a),
+                    show(&f.b)
+                ));
+            }
+        }
+    }
+    if let Some(next) = &r.next_after {
+        out.push_str(&format!("(more differing rows: --after '{next}')\n"));
+    }
+    out
+}
+
+impl DiffReport {
+    fn a_label(&self) -> &str {
+        self.a.split_once('@').map_or(&self.a, |(_, v)| v)
+    }
+    fn b_label(&self) -> &str {
+        self.b.split_once('@').map_or(&self.b, |(_, v)| v)
+    }
+}

@@ -1,0 +1,305 @@
+//! The client of the HTTP API, used by every CLI subcommand except `serve`
+//! (and by `kappa demo`, which drives a host exactly as a user would).
+
+use serde::de::DeserializeOwned;
+
+use crate::diff::DiffReport;
+use crate::model::{
+    CreateTopic, DeployReport, DigestReply, ErrorReply, EventLine, GetReply, ProcessorStatus,
+    ProduceReport, ProduceRequest, PromoteRequest, ScanPage, StatusReport, TopicStatus,
+    VersionStatus,
+};
+use crate::registry::Settings;
+
+/// The server address used when none is given.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error kind (see `model::ErrorDetail`).
+        kind: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error(
+        "cannot reach the kappa server at {server}: {reason}. Is `kappa serve` running? (set the address with --server or KAPPA_SERVER)"
+    )]
+    Unreachable {
+        /// The address tried.
+        server: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Anything else (a malformed answer, a bad address).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A client of one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: reqwest::Url,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7070`).
+    pub fn new(base: &str) -> Result<Self, ClientError> {
+        let base = reqwest::Url::parse(base)
+            .map_err(|e| ClientError::Other(format!("`{base}` is not a server address: {e}")))?;
+        Ok(Client {
+            base,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, ClientError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Other(format!("`{}` cannot be a base address", self.base)))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            server: self.base.to_string(),
+            reason: root_cause(&e),
+        })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
+            server: self.base.to_string(),
+            reason: root_cause(&e),
+        })?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Other(format!("unexpected answer from the server: {e}")))
+        } else {
+            match serde_json::from_slice::<ErrorReply>(&bytes) {
+                Ok(reply) => Err(ClientError::Api {
+                    status: status.as_u16(),
+                    kind: reply.error.kind,
+                    message: reply.error.message,
+                }),
+                Err(_) => Err(ClientError::Api {
+                    status: status.as_u16(),
+                    kind: "http".into(),
+                    message: format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)),
+                }),
+            }
+        }
+    }
+
+    /// `GET /v1/status`.
+    pub async fn status(&self) -> Result<StatusReport, ClientError> {
+        self.send(self.http.get(self.url(&["v1", "status"])?)).await
+    }
+
+    /// `GET /v1/processors/{name}`.
+    pub async fn processor(&self, name: &str) -> Result<ProcessorStatus, ClientError> {
+        self.send(self.http.get(self.url(&["v1", "processors", name])?))
+            .await
+    }
+
+    /// `GET /v1/processors/{name}/versions/{version}`.
+    pub async fn version(&self, name: &str, version: &str) -> Result<VersionStatus, ClientError> {
+        self.send(
+            self.http
+                .get(self.url(&["v1", "processors", name, "versions", version])?),
+        )
+        .await
+    }
+
+    /// `POST /v1/topics`.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+    ) -> Result<TopicStatus, ClientError> {
+        let body = CreateTopic {
+            name: name.to_owned(),
+            partitions,
+        };
+        self.send(self.http.post(self.url(&["v1", "topics"])?).json(&body))
+            .await
+    }
+
+    /// `GET /v1/topics`.
+    pub async fn topics(&self) -> Result<Vec<TopicStatus>, ClientError> {
+        self.send(self.http.get(self.url(&["v1", "topics"])?)).await
+    }
+
+    /// `POST /v1/topics/{topic}/events`: appends all or nothing.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        events: Vec<EventLine>,
+    ) -> Result<ProduceReport, ClientError> {
+        let body = ProduceRequest { events };
+        self.send(
+            self.http
+                .post(self.url(&["v1", "topics", topic, "events"])?)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// `POST /v1/processors/{name}/versions/{version}` with the component bytes.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        version: &str,
+        topic: &str,
+        bytes: Vec<u8>,
+        settings: &Settings,
+    ) -> Result<DeployReport, ClientError> {
+        let query = [
+            ("topic", topic.to_owned()),
+            ("config", settings.config.clone()),
+            ("auto_promote", settings.auto_promote.to_string()),
+            ("batch_timeout_ms", settings.batch_timeout_ms.to_string()),
+            (
+                "memory_limit_bytes",
+                settings.memory_limit_bytes.to_string(),
+            ),
+        ];
+        let req = self
+            .http
+            .post(self.url(&["v1", "processors", name, "versions", version])?)
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .body(bytes);
+        self.send(req).await
+    }
+
+    /// `POST /v1/processors/{name}/promote`.
+    pub async fn promote(
+        &self,
+        name: &str,
+        version: &str,
+        force: bool,
+    ) -> Result<ProcessorStatus, ClientError> {
+        let body = PromoteRequest {
+            version: version.to_owned(),
+            force,
+        };
+        self.send(
+            self.http
+                .post(self.url(&["v1", "processors", name, "promote"])?)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// `POST /v1/processors/{name}/rollback`.
+    pub async fn rollback(&self, name: &str) -> Result<ProcessorStatus, ClientError> {
+        self.send(
+            self.http
+                .post(self.url(&["v1", "processors", name, "rollback"])?),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/processors/{name}/versions/{version}`.
+    pub async fn retire(&self, name: &str, version: &str) -> Result<VersionStatus, ClientError> {
+        self.send(
+            self.http
+                .delete(self.url(&["v1", "processors", name, "versions", version])?),
+        )
+        .await
+    }
+
+    /// `GET /v1/views/{spec}/keys/{key}`.
+    pub async fn get(&self, spec: &str, key: &str, hex: bool) -> Result<GetReply, ClientError> {
+        let mut url = self.url(&["v1", "views", spec, "keys"])?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Other("bad base address".into()))?
+            .push(key);
+        self.send(self.http.get(url).query(&[("hex", hex)])).await
+    }
+
+    /// `GET /v1/views/{spec}/scan`.
+    pub async fn scan(
+        &self,
+        spec: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ScanPage, ClientError> {
+        let mut query = vec![("prefix", prefix.to_owned()), ("limit", limit.to_string())];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        self.send(
+            self.http
+                .get(self.url(&["v1", "views", spec, "scan"])?)
+                .query(&query),
+        )
+        .await
+    }
+
+    /// `GET /v1/views/{spec}/digest`.
+    pub async fn digest(&self, spec: &str) -> Result<DigestReply, ClientError> {
+        self.send(self.http.get(self.url(&["v1", "views", spec, "digest"])?))
+            .await
+    }
+
+    /// `GET /v1/diff`.
+    pub async fn diff(
+        &self,
+        a: &str,
+        b: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        wait_ms: u64,
+    ) -> Result<DiffReport, ClientError> {
+        let mut query = vec![
+            ("a", a.to_owned()),
+            ("b", b.to_owned()),
+            ("prefix", prefix.to_owned()),
+            ("limit", limit.to_string()),
+            ("wait_ms", wait_ms.to_string()),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        self.send(self.http.get(self.url(&["v1", "diff"])?).query(&query))
+            .await
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let resp = self
+            .http
+            .get(self.url(&["metrics"])?)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                server: self.base.to_string(),
+                reason: root_cause(&e),
+            })?;
+        resp.text()
+            .await
+            .map_err(|e| ClientError::Other(e.to_string()))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

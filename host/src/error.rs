@@ -1,0 +1,85 @@
+//! The host's error type: what a caller (the HTTP API, the CLI, a test)
+//! matches on. Each variant is a kind of failure the caller reacts to
+//! differently (a 400, a 404, a 409, a 500); the message says what to do.
+
+use crate::log::LogError;
+use crate::store::StoreError;
+
+/// A failed host operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is wrong (bad name, malformed event, not a plugin).
+    #[error("{0}")]
+    Invalid(String),
+    /// The named topic, processor, version or key does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (same version with other
+    /// bytes, retiring the promoted version, a diff while a view replays).
+    #[error("{0}")]
+    Conflict(String),
+    /// A payload is larger than the configured maximum.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Reading or writing the data directory failed.
+    #[error("{0}")]
+    Storage(String),
+    /// A bug or an unexpected state of the host.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Result with the host's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Error::NotFound(msg.into())
+    }
+    /// Shorthand for [`Error::Conflict`].
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        Error::Conflict(msg.into())
+    }
+    /// A stable machine-readable name of the kind, for the API's JSON errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::TooLarge(_) => "too_large",
+            Error::Storage(_) => "storage",
+            Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<LogError> for Error {
+    fn from(e: LogError) -> Self {
+        let msg = e.to_string();
+        match e {
+            LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => Error::NotFound(msg),
+            LogError::TopicExists(_) => Error::Conflict(msg),
+            LogError::InvalidTopicName { .. }
+            | LogError::InvalidPartitionCount(_)
+            | LogError::OffsetOutOfRange { .. } => Error::Invalid(msg),
+            LogError::RecordTooLarge { .. } => Error::TooLarge(msg),
+            LogError::Corrupt { .. } | LogError::Io { .. } => Error::Storage(msg),
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+/// Adds context to I/O errors on the data directory.
+pub(crate) fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::Storage(format!("{context}: {e}"))
+}

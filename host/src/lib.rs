@@ -1,0 +1,34 @@
+//! kappa: a host for the Kappa architecture.
+//!
+//! One replayable event log, one processing code path, and processing logic
+//! shipped as versioned WebAssembly components. Every view is pinned to one
+//! plugin version; deploying a new version replays the log through it beside
+//! the old one, and the alias swap (promote, rollback) is atomic.
+//!
+//! Modules, in the direction of dependency:
+//! - [`log`]: the embedded, durable, replayable event log.
+//! - [`store`]: one transactional view per version, offsets committed with rows.
+//! - [`registry`]: versions, their states and the aliases.
+//! - [`runtime`]: validating, compiling and running plugin components.
+//! - [`diff`]: comparing two views.
+//! - [`lifecycle`]: the running host that ties them together.
+//! - [`model`]: the JSON shapes of the API and the CLI.
+//! - [`api`]: the HTTP server; [`client`]: its client; [`cli`]: the `kappa` command.
+//! - [`demo`]: the guided tour run by `kappa demo`; [`workload`]: its event generator.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod demo;
+pub mod diff;
+pub mod error;
+pub mod lifecycle;
+pub mod log;
+pub mod model;
+pub mod registry;
+pub mod runtime;
+pub mod store;
+pub mod workload;
+
+pub use error::{Error, Result};
+pub use lifecycle::{Host, HostOptions};

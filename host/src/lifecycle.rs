@@ -1,0 +1,1187 @@
+//! The running host: deploys versions, runs one worker thread per active
+//! version, moves versions through their lifecycle, and answers queries.
+//!
+//! Lifecycle of a version: deployed → replaying (from offset 0 of every
+//! partition) → caught up (tailing the live log) → promoted (the alias points
+//! to it) → retired (worker stopped, view dropped). Or failed: the worker
+//! stops at the offending event and records partition, offset and message;
+//! other versions are untouched.
+//!
+//! Each worker owns its plugin instance and its view's writes. It round-robins
+//! the partitions, one batch each, so partitions progress evenly, and sleeps
+//! on the log's append notification when it has nothing to do. Replays and
+//! live tailing are the same loop: a new version simply starts at offset 0.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::diff::{self, DiffOptions, DiffReport};
+use crate::error::{Error, Result, io};
+use crate::log::{AppendedRange, EmbeddedLog, LogOptions, NewRecord, PartitionReader, Record};
+use crate::model::{
+    DeployReport, ProcessorStatus, ProduceReport, Row, ScanPage, State, StatusReport, TopicStatus,
+    VersionStatus,
+};
+use crate::registry::{Failure, Registry, Settings, Stored, VersionId, VersionRecord};
+use crate::runtime::{CallFailure, Instance, Plugin, Runtime};
+use crate::store::{View, Writes};
+
+/// Tunables of a host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Most events handed to a plugin in one `process` call.
+    pub batch_size: usize,
+    /// Most payload bytes in one batch (at least one event is always sent).
+    pub batch_bytes: usize,
+    /// Longest time between durable view commits.
+    pub view_sync_interval: Duration,
+    /// Largest event (key + value + headers) `produce` accepts.
+    pub max_event_bytes: usize,
+    /// Options of the embedded log.
+    pub log: LogOptions,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            batch_size: 1024,
+            batch_bytes: 4 << 20,
+            view_sync_interval: Duration::from_millis(200),
+            max_event_bytes: 1 << 20,
+            log: LogOptions::default(),
+        }
+    }
+}
+
+/// What a worker shares with the rest of the host.
+struct Running {
+    record: VersionRecord,
+    view: Arc<View>,
+    stop: AtomicBool,
+    /// When set, the worker applies nothing at or past these offsets: the
+    /// diff barrier that brings two views to the same log position.
+    hold: Mutex<Option<Vec<u64>>>,
+    progress: Mutex<Progress>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Live figures of a worker.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    applied: Vec<u64>,
+    processed: u64,
+    /// Events/s, smoothed.
+    rate: f64,
+    window_start: Option<Instant>,
+    window_events: u64,
+}
+
+impl Progress {
+    fn record(&mut self, events: u64) {
+        self.processed += events;
+        self.window_events += events;
+        let now = Instant::now();
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.duration_since(start).as_secs_f64();
+        if elapsed >= 0.5 {
+            let sample = self.window_events as f64 / elapsed;
+            self.rate = if self.rate == 0.0 {
+                sample
+            } else {
+                0.5 * self.rate + 0.5 * sample
+            };
+            self.window_start = Some(now);
+            self.window_events = 0;
+        }
+    }
+
+    fn idle(&mut self) {
+        // With nothing to do for a while, the rate decays to zero rather than
+        // showing the last replay speed forever.
+        if let Some(start) = self.window_start {
+            if start.elapsed() > Duration::from_secs(2) {
+                self.rate = 0.0;
+                self.window_start = None;
+                self.window_events = 0;
+            }
+        }
+    }
+}
+
+/// The running host.
+pub struct Host {
+    data_dir: PathBuf,
+    log: Arc<EmbeddedLog>,
+    registry: Registry,
+    runtime: Runtime,
+    options: HostOptions,
+    running: Mutex<BTreeMap<VersionId, Arc<Running>>>,
+    /// Views of versions that are not running but not retired either
+    /// (failed ones), still readable.
+    stopped_views: Mutex<HashMap<VersionId, Arc<View>>>,
+    plugins: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// One diff at a time: the barrier holds workers back.
+    diff_lock: Mutex<()>,
+    /// Serializes deploy, promote, rollback and retire.
+    admin_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Host {
+    /// Opens the data directory (creating it if needed), recovers the log and
+    /// restarts every active version where its view left off.
+    pub fn open(data_dir: &Path, options: HostOptions) -> Result<Arc<Self>> {
+        for sub in ["log", "views", "plugins", "compiled"] {
+            std::fs::create_dir_all(data_dir.join(sub))
+                .map_err(io(format!("creating {}", data_dir.join(sub).display())))?;
+        }
+        let log = Arc::new(EmbeddedLog::open(
+            &data_dir.join("log"),
+            options.log.clone(),
+        )?);
+        let registry = Registry::open(&data_dir.join("registry.redb"))?;
+        let runtime = Runtime::new(&data_dir.join("compiled"))?;
+        let host = Arc::new(Host {
+            data_dir: data_dir.to_owned(),
+            log,
+            registry,
+            runtime,
+            options,
+            running: Mutex::new(BTreeMap::new()),
+            stopped_views: Mutex::new(HashMap::new()),
+            plugins: Mutex::new(HashMap::new()),
+            diff_lock: Mutex::new(()),
+            admin_lock: Mutex::new(()),
+        });
+        for record in host.registry.versions()? {
+            let id = record.id();
+            match &record.stored {
+                Stored::Active => {
+                    if let Err(e) = host.resume(record) {
+                        tracing::error!(version = %id, "could not resume: {e}");
+                        host.fail(
+                            &id,
+                            None,
+                            None,
+                            format!("could not resume after restart: {e}"),
+                        );
+                    }
+                }
+                Stored::Failed(_) => {
+                    let view = Arc::new(View::open(
+                        &host.view_path(&id),
+                        host.options.view_sync_interval,
+                    )?);
+                    host.stopped_views.lock().insert(id, view);
+                }
+                Stored::Retired { .. } => {}
+            }
+        }
+        Ok(host)
+    }
+
+    /// The embedded log.
+    pub fn log(&self) -> &Arc<EmbeddedLog> {
+        &self.log
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn view_path(&self, id: &VersionId) -> PathBuf {
+        self.data_dir
+            .join("views")
+            .join(&id.name)
+            .join(format!("{}.redb", id.version))
+    }
+
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        self.data_dir.join("plugins").join(format!("{digest}.wasm"))
+    }
+
+    fn plugin(&self, digest: &str, bytes: Option<&[u8]>) -> Result<Arc<Plugin>> {
+        if let Some(p) = self.plugins.lock().get(digest) {
+            return Ok(p.clone());
+        }
+        let owned;
+        let bytes = match bytes {
+            Some(b) => b,
+            None => {
+                let path = self.blob_path(digest);
+                owned = std::fs::read(&path)
+                    .map_err(io(format!("reading plugin {}", path.display())))?;
+                &owned
+            }
+        };
+        let plugin = Arc::new(self.runtime.load(bytes, digest)?);
+        tracing::info!(
+            digest,
+            from_cache = plugin.from_cache,
+            ms = plugin.load_time.as_millis() as u64,
+            "plugin compiled"
+        );
+        self.plugins
+            .lock()
+            .insert(digest.to_owned(), plugin.clone());
+        Ok(plugin)
+    }
+
+    // ---------------------------------------------------------------- topics
+
+    /// Creates a topic.
+    pub fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicStatus> {
+        Ok(self.log.create_topic(name, partitions)?.into())
+    }
+
+    /// Every topic with its end offsets.
+    pub fn topics(&self) -> Vec<TopicStatus> {
+        self.log.topics().into_iter().map(Into::into).collect()
+    }
+
+    /// Appends events to a topic, durably, all or nothing. Each event goes to
+    /// its explicit partition, or the key's partition, or round-robin.
+    pub fn produce(
+        &self,
+        topic: &str,
+        events: Vec<(Option<u32>, NewRecord)>,
+    ) -> Result<ProduceReport> {
+        let info = self.log.topic(topic)?;
+        let mut batch = Vec::with_capacity(events.len());
+        for (i, (partition, record)) in events.into_iter().enumerate() {
+            let size = record.value.len()
+                + record.key.as_ref().map_or(0, Vec::len)
+                + record
+                    .headers
+                    .iter()
+                    .map(|(n, v)| n.len() + v.len())
+                    .sum::<usize>();
+            if size > self.options.max_event_bytes {
+                return Err(Error::TooLarge(format!(
+                    "event {i} is {size} bytes, over the limit of {} bytes; nothing was appended",
+                    self.options.max_event_bytes
+                )));
+            }
+            let partition = match partition {
+                Some(p) if p >= info.partitions => {
+                    return Err(Error::invalid(format!(
+                        "event {i} names partition {p}, but topic `{topic}` has {} partitions \
+                         (0..{}); nothing was appended",
+                        info.partitions,
+                        info.partitions - 1
+                    )));
+                }
+                Some(p) => p,
+                None => self.log.partition_for(topic, record.key.as_deref())?,
+            };
+            batch.push((partition, record));
+        }
+        let ranges: Vec<AppendedRange> = self.log.append(topic, batch)?;
+        Ok(ProduceReport {
+            topic: topic.to_owned(),
+            appended: ranges.iter().map(|r| r.count).sum(),
+            partitions: ranges.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    // ---------------------------------------------------------------- deploy
+
+    /// Deploys `bytes` as `id`, reading `topic`. Validates the component and
+    /// runs its `init` before anything is stored, so a bad plugin or a bad
+    /// configuration is refused with nothing changed.
+    pub fn deploy(
+        self: &Arc<Self>,
+        id: &VersionId,
+        topic: &str,
+        bytes: &[u8],
+        settings: Settings,
+    ) -> Result<DeployReport> {
+        let _admin = self.admin_lock.lock();
+        let info = self.log.topic(topic)?;
+        let digest = hex::encode(Sha256::digest(bytes));
+        if let Some(existing) = self.registry.version(id)? {
+            if existing.digest != digest {
+                return Err(Error::conflict(format!(
+                    "{id} is already deployed with other bytes (sha256 {}, this file is {}); \
+                     a version is immutable: deploy the change under a new version",
+                    short(&existing.digest),
+                    short(&digest)
+                )));
+            }
+            return match existing.stored {
+                Stored::Active => Ok(DeployReport {
+                    id: id.to_string(),
+                    digest,
+                    topic: existing.topic,
+                    created: false,
+                    compiled_from_cache: true,
+                    compile_ms: 0,
+                    events_to_replay: 0,
+                }),
+                Stored::Failed(f) => Err(Error::conflict(format!(
+                    "{id} failed ({}); fix the plugin and deploy it as a new version",
+                    f.message
+                ))),
+                Stored::Retired { .. } => Err(Error::conflict(format!(
+                    "{id} was retired; deploy the plugin as a new version"
+                ))),
+            };
+        }
+        if let Some(other) = self.registry.versions()?.into_iter().find(|r| {
+            r.name == id.name && r.topic != topic && !matches!(r.stored, Stored::Retired { .. })
+        }) {
+            return Err(Error::invalid(format!(
+                "{} reads topic `{}`; every version of `{}` must read the same topic so that \
+                 their views can be compared (asked for `{topic}`)",
+                other.id(),
+                other.topic,
+                id.name
+            )));
+        }
+
+        let plugin = self.plugin(&digest, Some(bytes)).map_err(|e| match e {
+            Error::Invalid(m) => Error::Invalid(format!("{id}: {m}")),
+            other => other,
+        })?;
+        let label = id.to_string();
+        let instance = self
+            .runtime
+            .instantiate(&plugin, &label, &settings)
+            .map_err(|f| Error::invalid(format!("{id}: {}", f.message)))?;
+
+        // Bytes first, then the record naming them: a crash in between leaves
+        // only an unreferenced file.
+        let blob = self.blob_path(&digest);
+        if !blob.exists() {
+            let tmp = blob.with_extension("tmp");
+            std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, &blob))
+                .map_err(io(format!("storing plugin {}", blob.display())))?;
+        }
+        let record = VersionRecord {
+            name: id.name.clone(),
+            version: id.version.clone(),
+            digest: digest.clone(),
+            topic: topic.to_owned(),
+            settings,
+            deployed_at_ms: now_ms(),
+            caught_up: false,
+            stored: Stored::Active,
+        };
+        self.registry.update(id, |slot, _| {
+            *slot = Some(record.clone());
+            Ok(())
+        })?;
+        tracing::info!(version = %id, topic, digest = short(&digest), "deployed");
+        self.start(record, plugin.clone(), Some(instance))?;
+        Ok(DeployReport {
+            id: id.to_string(),
+            digest,
+            topic: topic.to_owned(),
+            created: true,
+            compiled_from_cache: plugin.from_cache,
+            compile_ms: plugin.load_time.as_millis() as u64,
+            events_to_replay: info.end_offsets.iter().sum(),
+        })
+    }
+
+    fn resume(self: &Arc<Self>, record: VersionRecord) -> Result<()> {
+        let plugin = self.plugin(&record.digest, None)?;
+        self.start(record, plugin, None)
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        record: VersionRecord,
+        plugin: Arc<Plugin>,
+        instance: Option<Instance>,
+    ) -> Result<()> {
+        let id = record.id();
+        let path = self.view_path(&id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
+        let view = Arc::new(View::open(&path, self.options.view_sync_interval)?);
+        let partitions = self.log.topic(&record.topic)?.partitions as usize;
+        let offsets = view.offsets()?;
+        let applied = (0..partitions as u32)
+            .map(|p| offsets.get(&p).copied().unwrap_or(0))
+            .collect();
+        let running = Arc::new(Running {
+            record,
+            view,
+            stop: AtomicBool::new(false),
+            hold: Mutex::new(None),
+            progress: Mutex::new(Progress {
+                applied,
+                ..Progress::default()
+            }),
+            thread: Mutex::new(None),
+        });
+        let host = self.clone();
+        let worker = running.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("kappa-{id}"))
+            .spawn(move || host.run_worker(&worker, &plugin, instance))
+            .map_err(|e| Error::Internal(format!("starting the worker of {id}: {e}")))?;
+        *running.thread.lock() = Some(handle);
+        self.running.lock().insert(id, running);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- worker
+
+    fn run_worker(
+        self: &Arc<Self>,
+        run: &Arc<Running>,
+        plugin: &Plugin,
+        instance: Option<Instance>,
+    ) {
+        let id = run.record.id();
+        let label = id.to_string();
+        let mut instance = match instance {
+            Some(i) => i,
+            None => match self
+                .runtime
+                .instantiate(plugin, &label, &run.record.settings)
+            {
+                Ok(i) => i,
+                Err(f) => {
+                    self.fail(&id, None, f.offset, f.message);
+                    return;
+                }
+            },
+        };
+        let topic = run.record.topic.clone();
+        let mut notifications = self.log.subscribe();
+        let mut readers: HashMap<u32, PartitionReader> = HashMap::new();
+        let mut caught_up = run.record.caught_up;
+        let mut applied = run.progress.lock().applied.clone();
+        let mut buf: Vec<Record> = Vec::with_capacity(self.options.batch_size);
+
+        while !run.stop.load(Ordering::Relaxed) {
+            let seen = *notifications.borrow_and_update();
+            let ends = match self.log.end_offsets(&topic) {
+                Ok(e) => e,
+                Err(e) => {
+                    self.fail(&id, None, None, format!("reading topic `{topic}`: {e}"));
+                    return;
+                }
+            };
+            let hold = run.hold.lock().clone();
+            let mut worked = false;
+            for (p, &end) in ends.iter().enumerate() {
+                let partition = p as u32;
+                let limit = hold
+                    .as_ref()
+                    .and_then(|h| h.get(p).copied())
+                    .map_or(end, |h| h.min(end));
+                let next = applied[p];
+                if next >= limit {
+                    continue;
+                }
+                let reader = match readers.get_mut(&partition) {
+                    Some(r) if r.next_offset() == next => r,
+                    _ => match self.log.reader(&topic, partition, next) {
+                        Ok(r) => readers.entry(partition).insert_entry(r).into_mut(),
+                        Err(e) => {
+                            self.fail(
+                                &id,
+                                Some(partition),
+                                Some(next),
+                                format!("reading the log: {e}"),
+                            );
+                            return;
+                        }
+                    },
+                };
+                buf.clear();
+                let want = usize::try_from(limit - next)
+                    .unwrap_or(usize::MAX)
+                    .min(self.options.batch_size);
+                if let Err(e) = reader.read_batch(want, self.options.batch_bytes, &mut buf) {
+                    self.fail(
+                        &id,
+                        Some(partition),
+                        Some(next),
+                        format!("reading the log: {e}"),
+                    );
+                    return;
+                }
+                let Some(last) = buf.last().map(|r| r.offset) else {
+                    continue;
+                };
+                let count = buf.len() as u64;
+                let events = std::mem::take(&mut buf);
+                let outcome = run
+                    .view
+                    .snapshot()
+                    .map_err(|e| CallFailure {
+                        offset: None,
+                        message: e.to_string(),
+                    })
+                    .and_then(|snap| {
+                        instance
+                            .process(snap, Writes::new(), events)
+                            .map_err(|(_, f)| f)
+                    });
+                match outcome {
+                    Ok(writes) => {
+                        if let Err(e) = run.view.commit(partition, last + 1, &writes, false) {
+                            self.fail(
+                                &id,
+                                Some(partition),
+                                Some(next),
+                                format!("committing the view: {e}"),
+                            );
+                            return;
+                        }
+                        applied[p] = last + 1;
+                    }
+                    Err(failure) => {
+                        // Find the exact event on a fresh instance, applying
+                        // the good events before it.
+                        match self.pinpoint(run, plugin, &topic, partition, next, last, failure) {
+                            Ok((fresh, next_offset)) => {
+                                instance = fresh;
+                                applied[p] = next_offset;
+                            }
+                            Err((offset, message)) => {
+                                self.fail(&id, Some(partition), offset, message);
+                                return;
+                            }
+                        }
+                    }
+                }
+                let mut progress = run.progress.lock();
+                progress.record(count);
+                progress.applied.clone_from(&applied);
+                worked = true;
+            }
+            if !worked {
+                run.progress.lock().idle();
+                if !caught_up && applied.iter().zip(&ends).all(|(a, e)| a >= e) {
+                    caught_up = true;
+                    self.caught_up(run);
+                }
+                self.log.wait_for_append(seen, Duration::from_millis(100));
+            }
+        }
+        if let Err(e) = run.view.sync() {
+            tracing::warn!(version = %id, "syncing the view on stop: {e}");
+        }
+    }
+
+    /// After a failed batch `first..=last` of `partition`: replays its events
+    /// one at a time on a fresh instance to name the exact event, commits the
+    /// events before it, and returns the failure. If every event succeeds
+    /// alone (a time limit hit by a large batch, say), commits them all and
+    /// returns the fresh instance to carry on with.
+    #[allow(clippy::too_many_arguments)]
+    fn pinpoint(
+        &self,
+        run: &Running,
+        plugin: &Plugin,
+        topic: &str,
+        partition: u32,
+        first: u64,
+        last: u64,
+        failure: CallFailure,
+    ) -> std::result::Result<(Instance, u64), (Option<u64>, String)> {
+        let label = run.record.id().to_string();
+        if first == last {
+            return Err((Some(failure.offset.unwrap_or(first)), failure.message));
+        }
+        let mut fresh = self
+            .runtime
+            .instantiate(plugin, &label, &run.record.settings)
+            .map_err(|f| {
+                (
+                    failure.offset.or(Some(first)),
+                    format!(
+                        "{}; re-instantiating failed: {}",
+                        failure.message, f.message
+                    ),
+                )
+            })?;
+        let mut reader = self.log.reader(topic, partition, first).map_err(|e| {
+            (
+                Some(first),
+                format!("{}; re-reading the log failed: {e}", failure.message),
+            )
+        })?;
+        let mut events = Vec::new();
+        let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+        while events.len() < count {
+            let before = events.len();
+            reader
+                .read_batch(count - events.len(), usize::MAX, &mut events)
+                .map_err(|e| {
+                    (
+                        Some(first),
+                        format!("{}; re-reading the log failed: {e}", failure.message),
+                    )
+                })?;
+            if events.len() == before {
+                break;
+            }
+        }
+        let mut writes = Writes::new();
+        let mut next = first;
+        for event in events {
+            let offset = event.offset;
+            let snapshot = run
+                .view
+                .snapshot()
+                .map_err(|e| (Some(offset), e.to_string()))?;
+            match fresh.process(snapshot, writes, vec![event]) {
+                Ok(w) => {
+                    writes = w;
+                    next = offset + 1;
+                }
+                Err((w, f)) => {
+                    let _ = run.view.commit(partition, next, &w, true);
+                    return Err((Some(f.offset.unwrap_or(offset)), f.message));
+                }
+            }
+        }
+        tracing::warn!(
+            version = %label, partition, first, last,
+            "a batch failed ({}) but each of its events succeeded alone; continuing",
+            failure.message
+        );
+        run.view
+            .commit(partition, next, &writes, false)
+            .map_err(|e| (Some(next), format!("committing the view: {e}")))?;
+        Ok((fresh, next))
+    }
+
+    fn fail(&self, id: &VersionId, partition: Option<u32>, offset: Option<u64>, message: String) {
+        let place = match (partition, offset) {
+            (Some(p), Some(o)) => format!(" at partition {p} offset {o}"),
+            (Some(p), None) => format!(" at partition {p}"),
+            _ => String::new(),
+        };
+        tracing::error!("plugin {id} failed{place}: {message}");
+        let failure = Failure {
+            partition,
+            offset,
+            message,
+            at_ms: now_ms(),
+        };
+        let result = self.registry.update(id, |rec, _| {
+            if let Some(rec) = rec {
+                rec.stored = Stored::Failed(failure.clone());
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            tracing::error!(version = %id, "recording the failure: {e}");
+        }
+        if let Some(run) = self.running.lock().remove(id) {
+            self.stopped_views
+                .lock()
+                .insert(id.clone(), run.view.clone());
+        }
+    }
+
+    fn caught_up(&self, run: &Running) {
+        let id = run.record.id();
+        if let Err(e) = run.view.sync() {
+            tracing::warn!(version = %id, "syncing the view: {e}");
+        }
+        let auto = run.record.settings.auto_promote;
+        let result = self.registry.update(&id, |rec, alias| {
+            if let Some(rec) = rec {
+                rec.caught_up = true;
+            }
+            if alias.promoted.is_none() || auto {
+                swap_alias(alias, &id.version);
+                return Ok(true);
+            }
+            Ok(false)
+        });
+        match result {
+            Ok(true) => tracing::info!(version = %id, "caught up and promoted"),
+            Ok(false) => tracing::info!(version = %id, "caught up"),
+            Err(e) => tracing::error!(version = %id, "recording catch-up: {e}"),
+        }
+    }
+
+    /// Stops every worker and makes every view durable.
+    pub fn shutdown(&self) {
+        let running: Vec<Arc<Running>> = self.running.lock().values().cloned().collect();
+        for run in &running {
+            run.stop.store(true, Ordering::Relaxed);
+        }
+        for run in running {
+            if let Some(handle) = run.thread.lock().take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- alias
+
+    /// Points the alias `id.name` at `id`. Refuses a version that has not
+    /// caught up (its view is partial) unless `force`.
+    pub fn promote(&self, id: &VersionId, force: bool) -> Result<ProcessorStatus> {
+        let _admin = self.admin_lock.lock();
+        let status = self.version_status(id)?;
+        self.registry.update(id, |rec, alias| {
+            let rec = rec.as_ref().ok_or_else(|| unknown_version(id))?;
+            match &rec.stored {
+                Stored::Active => {}
+                Stored::Failed(f) => {
+                    return Err(Error::conflict(format!(
+                        "{id} failed ({}); it cannot be promoted",
+                        f.message
+                    )));
+                }
+                Stored::Retired { .. } => {
+                    return Err(Error::conflict(format!(
+                        "{id} was retired; it cannot be promoted"
+                    )));
+                }
+            }
+            if !rec.caught_up && !force {
+                return Err(Error::conflict(format!(
+                    "{id} is still replaying ({:.0}% done{}); promoting it now would serve a \
+                     partial view: wait until `kappa status` shows it caught up, or force it",
+                    status.progress * 100.0,
+                    status
+                        .eta_seconds
+                        .map(|s| format!(", about {s:.0} s to go"))
+                        .unwrap_or_default()
+                )));
+            }
+            if alias.promoted.as_ref() == Some(&id.version) {
+                return Ok(());
+            }
+            swap_alias(alias, &id.version);
+            Ok(())
+        })?;
+        tracing::info!(version = %id, "promoted");
+        self.processor_status(&id.name)
+    }
+
+    /// Points the alias back at the version promoted before the current one.
+    pub fn rollback(&self, name: &str) -> Result<ProcessorStatus> {
+        let _admin = self.admin_lock.lock();
+        crate::registry::validate_name(name)?;
+        self.registry.update_processor(name, |versions, alias| {
+            let current = alias.promoted.clone().ok_or_else(|| {
+                Error::not_found(format!(
+                    "`{name}` has no promoted version to roll back from"
+                ))
+            })?;
+            let previous = alias.previous.clone().ok_or_else(|| {
+                Error::conflict(format!(
+                    "`{name}` has no previous version to roll back to ({name}@{current} is the \
+                     only one ever promoted)"
+                ))
+            })?;
+            let prev = versions.get(&format!("{name}@{previous}")).ok_or_else(|| {
+                Error::conflict(format!(
+                    "the previous version {name}@{previous} no longer exists"
+                ))
+            })?;
+            if !matches!(prev.stored, Stored::Active) {
+                return Err(Error::conflict(format!(
+                    "the previous version {name}@{previous} is not active (failed or retired); \
+                     promote another version instead"
+                )));
+            }
+            alias.promoted = Some(previous);
+            alias.previous = Some(current);
+            Ok(())
+        })?;
+        tracing::info!(processor = name, "rolled back");
+        self.processor_status(name)
+    }
+
+    /// Stops `id` and drops its view. Never the promoted version.
+    pub fn retire(&self, id: &VersionId) -> Result<VersionStatus> {
+        let _admin = self.admin_lock.lock();
+        self.registry.update(id, |rec, alias| {
+            let rec = rec.as_ref().ok_or_else(|| unknown_version(id))?;
+            if matches!(rec.stored, Stored::Retired { .. }) {
+                return Err(Error::conflict(format!("{id} is already retired")));
+            }
+            if alias.promoted.as_ref() == Some(&id.version) {
+                return Err(Error::conflict(format!(
+                    "{id} is the promoted version of `{}`; promote another version (or roll \
+                     back) before retiring it",
+                    id.name
+                )));
+            }
+            Ok(())
+        })?;
+        let run = self.running.lock().remove(id);
+        if let Some(run) = run {
+            run.stop.store(true, Ordering::Relaxed);
+            if let Some(handle) = run.thread.lock().take() {
+                let _ = handle.join();
+            }
+        }
+        self.stopped_views.lock().remove(id);
+        self.registry.update(id, |rec, alias| {
+            if let Some(rec) = rec {
+                rec.stored = Stored::Retired { at_ms: now_ms() };
+            }
+            if alias.previous.as_ref() == Some(&id.version) {
+                alias.previous = None;
+            }
+            Ok(())
+        })?;
+        let path = self.view_path(id);
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .map_err(io(format!("dropping the view {}", path.display())))?;
+        }
+        tracing::info!(version = %id, "retired");
+        self.version_status(id)
+    }
+
+    // ---------------------------------------------------------------- status
+
+    /// Status of every processor and version, and of every topic.
+    pub fn status(&self) -> Result<StatusReport> {
+        let mut names: Vec<String> = self
+            .registry
+            .versions()?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.dedup();
+        let processors = names
+            .iter()
+            .map(|n| self.processor_status(n))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StatusReport {
+            processors,
+            topics: self.topics(),
+        })
+    }
+
+    /// Status of one processor.
+    pub fn processor_status(&self, name: &str) -> Result<ProcessorStatus> {
+        crate::registry::validate_name(name)?;
+        let alias = self.registry.processor(name)?;
+        let versions: Vec<VersionStatus> = self
+            .registry
+            .versions()?
+            .into_iter()
+            .filter(|r| r.name == name)
+            .map(|r| self.describe(&r, alias.promoted.as_ref()))
+            .collect();
+        if versions.is_empty() {
+            return Err(Error::not_found(format!("no processor named `{name}`")));
+        }
+        Ok(ProcessorStatus {
+            name: name.to_owned(),
+            topic: versions
+                .first()
+                .map(|v| v.topic.clone())
+                .unwrap_or_default(),
+            promoted: alias.promoted.map(|v| v.to_string()),
+            previous: alias.previous.map(|v| v.to_string()),
+            versions,
+        })
+    }
+
+    /// Status of one version.
+    pub fn version_status(&self, id: &VersionId) -> Result<VersionStatus> {
+        let rec = self
+            .registry
+            .version(id)?
+            .ok_or_else(|| unknown_version(id))?;
+        let alias = self.registry.processor(&id.name)?;
+        Ok(self.describe(&rec, alias.promoted.as_ref()))
+    }
+
+    fn describe(&self, rec: &VersionRecord, promoted: Option<&semver::Version>) -> VersionStatus {
+        let id = rec.id();
+        let ends = self.log.end_offsets(&rec.topic).unwrap_or_default();
+        let (applied, rate, processed) = match self.running.lock().get(&id) {
+            Some(run) => {
+                let p = run.progress.lock();
+                (p.applied.clone(), p.rate, p.processed)
+            }
+            None => {
+                let offsets = self
+                    .stopped_views
+                    .lock()
+                    .get(&id)
+                    .and_then(|v| v.offsets().ok())
+                    .unwrap_or_default();
+                let applied = (0..ends.len() as u32)
+                    .map(|p| offsets.get(&p).copied().unwrap_or(0))
+                    .collect();
+                (applied, 0.0, 0)
+            }
+        };
+        let total: u64 = ends.iter().sum();
+        let done: u64 = applied.iter().zip(&ends).map(|(a, e)| (*a).min(*e)).sum();
+        let lag = total.saturating_sub(done);
+        let state = match &rec.stored {
+            Stored::Retired { .. } => State::Retired,
+            Stored::Failed(_) => State::Failed,
+            Stored::Active if promoted == Some(&rec.version) => State::Promoted,
+            Stored::Active if rec.caught_up => State::CaughtUp,
+            Stored::Active => State::Replaying,
+        };
+        let eta_seconds = (state == State::Replaying && rate > 0.0).then(|| lag as f64 / rate);
+        VersionStatus {
+            id: id.to_string(),
+            name: rec.name.clone(),
+            version: rec.version.to_string(),
+            digest: rec.digest.clone(),
+            topic: rec.topic.clone(),
+            state,
+            caught_up: rec.caught_up,
+            applied_offsets: applied,
+            end_offsets: ends,
+            lag,
+            progress: if total == 0 {
+                1.0
+            } else {
+                done as f64 / total as f64
+            },
+            events_per_second: rate,
+            eta_seconds,
+            processed_since_start: processed,
+            failure: match &rec.stored {
+                Stored::Failed(f) => Some(f.clone()),
+                _ => None,
+            },
+            settings: rec.settings.clone(),
+            deployed_at_ms: rec.deployed_at_ms,
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    /// Resolves `name` (the promoted version) or `name@version`.
+    pub fn resolve(&self, spec: &str) -> Result<VersionId> {
+        if spec.contains('@') {
+            return VersionId::parse(spec);
+        }
+        crate::registry::validate_name(spec)?;
+        let alias = self.registry.processor(spec)?;
+        match alias.promoted {
+            Some(version) => Ok(VersionId {
+                name: spec.to_owned(),
+                version,
+            }),
+            None => {
+                let known = self.registry.versions()?.iter().any(|r| r.name == spec);
+                Err(Error::not_found(if known {
+                    format!(
+                        "`{spec}` has no promoted version yet (its first version is promoted \
+                         when it catches up); name a version: {spec}@VERSION"
+                    )
+                } else {
+                    format!("no processor named `{spec}`")
+                }))
+            }
+        }
+    }
+
+    fn view(&self, id: &VersionId) -> Result<Arc<View>> {
+        if let Some(run) = self.running.lock().get(id) {
+            return Ok(run.view.clone());
+        }
+        if let Some(view) = self.stopped_views.lock().get(id) {
+            return Ok(view.clone());
+        }
+        match self.registry.version(id)? {
+            Some(rec) if matches!(rec.stored, Stored::Retired { .. }) => Err(Error::not_found(
+                format!("the view of {id} was dropped when the version was retired"),
+            )),
+            _ => Err(unknown_version(id)),
+        }
+    }
+
+    /// The value under `key` in the view of `spec`.
+    pub fn get(&self, spec: &str, key: &[u8]) -> Result<(VersionId, Option<Vec<u8>>)> {
+        let id = self.resolve(spec)?;
+        let value = self.view(&id)?.get(key)?;
+        Ok((id, value))
+    }
+
+    /// A page of rows of the view of `spec`.
+    pub fn scan(
+        &self,
+        spec: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<ScanPage> {
+        let id = self.resolve(spec)?;
+        let snap = self.view(&id)?.snapshot()?;
+        let mut rows = snap.scan(prefix, start_after, limit.saturating_add(1))?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_after = if more {
+            rows.last().map(|(k, _)| crate::model::display_key(k))
+        } else {
+            None
+        };
+        Ok(ScanPage {
+            id: id.to_string(),
+            rows: rows.iter().map(|(k, v)| Row::new(k, v)).collect(),
+            next_after,
+        })
+    }
+
+    /// The digest of the view of `spec`.
+    pub fn digest(&self, spec: &str) -> Result<(VersionId, crate::store::ViewDigest)> {
+        let id = self.resolve(spec)?;
+        let digest = self.view(&id)?.snapshot()?.digest()?;
+        Ok((id, digest))
+    }
+
+    /// Compares the views of `a` and `b` at the same log position: holds both
+    /// workers at the furthest offsets either has applied, waits (up to
+    /// `wait`) until both have reached them, and compares the snapshots.
+    pub fn diff(
+        &self,
+        a: &str,
+        b: &str,
+        options: &DiffOptions,
+        wait: Duration,
+    ) -> Result<DiffReport> {
+        let (ida, idb) = (self.resolve(a)?, self.resolve(b)?);
+        if ida.name != idb.name {
+            return Err(Error::invalid(format!(
+                "{ida} and {idb} are versions of different processors; a diff compares two \
+                 versions of one processor"
+            )));
+        }
+        let _one_at_a_time = self.diff_lock.lock();
+        let (va, vb) = (self.view(&ida)?, self.view(&idb)?);
+        let runs: Vec<Arc<Running>> = {
+            let running = self.running.lock();
+            [&ida, &idb]
+                .iter()
+                .filter_map(|id| running.get(*id).cloned())
+                .collect()
+        };
+        for (id, status) in [
+            (&ida, self.version_status(&ida)?),
+            (&idb, self.version_status(&idb)?),
+        ] {
+            if status.state == State::Replaying && wait.is_zero() {
+                return Err(Error::conflict(format!(
+                    "{id} is still replaying ({:.0}% done{}); a diff needs both views at the same \
+                     log position: retry when it has caught up, or ask to wait",
+                    status.progress * 100.0,
+                    status
+                        .eta_seconds
+                        .map(|s| format!(", about {s:.0} s to go"))
+                        .unwrap_or_default()
+                )));
+            }
+        }
+        let (oa, ob) = (va.offsets()?, vb.offsets()?);
+        let partitions = oa
+            .keys()
+            .chain(ob.keys())
+            .copied()
+            .max()
+            .map_or(0, |m| m + 1);
+        let target: Vec<u64> = (0..partitions)
+            .map(|p| {
+                oa.get(&p)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(ob.get(&p).copied().unwrap_or(0))
+            })
+            .collect();
+        for run in &runs {
+            *run.hold.lock() = Some(target.clone());
+        }
+        let release = || {
+            for run in &runs {
+                *run.hold.lock() = None;
+            }
+        };
+        let deadline = Instant::now() + wait.max(Duration::from_secs(5));
+        let at_target = |offsets: &BTreeMap<u32, u64>| {
+            (0..partitions).all(|p| offsets.get(&p).copied().unwrap_or(0) == target[p as usize])
+        };
+        let (sa, sb) = loop {
+            let (sa, sb) = match (va.snapshot(), vb.snapshot()) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => {
+                    release();
+                    return Err(e.into());
+                }
+            };
+            let (oa, ob) = match (sa.offsets(), sb.offsets()) {
+                (Ok(a), Ok(b)) => (a, b),
+                (Err(e), _) | (_, Err(e)) => {
+                    release();
+                    return Err(e.into());
+                }
+            };
+            if at_target(&oa) && at_target(&ob) {
+                break (sa, sb);
+            }
+            if Instant::now() >= deadline {
+                release();
+                return Err(Error::conflict(format!(
+                    "{ida} and {idb} did not reach the same log position in time (one may have \
+                     stopped or failed); applied offsets: {ida} {oa:?}, {idb} {ob:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        release();
+        diff::compare(&ida, &idb, &sa, &sb, options)
+    }
+}
+
+fn swap_alias(alias: &mut crate::registry::ProcessorRecord, version: &semver::Version) {
+    if alias.promoted.as_ref() != Some(version) {
+        alias.previous = alias.promoted.take();
+        alias.promoted = Some(version.clone());
+    }
+}
+
+fn unknown_version(id: &VersionId) -> Error {
+    Error::not_found(format!("no version {id} is deployed"))
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

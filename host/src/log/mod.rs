@@ -1,0 +1,634 @@
+//! The embedded event log, kappa's default log backend: topics split into
+//! partitions of offset-ordered, replayable events, kept in plain files in
+//! one directory, with no server to run.
+//!
+//! Guarantees:
+//! - Offsets are assigned per partition from 0 without gaps.
+//! - [`EmbeddedLog::append`] returns `Ok` only after the records are fsynced
+//!   (unless [`LogOptions::fsync`] is off), and readers see them only from then on.
+//! - After a crash, [`EmbeddedLog::open`] keeps every acknowledged record:
+//!   a torn write at the tail of a partition is cut off, while damage
+//!   anywhere else makes `open` fail with [`LogError::Corrupt`] rather than
+//!   serve or silently drop data.
+//!
+//! Each partition has a single writer (a mutex) and any number of
+//! [`PartitionReader`]s, each with its own file handle, that never block the
+//! writer. The byte format is specified (and frozen) in `record.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+mod partition;
+mod partitioner;
+mod reader;
+mod record;
+mod segment;
+#[cfg(test)]
+mod tests;
+
+use partition::Partition;
+pub use reader::PartitionReader;
+pub use record::{NewRecord, Record};
+
+const MAX_PARTITIONS: u32 = 1024;
+const MAX_TOPIC_NAME_LEN: usize = 200;
+const TOPIC_META_FILE: &str = "topic.json";
+const TOPIC_META_TMP_FILE: &str = "topic.json.tmp";
+const LOCK_FILE: &str = "LOCK";
+/// Version of the directory layout and of `topic.json`.
+const FORMAT_VERSION: u32 = 1;
+
+/// A topic and how far each of its partitions has been written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: u32,
+    /// `end_offsets[p]`: the offset the next record of partition `p` gets,
+    /// which is also its number of durable records.
+    pub end_offsets: Vec<u64>,
+}
+
+/// The offsets one append assigned in one partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppendedRange {
+    pub partition: u32,
+    pub first_offset: u64,
+    pub last_offset: u64,
+    pub count: u64,
+}
+
+/// Tuning of the embedded log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// A segment that would grow past this many bytes is closed and a new one
+    /// started (a single record larger than this still gets a segment).
+    pub segment_bytes: u64,
+    /// Largest accepted record, measured as its encoded body: key, value,
+    /// header names and values, plus 26 bytes of fixed fields and 6 per
+    /// header; never more than 2 GiB - 1. The recovery scan treats longer
+    /// length fields as damage, so do not lower this below records already
+    /// stored.
+    pub max_record_bytes: usize,
+    /// fsync on every append. Turning it off loses the durability guarantee
+    /// and is meant for benchmarks and tests only.
+    pub fsync: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 64 * 1024 * 1024,
+            max_record_bytes: 8 * 1024 * 1024,
+            fsync: true,
+        }
+    }
+}
+
+impl LogOptions {
+    /// The body length limit actually enforced: key lengths are stored as
+    /// `i32`, so records stay below 2 GiB whatever the options say.
+    fn max_body_len(&self) -> usize {
+        self.max_record_bytes.min(i32::MAX as usize)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("topic {0:?} does not exist; create it first")]
+    UnknownTopic(String),
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName { name: String, reason: String },
+    #[error("invalid partition count {0}: a topic has 1 to {MAX_PARTITIONS} partitions")]
+    InvalidPartitionCount(u32),
+    #[error(
+        "topic {topic:?} has no partition {partition}; its {partitions} partitions are numbered from 0"
+    )]
+    UnknownPartition {
+        topic: String,
+        partition: u32,
+        partitions: u32,
+    },
+    #[error(
+        "offset {offset} is past the end of topic {topic:?} partition {partition}, whose next offset is {end}"
+    )]
+    OffsetOutOfRange {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        end: u64,
+    },
+    /// `size` is the encoded record size in bytes and `max` the configured
+    /// limit, or, when `max` is 65535, possibly the record's header count or
+    /// a header name's length, which the format limits to 65535.
+    #[error("{}", too_large_message(*.size, *.max))]
+    RecordTooLarge { size: usize, max: usize },
+    #[error("{} {} is corrupt at byte {position}: {reason}", corrupt_kind(file), file.display())]
+    Corrupt {
+        file: PathBuf,
+        position: u64,
+        reason: String,
+    },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn too_large_message(size: usize, max: usize) -> String {
+    if max == record::HEADER_LIMIT {
+        format!(
+            "record exceeds a limit of {max}: it has {size} bytes, headers or bytes in a header name \
+             (a record has at most {max} headers, with names of at most {max} bytes)"
+        )
+    } else {
+        format!(
+            "record of {size} bytes exceeds the maximum of {max} bytes (LogOptions::max_record_bytes)"
+        )
+    }
+}
+
+fn corrupt_kind(file: &Path) -> &'static str {
+    if file.extension().is_some_and(|e| e == "seg") {
+        "log segment"
+    } else {
+        "log file"
+    }
+}
+
+impl LogError {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        LogError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Contents of `topic.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicMeta {
+    format: u32,
+    partitions: u32,
+}
+
+#[derive(Debug)]
+struct Topic {
+    name: String,
+    partitions: Vec<Arc<Partition>>,
+    round_robin: AtomicU32,
+}
+
+impl Topic {
+    fn info(&self) -> TopicInfo {
+        TopicInfo {
+            name: self.name.clone(),
+            partitions: self.partitions.len() as u32,
+            end_offsets: self.end_offsets(),
+        }
+    }
+
+    fn end_offsets(&self) -> Vec<u64> {
+        self.partitions
+            .iter()
+            .map(|p| p.end.load(Ordering::Acquire))
+            .collect()
+    }
+
+    fn partition(&self, partition: u32) -> Result<&Arc<Partition>, LogError> {
+        self.partitions
+            .get(partition as usize)
+            .ok_or_else(|| LogError::UnknownPartition {
+                topic: self.name.clone(),
+                partition,
+                partitions: self.partitions.len() as u32,
+            })
+    }
+}
+
+/// The log. Share it as `Arc<EmbeddedLog>`; every method takes `&self`.
+pub struct EmbeddedLog {
+    dir: PathBuf,
+    options: LogOptions,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes topic creation so it can do file I/O without holding `topics`.
+    create_lock: Mutex<()>,
+    /// Number of durable appends so far, for [`EmbeddedLog::wait_for_append`].
+    appends: Mutex<u64>,
+    appended: Condvar,
+    /// The same counter for async code.
+    notify: watch::Sender<u64>,
+    /// Holds the directory's advisory lock for as long as the log is open.
+    _lock: File,
+}
+
+impl fmt::Debug for EmbeddedLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedLog")
+            .field("dir", &self.dir)
+            .field("options", &self.options)
+            .field("topics", &self.topics.read().keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedLog {
+    /// Opens (creating if missing) the log in `dir` and recovers every
+    /// partition: each segment is scanned and its checksums verified, a torn
+    /// tail left by a crash is cut off (with a warning), and any other damage
+    /// fails with [`LogError::Corrupt`]. Only one `EmbeddedLog` may have a
+    /// directory open at a time, across processes too.
+    pub fn open(dir: &Path, options: LogOptions) -> Result<Self, LogError> {
+        fs::create_dir_all(dir).map_err(|e| {
+            LogError::io(format!("cannot create log directory {}", dir.display()), e)
+        })?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| LogError::io(format!("cannot open {}", lock_path.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(LogError::io(
+                    format!(
+                        "log directory {} is already open in another process or another EmbeddedLog",
+                        dir.display()
+                    ),
+                    io::ErrorKind::WouldBlock.into(),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(LogError::io(
+                    format!("cannot lock {}", lock_path.display()),
+                    e,
+                ));
+            }
+        }
+
+        let list_err = |e| LogError::io(format!("cannot list log directory {}", dir.display()), e);
+        let mut topics = BTreeMap::new();
+        for entry in fs::read_dir(dir).map_err(list_err)? {
+            let entry = entry.map_err(list_err)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if validate_topic_name(&name).is_err() || !entry.file_type().map_err(list_err)?.is_dir()
+            {
+                continue;
+            }
+            if let Some(topic) = load_topic(&entry.path(), &name, &options)? {
+                topics.insert(name, Arc::new(topic));
+            }
+        }
+
+        let (notify, _) = watch::channel(0);
+        Ok(EmbeddedLog {
+            dir: dir.to_path_buf(),
+            options,
+            topics: RwLock::new(topics),
+            create_lock: Mutex::new(()),
+            appends: Mutex::new(0),
+            appended: Condvar::new(),
+            notify,
+            _lock: lock,
+        })
+    }
+
+    /// Creates a topic with `partitions` (1 to 1024) empty partitions. Names
+    /// are 1 to 200 characters of `[A-Za-z0-9._-]`, other than `.`, `..` and
+    /// `LOCK` (in any case).
+    pub fn create_topic(&self, name: &str, partitions: u32) -> Result<TopicInfo, LogError> {
+        validate_topic_name(name).map_err(|reason| LogError::InvalidTopicName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })?;
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(LogError::InvalidPartitionCount(partitions));
+        }
+        let _creating = self.create_lock.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(LogError::TopicExists(name.to_owned()));
+        }
+        let topic_dir = self.dir.join(name);
+        if topic_dir.exists() {
+            // Left by a creation that never finished (no topic.json, or open
+            // would have loaded it): it holds no records.
+            tracing::warn!(dir = %topic_dir.display(), "removing unfinished topic directory {}", topic_dir.display());
+            fs::remove_dir_all(&topic_dir).map_err(|e| {
+                LogError::io(
+                    format!(
+                        "cannot remove unfinished topic directory {}",
+                        topic_dir.display()
+                    ),
+                    e,
+                )
+            })?;
+        }
+        let topic = self
+            .create_topic_files(&topic_dir, name, partitions)
+            .inspect_err(|_| {
+                let _ = fs::remove_dir_all(&topic_dir);
+            })?;
+        let info = topic.info();
+        self.topics.write().insert(name.to_owned(), Arc::new(topic));
+        Ok(info)
+    }
+
+    fn create_topic_files(
+        &self,
+        topic_dir: &Path,
+        name: &str,
+        partitions: u32,
+    ) -> Result<Topic, LogError> {
+        let fsync = self.options.fsync;
+        fs::create_dir(topic_dir).map_err(|e| {
+            LogError::io(
+                format!("cannot create topic directory {}", topic_dir.display()),
+                e,
+            )
+        })?;
+        let parts = (0..partitions)
+            .map(|p| {
+                Partition::create(name, p, topic_dir.join(p.to_string()), &self.options)
+                    .map(Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if fsync {
+            segment::sync_dir(topic_dir)?;
+        }
+        // Written last: its presence marks the topic as complete.
+        write_topic_meta(topic_dir, partitions, fsync)?;
+        if fsync {
+            segment::sync_dir(&self.dir)?;
+        }
+        Ok(Topic {
+            name: name.to_owned(),
+            partitions: parts,
+            round_robin: AtomicU32::new(0),
+        })
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        self.topics.read().values().map(|t| t.info()).collect()
+    }
+
+    pub fn topic(&self, name: &str) -> Result<TopicInfo, LogError> {
+        Ok(self.get(name)?.info())
+    }
+
+    /// Next offset of each partition of `topic`, indexed by partition.
+    pub fn end_offsets(&self, topic: &str) -> Result<Vec<u64>, LogError> {
+        Ok(self.get(topic)?.end_offsets())
+    }
+
+    /// The partition an event with this key belongs to: Kafka's default
+    /// partitioner (`toPositive(murmur2(key)) % partitions`, identical to the
+    /// Java client's) for keyed events, round-robin per topic otherwise.
+    pub fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32, LogError> {
+        let topic = self.get(topic)?;
+        let n = topic.partitions.len() as u32;
+        Ok(match key {
+            Some(key) => partitioner::partition_for_key(key, n),
+            None => topic.round_robin.fetch_add(1, Ordering::Relaxed) % n,
+        })
+    }
+
+    /// Appends `(partition, record)` pairs, in order within each partition.
+    ///
+    /// Everything is validated first and nothing is appended if any record is
+    /// refused. Each touched partition is fsynced once for the whole call;
+    /// the records become readable, and `Ok` is returned, only after that.
+    /// Returns one range per touched partition, sorted by partition. If a
+    /// write fails, none of the records become readable.
+    pub fn append(
+        &self,
+        topic: &str,
+        records: Vec<(u32, NewRecord)>,
+    ) -> Result<Vec<AppendedRange>, LogError> {
+        let topic = self.get(topic)?;
+        let max = self.options.max_body_len();
+        for (partition, r) in &records {
+            topic.partition(*partition)?;
+            let size = record::body_len(r).map_err(|size| LogError::RecordTooLarge {
+                size,
+                max: record::HEADER_LIMIT,
+            })?;
+            if size > max {
+                return Err(LogError::RecordTooLarge { size, max });
+            }
+        }
+        let mut groups: BTreeMap<u32, Vec<NewRecord>> = BTreeMap::new();
+        for (partition, r) in records {
+            groups.entry(partition).or_default().push(r);
+        }
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let groups: Vec<(&Arc<Partition>, Vec<NewRecord>)> = groups
+            .into_iter()
+            .map(|(p, rs)| (&topic.partitions[p as usize], rs))
+            .collect();
+
+        // Locked in ascending partition order, so concurrent appends cannot deadlock.
+        let mut writers: Vec<_> = groups.iter().map(|(p, _)| p.writer.lock()).collect();
+        let mut staged = Vec::with_capacity(groups.len());
+        for (i, (partition, rs)) in groups.iter().enumerate() {
+            match partition.stage(&mut writers[i], rs, &self.options) {
+                Ok(s) => staged.push(s),
+                Err(e) => {
+                    for (j, s) in staged.into_iter().enumerate() {
+                        groups[j].0.rollback(&mut writers[j], s);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let ranges = staged
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| groups[i].0.commit(&mut writers[i], s))
+            .collect();
+        drop(writers);
+        self.notify_append();
+        Ok(ranges)
+    }
+
+    /// A reader of one partition starting at `from_offset`, which may equal
+    /// the end (the reader then returns records as they are appended).
+    pub fn reader(
+        &self,
+        topic: &str,
+        partition: u32,
+        from_offset: u64,
+    ) -> Result<PartitionReader, LogError> {
+        let topic = self.get(topic)?;
+        let partition = topic.partition(partition)?.clone();
+        PartitionReader::open(partition, from_offset, self.options.max_body_len())
+    }
+
+    /// A counter bumped after every durable append to any topic. Async code
+    /// awaits `changed()` on it; plain threads should use
+    /// [`wait_for_append`](Self::wait_for_append) instead of polling.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.notify.subscribe()
+    }
+
+    /// Blocks until the append counter differs from `seen` or `timeout`
+    /// passes, and returns the counter. A thread tailing the log takes the
+    /// counter before reading to the end, then waits with it, so an append
+    /// during the read wakes it at once:
+    ///
+    /// ```ignore
+    /// let mut seen = log.wait_for_append(u64::MAX, Duration::ZERO); // current value
+    /// loop {
+    ///     while reader.read_batch(1000, 1 << 20, &mut batch)? > 0 { /* process */ }
+    ///     seen = log.wait_for_append(seen, Duration::from_secs(1));
+    /// }
+    /// ```
+    pub fn wait_for_append(&self, seen: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut count = self.appends.lock();
+        while *count == seen {
+            match deadline {
+                Some(deadline) => {
+                    if self.appended.wait_until(&mut count, deadline).timed_out() {
+                        break;
+                    }
+                }
+                None => self.appended.wait(&mut count),
+            }
+        }
+        *count
+    }
+
+    fn notify_append(&self) {
+        let mut count = self.appends.lock();
+        *count += 1;
+        // Updated under the same lock, so a value read from a watch receiver
+        // is always a valid `seen` for `wait_for_append`.
+        self.notify.send_replace(*count);
+        self.appended.notify_all();
+    }
+
+    fn get(&self, topic: &str) -> Result<Arc<Topic>, LogError> {
+        self.topics
+            .read()
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownTopic(topic.to_owned()))
+    }
+}
+
+fn validate_topic_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return Err("it is longer than 200 characters");
+    }
+    if name == "." || name == ".." || name.eq_ignore_ascii_case(LOCK_FILE) {
+        // LOCK in any case, as the lock file sits next to the topic directories.
+        return Err("\".\", \"..\" and \"LOCK\" are reserved");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// Loads a topic directory found at open; `None` for an unfinished creation.
+fn load_topic(
+    topic_dir: &Path,
+    name: &str,
+    options: &LogOptions,
+) -> Result<Option<Topic>, LogError> {
+    let meta_path = topic_dir.join(TOPIC_META_FILE);
+    let bytes = match fs::read(&meta_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tracing::warn!(
+                dir = %topic_dir.display(),
+                "ignoring {}: it has no {TOPIC_META_FILE}, so its creation never finished",
+                topic_dir.display()
+            );
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(LogError::io(
+                format!("cannot read {}", meta_path.display()),
+                e,
+            ));
+        }
+    };
+    // A rename that never happened leaves only the temporary file behind.
+    let _ = fs::remove_file(topic_dir.join(TOPIC_META_TMP_FILE));
+    let corrupt = |reason: String| LogError::Corrupt {
+        file: meta_path.clone(),
+        position: 0,
+        reason,
+    };
+    let meta: TopicMeta = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt(format!("invalid topic metadata: {e}")))?;
+    if meta.format != FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "format {} is not supported (this build reads format {FORMAT_VERSION})",
+            meta.format
+        )));
+    }
+    if !(1..=MAX_PARTITIONS).contains(&meta.partitions) {
+        return Err(corrupt(format!(
+            "invalid partition count {}",
+            meta.partitions
+        )));
+    }
+    let partitions = (0..meta.partitions)
+        .map(|p| Partition::recover(name, p, topic_dir.join(p.to_string()), options).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Topic {
+        name: name.to_owned(),
+        partitions,
+        round_robin: AtomicU32::new(0),
+    }))
+}
+
+/// Writes `topic.json` atomically: temporary file, fsync, rename, fsync directory.
+fn write_topic_meta(topic_dir: &Path, partitions: u32, fsync: bool) -> Result<(), LogError> {
+    let tmp = topic_dir.join(TOPIC_META_TMP_FILE);
+    let path = topic_dir.join(TOPIC_META_FILE);
+    let bytes = serde_json::to_vec(&TopicMeta {
+        format: FORMAT_VERSION,
+        partitions,
+    })
+    .expect("two integers always serialize");
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(&bytes)?;
+        if fsync { f.sync_all() } else { Ok(()) }
+    });
+    written
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(|e| LogError::io(format!("cannot write {}", path.display()), e))?;
+    if fsync {
+        segment::sync_dir(topic_dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,466 @@
+//! The JSON shapes of the HTTP API and of every `--json` output of the CLI.
+//! One definition serves the server (which serializes) and the client (which
+//! deserializes), so the two cannot drift. These shapes are documented in
+//! `docs/api.md`; fields are only ever added, never renamed or removed.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::log::{AppendedRange, NewRecord, TopicInfo};
+
+use crate::registry::{Failure, Settings};
+
+/// Where a version is in its life, as status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Applying the log from its beginning; not yet at the live end.
+    Replaying,
+    /// At the live end (it reached it at least once), not promoted.
+    CaughtUp,
+    /// The version the processor's alias points to.
+    Promoted,
+    /// Stopped by a plugin failure.
+    Failed,
+    /// Stopped on request; view dropped.
+    Retired,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Replaying => "replaying",
+            State::CaughtUp => "caught up",
+            State::Promoted => "promoted",
+            State::Failed => "failed",
+            State::Retired => "retired",
+        })
+    }
+}
+
+/// A topic and how far each partition has been written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TopicStatus {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Per partition, the offset the next event will get.
+    pub end_offsets: Vec<u64>,
+}
+
+impl From<TopicInfo> for TopicStatus {
+    fn from(t: TopicInfo) -> Self {
+        TopicStatus {
+            name: t.name,
+            partitions: t.partitions,
+            end_offsets: t.end_offsets,
+        }
+    }
+}
+
+/// Status of one version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionStatus {
+    /// `name@version`.
+    pub id: String,
+    /// Processor name.
+    pub name: String,
+    /// Semantic version.
+    pub version: String,
+    /// sha256 of the component.
+    pub digest: String,
+    /// Topic it reads.
+    pub topic: String,
+    /// Lifecycle state.
+    pub state: State,
+    /// Whether it has reached the live end at least once.
+    pub caught_up: bool,
+    /// Per partition, the next offset the view will apply.
+    pub applied_offsets: Vec<u64>,
+    /// Per partition, the log's end offset.
+    pub end_offsets: Vec<u64>,
+    /// Events in the log not yet applied to the view.
+    pub lag: u64,
+    /// Share of the log applied, 0 to 1.
+    pub progress: f64,
+    /// Recent processing rate.
+    pub events_per_second: f64,
+    /// Estimated seconds until caught up, while replaying.
+    pub eta_seconds: Option<f64>,
+    /// Events processed since this host process started.
+    pub processed_since_start: u64,
+    /// Why and where it failed, when failed.
+    pub failure: Option<Failure>,
+    /// Deploy settings.
+    pub settings: Settings,
+    /// When it was deployed, ms since the Unix epoch.
+    pub deployed_at_ms: i64,
+}
+
+/// Status of one processor: its alias and versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessorStatus {
+    /// Processor name.
+    pub name: String,
+    /// Topic its versions read.
+    pub topic: String,
+    /// The promoted version (what `NAME` reads).
+    pub promoted: Option<String>,
+    /// The version a rollback returns to.
+    pub previous: Option<String>,
+    /// Every version, oldest first.
+    pub versions: Vec<VersionStatus>,
+}
+
+/// Status of the whole host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Every processor.
+    pub processors: Vec<ProcessorStatus>,
+    /// Every topic.
+    pub topics: Vec<TopicStatus>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployReport {
+    /// `name@version`.
+    pub id: String,
+    /// sha256 of the component.
+    pub digest: String,
+    /// Topic it reads.
+    pub topic: String,
+    /// False when the same bytes were already deployed (nothing changed).
+    pub created: bool,
+    /// Whether the machine code came from the compiled-code cache.
+    pub compiled_from_cache: bool,
+    /// Time spent compiling or loading, ms.
+    pub compile_ms: u64,
+    /// Events in the log when the replay started.
+    pub events_to_replay: u64,
+}
+
+/// What a produce appended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProduceReport {
+    /// Topic.
+    pub topic: String,
+    /// Number of events appended.
+    pub appended: u64,
+    /// Offsets assigned, per partition.
+    pub partitions: Vec<PartitionRange>,
+}
+
+/// Offsets appended to one partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionRange {
+    /// The partition.
+    pub partition: u32,
+    /// Offset of the first event appended.
+    pub first_offset: u64,
+    /// Offset of the last event appended.
+    pub last_offset: u64,
+    /// Number of events appended.
+    pub count: u64,
+}
+
+impl From<AppendedRange> for PartitionRange {
+    fn from(r: AppendedRange) -> Self {
+        PartitionRange {
+            partition: r.partition,
+            first_offset: r.first_offset,
+            last_offset: r.last_offset,
+            count: r.count,
+        }
+    }
+}
+
+/// One row of a view, with its value rendered for people and JSON tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// The key, as text (see `key_encoding`).
+    pub key: String,
+    /// `utf8` (omitted) or `hex` for keys that are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_encoding: Option<String>,
+    /// The value: the JSON itself when the bytes are JSON, else a string.
+    pub value: serde_json::Value,
+    /// `json`, `utf8` or `base64`: how `value` renders the bytes.
+    pub value_encoding: String,
+}
+
+impl Row {
+    /// Renders raw key and value bytes.
+    pub fn new(key: &[u8], value: &[u8]) -> Self {
+        let (value, value_encoding) = render_value(value);
+        Row {
+            key: display_key(key),
+            key_encoding: std::str::from_utf8(key).is_err().then(|| "hex".to_owned()),
+            value,
+            value_encoding: value_encoding.to_owned(),
+        }
+    }
+}
+
+/// A key as text: itself when UTF-8, else `0x` and hex.
+pub fn display_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(s) => s.to_owned(),
+        Err(_) => format!("0x{}", hex::encode(key)),
+    }
+}
+
+/// Parses a key given on the command line or in a URL: `0x...` hex only when
+/// the caller marks it as hex, otherwise the UTF-8 bytes.
+pub fn parse_key(key: &str, hex_key: bool) -> Result<Vec<u8>, String> {
+    if hex_key {
+        hex::decode(key.trim_start_matches("0x")).map_err(|e| format!("key is not hex: {e}"))
+    } else {
+        Ok(key.as_bytes().to_vec())
+    }
+}
+
+/// Renders value bytes: JSON when they parse as JSON, else UTF-8 text, else
+/// base64.
+pub fn render_value(value: &[u8]) -> (serde_json::Value, &'static str) {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(value) {
+        return (v, "json");
+    }
+    match std::str::from_utf8(value) {
+        Ok(s) => (serde_json::Value::String(s.to_owned()), "utf8"),
+        Err(_) => (
+            serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(value)),
+            "base64",
+        ),
+    }
+}
+
+/// Answer to a point lookup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetReply {
+    /// The version that answered (the promoted one when none was named).
+    pub id: String,
+    /// Whether the key exists.
+    pub found: bool,
+    /// The row, when found.
+    pub row: Option<Row>,
+}
+
+/// A page of a scan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanPage {
+    /// The version that answered.
+    pub id: String,
+    /// Rows in key order.
+    pub rows: Vec<Row>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<String>,
+}
+
+/// A view's digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DigestReply {
+    /// The version.
+    pub id: String,
+    /// sha256 over the rows in key order.
+    pub sha256: String,
+    /// Number of rows.
+    pub rows: u64,
+    /// Applied offsets (next to apply) per partition.
+    pub offsets: BTreeMap<u32, u64>,
+}
+
+/// An error answer of the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Kind and message of an error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable kind: invalid, not_found, conflict, too_large, storage, internal.
+    pub kind: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// Body of `POST /v1/topics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopic {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions (1 to 1024).
+    pub partitions: u32,
+}
+
+/// Body of `POST /v1/topics/{topic}/events`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProduceRequest {
+    /// The events, appended all or nothing.
+    pub events: Vec<EventLine>,
+}
+
+/// One event as produced: a line of `kappa produce` input, or an element of
+/// a produce request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLine {
+    /// Key: a string, or a number (its decimal text). Absent or null: no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<serde_json::Value>,
+    /// Value: a string is stored as its UTF-8 bytes; any other JSON value as
+    /// its compact JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    /// Value as base64, for binary payloads (instead of `value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
+    /// Event time, ms since the Unix epoch. Absent: the append time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// Explicit partition. Absent: by key hash, or round-robin without key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// Headers, name to UTF-8 value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl EventLine {
+    /// Converts to a log record; `now_ms` stands in for a missing timestamp.
+    pub fn into_record(self, now_ms: i64) -> Result<(Option<u32>, NewRecord), String> {
+        let key = match self.key {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.into_bytes()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string().into_bytes()),
+            Some(other) => {
+                return Err(format!(
+                    "`key` must be a string or a number, not {}",
+                    json_kind(&other)
+                ));
+            }
+        };
+        let value = match (self.value, self.value_base64) {
+            (Some(_), Some(_)) => return Err("give `value` or `value_base64`, not both".into()),
+            (None, None) | (Some(serde_json::Value::Null), None) => {
+                return Err("missing `value` (use \"\" for an empty value)".into());
+            }
+            (Some(serde_json::Value::String(s)), None) => s.into_bytes(),
+            (Some(v), None) => serde_json::to_vec(&v).map_err(|e| e.to_string())?,
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|e| format!("`value_base64` is not base64: {e}"))?,
+        };
+        Ok((
+            self.partition,
+            NewRecord {
+                timestamp: self.timestamp.unwrap_or(now_ms),
+                key,
+                value,
+                headers: self
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect(),
+            },
+        ))
+    }
+
+    /// Parses one line of `kappa produce` input.
+    pub fn parse_line(line: &str) -> Result<Self, String> {
+        serde_json::from_str(line).map_err(|e| e.to_string())
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Body of `POST /v1/processors/{name}/promote`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// The version to promote.
+    pub version: String,
+    /// Promote even if it has not caught up.
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_convert_as_documented() {
+        let (p, r) =
+            EventLine::parse_line(r#"{"key":"a","value":{"x": 1, "y":[1, 2]},"timestamp":5}"#)
+                .unwrap()
+                .into_record(99)
+                .unwrap();
+        assert_eq!(p, None);
+        assert_eq!(r.key.as_deref(), Some(&b"a"[..]));
+        assert_eq!(r.value, br#"{"x":1,"y":[1,2]}"#);
+        assert_eq!(r.timestamp, 5);
+        let (_, r) = EventLine::parse_line(r#"{"key":7,"value":"plain text"}"#)
+            .unwrap()
+            .into_record(99)
+            .unwrap();
+        assert_eq!(r.key.as_deref(), Some(&b"7"[..]));
+        assert_eq!(r.value, b"plain text");
+        assert_eq!(r.timestamp, 99);
+        let (p, r) =
+            EventLine::parse_line(r#"{"value_base64":"AAE=","partition":2,"headers":{"h":"v"}}"#)
+                .unwrap()
+                .into_record(0)
+                .unwrap();
+        assert_eq!((p, r.value, r.key), (Some(2), vec![0, 1], None));
+        assert_eq!(r.headers, vec![("h".to_owned(), b"v".to_vec())]);
+    }
+
+    #[test]
+    fn bad_event_lines_say_why() {
+        let err = |line: &str| match EventLine::parse_line(line) {
+            Err(e) => e,
+            Ok(l) => l.into_record(0).unwrap_err(),
+        };
+        assert!(
+            err("{not json").contains("key must be a string")
+                || err("{not json").contains("line 1")
+        );
+        assert!(err(r#"{"key":"a"}"#).contains("missing `value`"));
+        assert!(err(r#"{"key":[1],"value":1}"#).contains("`key` must be a string or a number"));
+        assert!(err(r#"{"value":1,"tiemstamp":3}"#).contains("unknown field `tiemstamp`"));
+        assert!(err(r#"{"value":1,"timestamp":"x"}"#).contains("invalid type"));
+        assert!(err(r#"{"value_base64":"!!"}"#).contains("not base64"));
+    }
+
+    #[test]
+    fn rows_render_json_text_and_binary() {
+        assert_eq!(Row::new(b"k", br#"{"a":1}"#).value_encoding, "json");
+        let text = Row::new(b"k", b"hello");
+        assert_eq!(
+            (text.value, text.value_encoding.as_str()),
+            (serde_json::json!("hello"), "utf8")
+        );
+        let bin = Row::new(&[0xff], &[0xff, 0x00]);
+        assert_eq!(bin.key, "0xff");
+        assert_eq!(bin.key_encoding.as_deref(), Some("hex"));
+        assert_eq!(bin.value_encoding, "base64");
+    }
+}

@@ -1,0 +1,584 @@
+//! The plugin runtime: turns component bytes into a validated, compiled
+//! plugin, and runs instances of it over batches of events.
+//!
+//! - Validation happens once, at deploy, and says exactly what is wrong: not
+//!   WebAssembly, a core module instead of a component, a contract version
+//!   this host does not speak, an import the host does not grant, a missing or
+//!   mistyped export.
+//! - Compiled code is cached on disk by digest, so a restart loads machine code
+//!   instead of running Cranelift again.
+//! - Isolation: each instance has its own store with a memory limit
+//!   (`StoreLimits`) and a time limit per call (epoch interruption, ticked by
+//!   one background thread), so a trap, an endless loop or a memory blow-up
+//!   fails the call, which fails that version only.
+//! - A batch's view writes are buffered in the store's state (so the guest
+//!   reads its own writes) and handed back to the caller, which commits them
+//!   with the batch's offsets.
+
+pub mod bindings;
+mod sandbox;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::error::{Error, Result};
+use crate::log::Record;
+use crate::registry::Settings;
+use crate::store::{Snapshot, Writes};
+use bindings::{Event, GuestError, Header, Processor, ProcessorPre};
+use sandbox::CapturedOutput;
+
+/// The contract versions this host speaks, newest last.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+/// The WIT package of the contract.
+const CONTRACT_PACKAGE: &str = "kappa:processor";
+/// How often the epoch advances; the granularity of batch time limits.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Largest key a plugin may write.
+pub const MAX_KEY_BYTES: usize = 64 << 10;
+/// Largest single value a plugin may write.
+pub const MAX_VALUE_BYTES: usize = 16 << 20;
+/// Largest total of writes one batch may buffer before the call is stopped.
+pub const MAX_BATCH_WRITE_BYTES: usize = 256 << 20;
+/// Guest log messages kept per batch; the rest are counted, not logged.
+const LOG_BUDGET_PER_CALL: u32 = 100;
+
+/// Owns the engine, the linker (what plugins may import) and the compiled-code
+/// cache. One per host, shared by every version.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: PathBuf,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A validated, compiled plugin, ready to instantiate.
+pub struct Plugin {
+    pre: ProcessorPre<HostState>,
+    /// sha256 of the component bytes.
+    pub digest: String,
+    /// Whether the machine code came from the on-disk cache.
+    pub from_cache: bool,
+    /// Time spent compiling or loading the machine code.
+    pub load_time: Duration,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("digest", &self.digest)
+            .field("from_cache", &self.from_cache)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime caching compiled code under `cache_dir`.
+    pub fn new(cache_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(cache_dir).map_err(crate::error::io(format!(
+            "creating the compiled-code cache {}",
+            cache_dir.display()
+        )))?;
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.parallel_compilation(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| Error::Internal(format!("creating the wasm engine: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| Error::Internal(format!("linking WASI: {e:#}")))?;
+        Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Internal(format!("linking the processor contract: {e:#}")))?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new()
+            .name("kappa-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| Error::Internal(format!("starting the epoch thread: {e}")))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir: cache_dir.to_owned(),
+            stop_ticker,
+        })
+    }
+
+    /// Validates `bytes` as a processor plugin and compiles it (or loads its
+    /// compiled code from the cache). Errors say what is wrong with the file.
+    pub fn load(&self, bytes: &[u8], digest: &str) -> Result<Plugin> {
+        check_header(bytes)?;
+        let started = Instant::now();
+        let cache_path = self.cache_dir.join(format!(
+            "{digest}-wasmtime-{}.cwasm",
+            env!("CARGO_PKG_VERSION")
+        ));
+        let (component, from_cache) = match self.load_cached(&cache_path) {
+            Some(component) => (component, true),
+            None => {
+                let component = Component::new(&self.engine, bytes).map_err(|e| {
+                    Error::invalid(format!("the file is not a valid component: {e:#}"))
+                })?;
+                self.store_cached(&cache_path, &component);
+                (component, false)
+            }
+        };
+        self.check_imports(&component)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            Error::invalid(format!(
+                "the component's imports cannot be satisfied by this host: {e:#}"
+            ))
+        })?;
+        let pre = ProcessorPre::new(instance_pre).map_err(|e| {
+            Error::invalid(format!(
+                "the component does not export the `processor` world of \
+                 {CONTRACT_PACKAGE}@{}: {e:#} (exports found: {})",
+                SUPPORTED_CONTRACTS.join(", "),
+                export_names(&self.engine, &component)
+            ))
+        })?;
+        Ok(Plugin {
+            pre,
+            digest: digest.to_owned(),
+            from_cache,
+            load_time: started.elapsed(),
+        })
+    }
+
+    fn load_cached(&self, path: &Path) -> Option<Component> {
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: `deserialize_file` trusts the file to be machine code that
+        // this engine produced. The cache directory is private to the host's
+        // data directory, each file is named by the sha256 of its source and
+        // this wasmtime's version, and is written only by `store_cached` via
+        // an atomic rename, so it holds exactly what `serialize` returned.
+        // wasmtime additionally checks the engine configuration on load.
+        #[allow(unsafe_code)]
+        let loaded = unsafe { Component::deserialize_file(&self.engine, path) };
+        match loaded {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable compiled-code cache entry: {e:#}");
+                None
+            }
+        }
+    }
+
+    fn store_cached(&self, path: &Path, component: &Component) {
+        // A failure to cache costs a recompile on restart, nothing more.
+        let result = component
+            .serialize()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|code| {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, code)
+                    .and_then(|()| std::fs::rename(&tmp, path))
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), "could not cache compiled code: {e}");
+        }
+    }
+
+    /// Names a refused import precisely, before the linker's generic error.
+    fn check_imports(&self, component: &Component) -> Result<()> {
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
+            if let Some(rest) = name.strip_prefix(CONTRACT_PACKAGE) {
+                let version = rest.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
+                if !SUPPORTED_CONTRACTS.contains(&version) {
+                    return Err(Error::invalid(format!(
+                        "the component was built against {CONTRACT_PACKAGE}@{version} \
+                         (import `{name}`), but this host supports {}",
+                        SUPPORTED_CONTRACTS.join(", ")
+                    )));
+                }
+            } else if !name.starts_with("wasi:") {
+                return Err(Error::invalid(format!(
+                    "the component imports `{name}`, which kappa does not grant to plugins: \
+                     a processor may import only {CONTRACT_PACKAGE}/view and \
+                     {CONTRACT_PACKAGE}/logging (plus WASI 0.2, made inert)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an instance of `plugin` for version `label` and runs its
+    /// `init` with the deploy configuration.
+    pub fn instantiate(
+        &self,
+        plugin: &Plugin,
+        label: &str,
+        settings: &Settings,
+    ) -> std::result::Result<Instance, CallFailure> {
+        let output = CapturedOutput::new(4096);
+        let memory_limit = usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX);
+        let state = HostState {
+            wasi: sandbox::wasi_ctx(&output),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
+            batch: None,
+            label: label.to_owned(),
+            log_budget: LOG_BUDGET_PER_CALL,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        let timeout_ticks = (settings.batch_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
+        let mut instance = Instance {
+            store,
+            bindings: None,
+            output,
+            timeout_ticks,
+            timeout_ms: settings.batch_timeout_ms,
+        };
+        instance.store.set_epoch_deadline(timeout_ticks);
+        let bindings = plugin
+            .pre
+            .instantiate(&mut instance.store)
+            .map_err(|e| instance.failure("failed to instantiate", None, &e))?;
+        instance.store.set_epoch_deadline(timeout_ticks);
+        instance.store.data_mut().log_budget = LOG_BUDGET_PER_CALL;
+        match bindings.call_init(&mut instance.store, &settings.config) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(CallFailure {
+                    offset: None,
+                    message: format!("init refused: {}", describe_guest_error(&e)),
+                });
+            }
+            Err(e) => return Err(instance.failure("trapped in init", None, &e)),
+        }
+        instance.bindings = Some(bindings);
+        Ok(instance)
+    }
+}
+
+fn check_header(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(Error::invalid(
+            "the file is not WebAssembly (it does not start with the \\0asm magic)",
+        ));
+    }
+    // The 4 bytes after the magic are version + layer: 1,0,0,0 for a core
+    // module; components use a different layer.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(Error::invalid(
+            "the file is a core WebAssembly module, not a component: build the plugin for \
+             the wasm32-wasip2 target (or wrap the module with `wasm-tools component new`)",
+        ));
+    }
+    Ok(())
+}
+
+fn export_names(engine: &Engine, component: &Component) -> String {
+    let ty = component.component_type();
+    let names: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn describe_guest_error(e: &GuestError) -> String {
+    match e {
+        GuestError::InvalidConfig(m) => format!("invalid configuration: {m}"),
+        GuestError::InvalidEvent(ev) => {
+            format!("invalid event at offset {}: {}", ev.offset, ev.message)
+        }
+        GuestError::Internal(m) => m.clone(),
+    }
+}
+
+/// Why a call into a plugin failed. `offset` names the event when the guest
+/// reported one (an `invalid-event` error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallFailure {
+    /// The offending event's offset, when known.
+    pub offset: Option<u64>,
+    /// What happened, including what the guest printed just before.
+    pub message: String,
+}
+
+/// One live instance of a plugin. Not reusable after a failure: the worker
+/// drops it and creates a fresh one if it needs to call the plugin again.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: Option<Processor>,
+    output: CapturedOutput,
+    timeout_ticks: u64,
+    timeout_ms: u64,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("label", &self.store.data().label)
+            .finish()
+    }
+}
+
+impl Instance {
+    /// Runs `process` on `events` (one partition, offset order) against the
+    /// view as of `snapshot` plus `writes` (the uncommitted writes of earlier
+    /// calls that the caller will commit together with these). Returns the
+    /// writes with this batch's added; on failure they are left as they were
+    /// before the call.
+    pub fn process(
+        &mut self,
+        snapshot: Snapshot,
+        writes: Writes,
+        events: Vec<Record>,
+    ) -> std::result::Result<Writes, (Writes, CallFailure)> {
+        let events: Vec<Event> = events.into_iter().map(to_event).collect();
+        let before = writes.clone();
+        self.store.data_mut().batch = Some(Batch {
+            snapshot,
+            writes,
+            write_bytes: 0,
+        });
+        self.store.data_mut().log_budget = LOG_BUDGET_PER_CALL;
+        self.store.set_epoch_deadline(self.timeout_ticks);
+        let Some(bindings) = self.bindings.as_ref() else {
+            return Err((
+                before,
+                CallFailure {
+                    offset: None,
+                    message: "the instance was not initialized".into(),
+                },
+            ));
+        };
+        let result = bindings.call_process(&mut self.store, &events);
+        let batch = self.store.data_mut().batch.take();
+        let printed = self.output.take();
+        if !printed.is_empty() {
+            tracing::info!(plugin = %self.store.data().label, "plugin output: {}", printed.trim_end());
+        }
+        match (result, batch) {
+            (Ok(Ok(())), Some(batch)) => Ok(batch.writes),
+            (Ok(Ok(())), None) => Err((
+                before,
+                CallFailure {
+                    offset: None,
+                    message: "internal error: batch state lost".into(),
+                },
+            )),
+            (Ok(Err(e)), _) => {
+                let offset = match &e {
+                    GuestError::InvalidEvent(ev) => Some(ev.offset),
+                    _ => None,
+                };
+                Err((
+                    before,
+                    CallFailure {
+                        offset,
+                        message: format!("returned an error: {}", describe_guest_error(&e)),
+                    },
+                ))
+            }
+            (Err(e), _) => {
+                let failure = CallFailure {
+                    offset: None,
+                    message: self.describe_trap(&e, &printed),
+                };
+                Err((before, failure))
+            }
+        }
+    }
+
+    fn failure(&mut self, what: &str, offset: Option<u64>, e: &wasmtime::Error) -> CallFailure {
+        let printed = self.output.take();
+        CallFailure {
+            offset,
+            message: format!("{what}: {}", self.describe_trap(e, &printed)),
+        }
+    }
+
+    fn describe_trap(&self, e: &wasmtime::Error, printed: &str) -> String {
+        let mut message = match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!(
+                "exceeded the time limit of {} ms for one call (an endless loop?)",
+                self.timeout_ms
+            ),
+            Some(trap) => format!("trapped: {trap}"),
+            None => format!("trapped: {}", first_line(&format!("{e:#}"))),
+        };
+        // The guest's own last words (a Rust panic message, a Python
+        // traceback) are the most useful part for the plugin author.
+        let printed = printed.trim();
+        if !printed.is_empty() {
+            let tail: String = printed
+                .lines()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" | ");
+            message.push_str(&format!("; plugin output: {tail}"));
+        }
+        message
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn to_event(r: Record) -> Event {
+    Event {
+        partition: r.partition,
+        offset: r.offset,
+        timestamp: r.timestamp,
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect(),
+    }
+}
+
+/// The view state of the call in progress.
+struct Batch {
+    snapshot: Snapshot,
+    writes: Writes,
+    write_bytes: usize,
+}
+
+/// Per-instance host state: WASI, limits, and the batch in progress.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    batch: Option<Batch>,
+    label: String,
+    log_budget: u32,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    fn batch(&mut self) -> wasmtime::Result<&mut Batch> {
+        self.batch.as_mut().ok_or_else(|| {
+            wasmtime::format_err!("the view is available only while processing events, not in init")
+        })
+    }
+}
+
+impl bindings::kappa::processor::view::Host for HostState {
+    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        let batch = self.batch()?;
+        if let Some(pending) = batch.writes.get(&key) {
+            return Ok(pending.clone());
+        }
+        batch
+            .snapshot
+            .get(&key)
+            .map_err(|e| wasmtime::format_err!("reading the view failed: {e}"))
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        if key.len() > MAX_KEY_BYTES {
+            wasmtime::bail!(
+                "view key of {} bytes exceeds the limit of {MAX_KEY_BYTES}",
+                key.len()
+            );
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            wasmtime::bail!(
+                "view value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}",
+                value.len()
+            );
+        }
+        let batch = self.batch()?;
+        batch.write_bytes += key.len() + value.len();
+        if batch.write_bytes > MAX_BATCH_WRITE_BYTES {
+            wasmtime::bail!("one batch wrote over {MAX_BATCH_WRITE_BYTES} bytes to the view");
+        }
+        batch.writes.insert(key, Some(value));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        let batch = self.batch()?;
+        batch.write_bytes += key.len();
+        batch.writes.insert(key, None);
+        Ok(())
+    }
+}
+
+impl bindings::kappa::processor::logging::Host for HostState {
+    fn log(&mut self, level: bindings::Level, message: String) {
+        if self.log_budget == 0 {
+            return;
+        }
+        self.log_budget -= 1;
+        let plugin = self.label.as_str();
+        match level {
+            bindings::Level::Trace => tracing::trace!(target: "kappa::plugin", plugin, "{message}"),
+            bindings::Level::Debug => tracing::debug!(target: "kappa::plugin", plugin, "{message}"),
+            bindings::Level::Info => tracing::info!(target: "kappa::plugin", plugin, "{message}"),
+            bindings::Level::Warn => tracing::warn!(target: "kappa::plugin", plugin, "{message}"),
+            bindings::Level::Error => tracing::error!(target: "kappa::plugin", plugin, "{message}"),
+        }
+    }
+}
+
+impl bindings::kappa::processor::types::Host for HostState {}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_check_names_the_problem() {
+        let not_wasm = check_header(b"hello world").unwrap_err().to_string();
+        assert!(not_wasm.contains("not WebAssembly"), "{not_wasm}");
+        let core = check_header(b"\0asm\x01\0\0\0").unwrap_err().to_string();
+        assert!(core.contains("core WebAssembly module"), "{core}");
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

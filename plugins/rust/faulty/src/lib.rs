@@ -1,0 +1,172 @@
+//! A processor that misbehaves on demand, so that the host's tests can check
+//! that a plugin cannot hurt it: traps, errors, endless loops, unbounded
+//! memory, huge writes, a panicking `init`, and reads of the clock and of
+//! randomness, which the host must make deterministic.
+//!
+//! Configuration: `{"mode": "...", "fail_on": "boom"}`, both optional. It
+//! counts events per key like the starter (ASCII decimal under the key, or
+//! `(no key)`); an event whose value contains `fail_on` (default `boom`)
+//! triggers the mode:
+//! - `none` (default): nothing, it only counts;
+//! - `trap`: panics with `poison event at offset N`;
+//! - `error`: returns `invalid-event` for that offset;
+//! - `loop`: never returns;
+//! - `grow-memory`: allocates and touches memory without bound;
+//! - `huge-output`: puts one 64 MiB value under `huge`.
+//!
+//! These act on every event instead, whatever its value:
+//! - `clock`: writes the nanoseconds since the Unix epoch that
+//!   `SystemTime::now()` returns under `clock`;
+//! - `random`: writes 8 bytes drawn from std's random source (through
+//!   `RandomState`), as hex, under `random`.
+//!
+//! And `init-panic` panics in `init`.
+
+use std::cell::RefCell;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+wit_bindgen::generate!({
+    path: "../../../wit/processor-0.1.0",
+    world: "processor",
+});
+
+use kappa::processor::types::EventError;
+use kappa::processor::view;
+
+/// How to misbehave.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    #[default]
+    None,
+    Trap,
+    Error,
+    Loop,
+    GrowMemory,
+    HugeOutput,
+    InitPanic,
+    Clock,
+    Random,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Config {
+    mode: Mode,
+    fail_on: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::None,
+            fail_on: "boom".into(),
+        }
+    }
+}
+
+thread_local! {
+    static CONFIG: RefCell<Config> = RefCell::new(Config::default());
+}
+
+/// Size of the `huge-output` value: far past any sane row.
+const HUGE: usize = 64 << 20;
+
+struct Faulty;
+
+impl Guest for Faulty {
+    fn init(config: String) -> Result<(), Error> {
+        let config: Config = if config.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_json::from_str(&config)
+                .map_err(|e| Error::InvalidConfig(format!("invalid config: {e}")))?
+        };
+        if config.mode == Mode::InitPanic {
+            panic!("init-panic mode: panicking in init");
+        }
+        CONFIG.set(config);
+        Ok(())
+    }
+
+    fn process(events: Vec<Event>) -> Result<(), Error> {
+        CONFIG.with_borrow(|config| {
+            for event in &events {
+                if contains(&event.value, config.fail_on.as_bytes()) {
+                    misbehave(config.mode, event.offset)?;
+                }
+                match config.mode {
+                    Mode::Clock => view::put(b"clock", clock().as_bytes()),
+                    Mode::Random => view::put(b"random", random().as_bytes()),
+                    _ => {}
+                }
+                let key = event.key.as_deref().unwrap_or(b"(no key)");
+                let count = view::get(key)
+                    .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+                    .unwrap_or(0);
+                view::put(key, (count + 1).to_string().as_bytes());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Does what `mode` says to the poison event at `offset`.
+fn misbehave(mode: Mode, offset: u64) -> Result<(), Error> {
+    match mode {
+        Mode::Trap => panic!("poison event at offset {offset}"),
+        Mode::Error => Err(Error::InvalidEvent(EventError {
+            offset,
+            message: format!("poison event at offset {offset}"),
+        })),
+        Mode::Loop => {
+            // black_box keeps the optimizer from reasoning the loop away.
+            let mut n = 0u64;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        Mode::GrowMemory => {
+            let mut held = Vec::new();
+            loop {
+                let mut chunk = vec![0u8; 1 << 20];
+                // Write every page so the memory is really committed, not
+                // just reserved.
+                for page in chunk.chunks_mut(4096) {
+                    page[0] = 1;
+                }
+                held.push(std::hint::black_box(chunk));
+            }
+        }
+        Mode::HugeOutput => {
+            view::put(b"huge", &vec![b'x'; HUGE]);
+            Ok(())
+        }
+        Mode::None | Mode::InitPanic | Mode::Clock | Mode::Random => Ok(()),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Wall-clock time as signed nanoseconds since the Unix epoch.
+fn clock() -> String {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_nanos().to_string(),
+        Err(before) => format!("-{}", before.duration().as_nanos()),
+    }
+}
+
+/// 8 bytes from std's random source as hex. Each `RandomState` takes fresh
+/// keys (seeded once per thread from the system's randomness), so hashing the
+/// same input gives a new value each time.
+fn random() -> String {
+    format!("{:016x}", RandomState::new().hash_one(0u8))
+}
+
+export!(Faulty);

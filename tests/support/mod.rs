@@ -1,0 +1,338 @@
+//! Harness of the end-to-end tests: runs the real `kappa` binary as a server
+//! on a loopback port with its own data directory, and runs the CLI against
+//! it exactly as a user would. Also computes, independently of the plugins,
+//! the views that the example payments plugins must build.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const KAPPA: &str = env!("CARGO_BIN_EXE_kappa");
+
+/// A `kappa serve` process.
+pub struct Server {
+    pub data_dir: PathBuf,
+    pub url: String,
+    child: Child,
+}
+
+impl Server {
+    /// Starts a server on a free loopback port over `data_dir`.
+    pub fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(KAPPA)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "warn,kappa=info",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting kappa serve");
+        // The first stdout line announces the bound address.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the address line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from kappa serve: {line:?}"))
+            .to_owned();
+        Server {
+            data_dir: data_dir.to_owned(),
+            url,
+            child,
+        }
+    }
+
+    /// Runs `kappa ARGS --server URL`, returning its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_stdin(args, None)
+    }
+
+    /// Same, feeding `stdin`.
+    pub fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(KAPPA);
+        cmd.args(args).args(["--server", &self.url]);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("running kappa");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().expect("waiting for kappa")
+    }
+
+    /// Runs a command that must succeed, with `--json`, and parses its output.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "kappa {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "kappa {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Runs a command that must fail with `code`, returning its stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "kappa {args:?}: stdout {} stderr {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+
+    /// Status of one version, as JSON.
+    pub fn version(&self, id: &str) -> Value {
+        let (name, version) = id.split_once('@').unwrap();
+        let status = self.json(&["status", name]);
+        status["processors"][0]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["version"] == version)
+            .unwrap_or_else(|| panic!("no {id} in {status}"))
+            .clone()
+    }
+
+    /// Waits until `id` has applied every event of its topic.
+    pub fn wait_applied(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let v = self.version(id);
+            assert_ne!(v["state"], "failed", "{id} failed: {v}");
+            if v["lag"] == 0 && v["state"] != "replaying" {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{id} did not catch up: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every row of a view, key to value (as JSON text, compact).
+    pub fn rows(&self, view: &str) -> BTreeMap<String, String> {
+        let mut rows = BTreeMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut args = vec!["scan", view, "--limit", "5000"];
+            if let Some(a) = &after {
+                args.extend(["--after", a.as_str()]);
+            }
+            let page = self.json(&args);
+            for row in page["rows"].as_array().unwrap() {
+                rows.insert(
+                    row["key"].as_str().unwrap().to_owned(),
+                    row["value"].to_string(),
+                );
+            }
+            match page["next_after"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => return rows,
+            }
+        }
+    }
+
+    /// Kills the server with SIGKILL (no clean shutdown).
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Stops the server cleanly (SIGTERM) and waits for it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child.kill().unwrap();
+        panic!("kappa serve did not stop on SIGTERM within 30 s");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes payments as a JSON-lines file for `kappa produce --file`.
+pub fn write_jsonl(path: &Path, payments: &[kappa::workload::Payment]) {
+    let text: String = payments
+        .iter()
+        .map(|p| serde_json::to_string(&p.to_event_line()).unwrap() + "\n")
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// The rules of the example payments plugins, written again here from their
+/// specification (not from their code), to check the views they build.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub large_cents: i64,
+    /// `Some((max_txns, window_ms))` enables the velocity rule.
+    pub velocity: Option<(usize, i64)>,
+}
+
+pub const V1_RULES: Rules = Rules {
+    large_cents: 500_000,
+    velocity: None,
+};
+pub const V2_RULES: Rules = Rules {
+    large_cents: 1_000_000,
+    velocity: Some((4, 60_000)),
+};
+
+/// The view a payments plugin with `rules` builds from `payments` (in log
+/// order per account, which is what key partitioning guarantees).
+pub fn expected_view(
+    payments: &[kappa::workload::Payment],
+    rules: Rules,
+) -> BTreeMap<String, String> {
+    #[derive(Default)]
+    struct Account {
+        txns: u64,
+        total: i64,
+        flagged: u64,
+        window: Vec<i64>,
+    }
+    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
+    let mut view = BTreeMap::new();
+    for p in payments {
+        let acct = accounts.entry(p.account.clone()).or_default();
+        acct.txns += 1;
+        acct.total += p.amount_cents;
+        let mut rule = None;
+        if p.amount_cents >= rules.large_cents {
+            rule = Some("large-amount");
+        }
+        if let Some((max_txns, window_ms)) = rules.velocity {
+            acct.window
+                .retain(|&t| t > p.timestamp - window_ms && t <= p.timestamp);
+            acct.window.push(p.timestamp);
+            acct.window.sort_unstable();
+            if rule.is_none() && acct.window.len() >= max_txns {
+                rule = Some("velocity");
+            }
+            view.insert(
+                format!("window/{}", p.account),
+                serde_json::json!(acct.window).to_string(),
+            );
+        }
+        if let Some(rule) = rule {
+            acct.flagged += 1;
+            view.insert(
+                format!("flag/{}", p.txn),
+                format!(
+                    r#"{{"account":"{}","amount_cents":{},"rule":"{rule}","timestamp":{}}}"#,
+                    p.account, p.amount_cents, p.timestamp
+                ),
+            );
+        }
+        view.insert(
+            format!("account/{}", p.account),
+            format!(
+                r#"{{"txns":{},"total_cents":{},"flagged":{}}}"#,
+                acct.txns, acct.total, acct.flagged
+            ),
+        );
+    }
+    view
+}
+
+/// The digest `kappa digest` prints for a view with exactly these rows:
+/// sha256 over each (key, value) in key order, each framed by its length.
+pub fn digest_of(view: &BTreeMap<String, String>) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for (k, v) in view {
+        h.update((k.len() as u64).to_le_bytes());
+        h.update(k.as_bytes());
+        h.update((v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Parses every value of an expected view as JSON, the way `rows` returns them.
+pub fn as_json_rows(view: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    view.iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                serde_json::from_str::<Value>(v).unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Counts of a diff between two expected views: added, removed, changed, unchanged.
+pub fn expected_diff(
+    a: &BTreeMap<String, String>,
+    b: &BTreeMap<String, String>,
+    prefix: &str,
+) -> [u64; 4] {
+    let mut counts = [0u64; 4];
+    let keys: std::collections::BTreeSet<&String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    for k in keys {
+        match (a.get(k), b.get(k)) {
+            (None, Some(_)) => counts[0] += 1,
+            (Some(_), None) => counts[1] += 1,
+            (Some(x), Some(y)) if x != y => counts[2] += 1,
+            _ => counts[3] += 1,
+        }
+    }
+    counts
+}
+
+/// The counts of a `kappa diff --json` answer, in the same order.
+pub fn diff_counts(report: &Value) -> [u64; 4] {
+    let c = &report["counts"];
+    ["added", "removed", "changed", "unchanged"].map(|k| c[k].as_u64().unwrap())
+}
