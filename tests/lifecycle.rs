@@ -318,3 +318,87 @@ fn a_trapping_version_fails_alone_with_partition_offset_and_message() {
     // The host stays up and its other views answer.
     assert_eq!(server.json(&["get", "counts", "acct-0001"])["found"], true);
 }
+
+#[test]
+fn diff_under_live_appends_compares_both_views_at_one_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "payments", "--partitions", "4"]);
+    let mut generator = PaymentGenerator::new(3, 40, 1_767_225_600_000);
+    let file = dir.path().join("events.jsonl");
+    write_jsonl(&file, &generator.take(2000));
+    server.json(&["produce", "payments", "--file", file.to_str().unwrap()]);
+    deploy(&server, &kappa_plugins::PAYMENTS_V1, "1.0.0", &["--wait"]);
+    deploy(&server, &kappa_plugins::PAYMENTS_V2, "2.0.0", &["--wait"]);
+
+    // A producer appends small batches as fast as it can while diffs run: each
+    // diff must still find both views at one position (the barrier), and the
+    // counts must be those of the two rule sets over exactly that prefix.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let (url, stop, mut generator) = (server.url.clone(), stop.clone(), generator.clone());
+        std::thread::spawn(move || {
+            let mut batches = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let lines: String = generator
+                    .take(50)
+                    .iter()
+                    .map(|p| serde_json::to_string(&p.to_event_line()).unwrap() + "\n")
+                    .collect();
+                let mut child = std::process::Command::new(KAPPA)
+                    .args(["produce", "payments", "--server", &url])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap();
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(lines.as_bytes())
+                    .unwrap();
+                assert!(child.wait().unwrap().success());
+                batches += 1;
+            }
+            batches
+        })
+    };
+    let mut reports = Vec::new();
+    for _ in 0..15 {
+        reports.push(server.json(&["diff", V1, V2, "--limit", "0"]));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let batches = producer.join().unwrap();
+    assert!(batches > 0);
+
+    // Everything produced, in order: the history, then the producer's batches.
+    let mut replay = PaymentGenerator::new(3, 40, 1_767_225_600_000);
+    let all = replay.take(2000 + 50 * batches);
+    for report in reports {
+        let offsets: Vec<u64> = (0..4)
+            .map(|p| report["offsets"][p.to_string()].as_u64().unwrap_or(0))
+            .collect();
+        // The events each view had applied: per partition, the first
+        // `offsets[p]` events of that partition.
+        let mut seen = [0u64; 4];
+        let prefix: Vec<_> = all
+            .iter()
+            .filter(|p| {
+                let part = kappa::log::partition_for_key(p.account.as_bytes(), 4) as usize;
+                seen[part] += 1;
+                seen[part] <= offsets[part]
+            })
+            .cloned()
+            .collect();
+        let (a, b) = (
+            expected_view(&prefix, V1_RULES),
+            expected_view(&prefix, V2_RULES),
+        );
+        assert_eq!(
+            diff_counts(&report),
+            expected_diff(&a, &b, ""),
+            "at offsets {offsets:?}"
+        );
+    }
+}

@@ -167,14 +167,27 @@ enum Command {
         /// NAME@VERSION.
         version: String,
     },
+    /// Work with plugin files.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Run the whole story on the embedded default, explained step by step.
     Demo {
         /// Keep the data here instead of a temporary directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Events of history before the first deploy.
-        #[arg(long, default_value_t = 200_000)]
+        #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Write the example components built into this binary (payments-v1,
+    /// payments-v2, starter, faulty) as .wasm files into a directory.
+    Examples {
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
     },
 }
 
@@ -275,6 +288,34 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 code: 1,
                 message: format!("{e:#}"),
             }),
+        Command::Plugin(PluginCommand::Examples { dir }) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
+            let mut written = Vec::new();
+            for plugin in kappa_plugins::ALL {
+                let path = dir.join(format!("{}.wasm", plugin.name));
+                std::fs::write(&path, plugin.bytes).map_err(|e| Failure {
+                    code: 1,
+                    message: format!("cannot write {}: {e}", path.display()),
+                })?;
+                written.push(serde_json::json!({
+                    "name": plugin.name,
+                    "path": path,
+                    "bytes": plugin.bytes.len(),
+                }));
+            }
+            if json {
+                return print_json(&written);
+            }
+            for w in &written {
+                println!(
+                    "{}  ({} bytes)",
+                    w["path"].as_str().unwrap_or_default(),
+                    w["bytes"]
+                );
+            }
+            Ok(())
+        }
         Command::Topic(TopicCommand::Create { name, partitions }) => {
             let topic = client()?.create_topic(&name, partitions).await?;
             if json {

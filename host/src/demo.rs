@@ -245,7 +245,7 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
 }
 
 /// Polls a version until it stops replaying, printing a progress line every
-/// 250 ms.
+/// 200 ms.
 async fn watch(
     client: &Client,
     id: &VersionId,
@@ -270,7 +270,7 @@ async fn watch(
         if !quiet {
             say(&crate::cli::progress_line(&v));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

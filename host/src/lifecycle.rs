@@ -77,40 +77,60 @@ struct Running {
 struct Progress {
     applied: Vec<u64>,
     processed: u64,
-    /// Events/s, smoothed.
-    rate: f64,
-    window_start: Option<Instant>,
-    window_events: u64,
+    /// (when, `processed` then), at most one per `SAMPLE_EVERY`, covering
+    /// the last `RATE_WINDOW`: the rate is measured over a sliding window so
+    /// it is right both for a sub-second replay and for an idle version.
+    samples: std::collections::VecDeque<(Instant, u64)>,
 }
+
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 impl Progress {
     fn record(&mut self, events: u64) {
-        self.processed += events;
-        self.window_events += events;
         let now = Instant::now();
-        let start = *self.window_start.get_or_insert(now);
-        let elapsed = now.duration_since(start).as_secs_f64();
-        if elapsed >= 0.5 {
-            let sample = self.window_events as f64 / elapsed;
-            self.rate = if self.rate == 0.0 {
-                sample
-            } else {
-                0.5 * self.rate + 0.5 * sample
-            };
-            self.window_start = Some(now);
-            self.window_events = 0;
+        if self.samples.is_empty() {
+            // The start of this stretch of work.
+            self.samples.push_back((now, self.processed));
+        }
+        self.processed += events;
+        if self
+            .samples
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= SAMPLE_EVERY)
+        {
+            self.samples.push_back((now, self.processed));
+        }
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Events per second over the last second or so (zero when idle).
+    fn rate(&self) -> f64 {
+        let now = Instant::now();
+        match (self.samples.front(), self.samples.back()) {
+            (Some(&(t0, n0)), Some(&(_, n1))) if now.duration_since(t0) <= 2 * RATE_WINDOW => {
+                let elapsed = now.duration_since(t0).as_secs_f64().max(1e-3);
+                (self.processed.max(n1) - n0) as f64 / elapsed
+            }
+            _ => 0.0,
         }
     }
 
     fn idle(&mut self) {
-        // With nothing to do for a while, the rate decays to zero rather than
-        // showing the last replay speed forever.
-        if let Some(start) = self.window_start {
-            if start.elapsed() > Duration::from_secs(2) {
-                self.rate = 0.0;
-                self.window_start = None;
-                self.window_events = 0;
-            }
+        let now = Instant::now();
+        if self
+            .samples
+            .back()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            self.samples.clear();
         }
     }
 }
@@ -490,14 +510,13 @@ impl Host {
                     return;
                 }
             };
-            let hold = run.hold.lock().clone();
             let mut worked = false;
             for (p, &end) in ends.iter().enumerate() {
                 let partition = p as u32;
-                let limit = hold
-                    .as_ref()
-                    .and_then(|h| h.get(p).copied())
-                    .map_or(end, |h| h.min(end));
+                // Read right before each batch: the diff barrier may have
+                // been raised since the previous one.
+                let hold = run.hold.lock().as_ref().and_then(|h| h.get(p).copied());
+                let limit = hold.map_or(end, |h| h.min(end));
                 let next = applied[p];
                 if next >= limit {
                     continue;
@@ -928,7 +947,7 @@ impl Host {
         let (applied, rate, processed) = match self.running.lock().get(&id) {
             Some(run) => {
                 let p = run.progress.lock();
-                (p.applied.clone(), p.rate, p.processed)
+                (p.applied.clone(), p.rate(), p.processed)
             }
             None => {
                 let offsets = self
@@ -1106,50 +1125,57 @@ impl Host {
                 )));
             }
         }
+        // The barrier: hold both workers at the furthest position either has
+        // applied, then wait for both to be exactly there. A batch already in
+        // flight when the hold is raised may carry a worker past the target;
+        // then the target moves up to that position and the hold with it.
+        // Once both workers see the hold, neither moves, so this converges.
         let (oa, ob) = (va.offsets()?, vb.offsets()?);
         let partitions = oa
             .keys()
             .chain(ob.keys())
             .copied()
             .max()
-            .map_or(0, |m| m + 1);
-        let target: Vec<u64> = (0..partitions)
-            .map(|p| {
-                oa.get(&p)
-                    .copied()
-                    .unwrap_or(0)
-                    .max(ob.get(&p).copied().unwrap_or(0))
-            })
+            .map_or(0, |m| m + 1) as usize;
+        let offset = |o: &BTreeMap<u32, u64>, p: usize| o.get(&(p as u32)).copied().unwrap_or(0);
+        let mut target: Vec<u64> = (0..partitions)
+            .map(|p| offset(&oa, p).max(offset(&ob, p)))
             .collect();
-        for run in &runs {
-            *run.hold.lock() = Some(target.clone());
-        }
+        let hold = |target: &Vec<u64>| {
+            for run in &runs {
+                *run.hold.lock() = Some(target.clone());
+            }
+        };
         let release = || {
             for run in &runs {
                 *run.hold.lock() = None;
             }
         };
+        hold(&target);
         let deadline = Instant::now() + wait.max(Duration::from_secs(5));
-        let at_target = |offsets: &BTreeMap<u32, u64>| {
-            (0..partitions).all(|p| offsets.get(&p).copied().unwrap_or(0) == target[p as usize])
-        };
         let (sa, sb) = loop {
-            let (sa, sb) = match (va.snapshot(), vb.snapshot()) {
-                (Ok(a), Ok(b)) => (a, b),
-                (Err(e), _) | (_, Err(e)) => {
+            let snapshots = va.snapshot().and_then(|sa| {
+                let sb = vb.snapshot()?;
+                let (oa, ob) = (sa.offsets()?, sb.offsets()?);
+                Ok((sa, sb, oa, ob))
+            });
+            let (sa, sb, oa, ob) = match snapshots {
+                Ok(s) => s,
+                Err(e) => {
                     release();
                     return Err(e.into());
                 }
             };
-            let (oa, ob) = match (sa.offsets(), sb.offsets()) {
-                (Ok(a), Ok(b)) => (a, b),
-                (Err(e), _) | (_, Err(e)) => {
-                    release();
-                    return Err(e.into());
-                }
-            };
-            if at_target(&oa) && at_target(&ob) {
+            let parts = partitions.max(oa.len()).max(ob.len());
+            target.resize(parts, 0);
+            if (0..parts).all(|p| offset(&oa, p) == target[p] && offset(&ob, p) == target[p]) {
                 break (sa, sb);
+            }
+            if (0..parts).any(|p| offset(&oa, p) > target[p] || offset(&ob, p) > target[p]) {
+                target = (0..parts)
+                    .map(|p| target[p].max(offset(&oa, p)).max(offset(&ob, p)))
+                    .collect();
+                hold(&target);
             }
             if Instant::now() >= deadline {
                 release();
@@ -1158,7 +1184,7 @@ impl Host {
                      stopped or failed); applied offsets: {ida} {oa:?}, {idb} {ob:?}"
                 )));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         };
         release();
         diff::compare(&ida, &idb, &sa, &sb, options)

@@ -239,8 +239,11 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// A row: key and value bytes.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// An iterator over the rows of a snapshot, in key order.
-pub type RowIter = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>>>;
+pub type RowIter = Box<dyn Iterator<Item = Result<KeyValue, StoreError>>>;
 
 impl Snapshot {
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -315,7 +318,7 @@ impl Snapshot {
         prefix: &[u8],
         start_after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<KeyValue>, StoreError> {
         self.rows(prefix, start_after)?.take(limit).collect()
     }
 

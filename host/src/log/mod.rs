@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 mod partition;
 mod partitioner;
+pub use partitioner::partition_for_key;
 mod reader;
 mod record;
 mod segment;

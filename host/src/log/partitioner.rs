@@ -40,6 +40,6 @@ pub(crate) fn murmur2(data: &[u8]) -> i32 {
 
 /// `Utils.toPositive(Utils.murmur2(key)) % partitions`, as in Kafka's
 /// `BuiltInPartitioner.partitionForKey`.
-pub(crate) fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
     ((murmur2(key) & 0x7fff_ffff) as u32) % partitions
 }
