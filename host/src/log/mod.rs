@@ -406,7 +406,7 @@ impl EmbeddedLog {
         let topic = self.get(topic)?;
         let n = topic.partitions.len() as u32;
         Ok(match key {
-            Some(key) => partitioner::partition_for_key(key, n),
+            Some(key) => partition_for_key(key, n),
             None => topic.round_robin.fetch_add(1, Ordering::Relaxed) % n,
         })
     }
