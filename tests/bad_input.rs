@@ -7,29 +7,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-
 use support::*;
-
-/// Sends a raw HTTP/1.1 request and returns (status, body).
-fn http(url: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let addr = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 #[test]
 fn bad_input_is_refused_clearly_and_changes_nothing() {
@@ -186,7 +164,12 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     );
 
     // Malformed API requests get a JSON 4xx and change nothing.
-    let (status, body) = http(&server.url, "POST", "/v1/topics/events/events", "{not json");
+    let (status, body) = http(
+        &server.url,
+        "POST",
+        "/v1/topics/events/events",
+        b"{not json",
+    );
     assert_eq!(status, 400, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["kind"], "invalid");
@@ -194,30 +177,30 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         &server.url,
         "POST",
         "/v1/topics/events/events",
-        r#"{"events":[{"value":1},{"key":{},"value":2}]}"#,
+        br#"{"events":[{"value":1},{"key":{},"value":2}]}"#,
     );
     assert_eq!(status, 400);
     let (status, _) = http(
         &server.url,
         "POST",
         "/v1/topics",
-        r#"{"name":"t","partitions":"two"}"#,
+        br#"{"name":"t","partitions":"two"}"#,
     );
     assert_eq!(status, 400);
     let (status, _) = http(
         &server.url,
         "POST",
         "/v1/processors/p/promote",
-        r#"{"version":"1.0.0","extra":1}"#,
+        br#"{"version":"1.0.0","extra":1}"#,
     );
     assert_eq!(status, 400);
-    let (status, _) = http(&server.url, "GET", "/v1/views/p@1.0.0/keys/a", "");
+    let (status, _) = http(&server.url, "GET", "/v1/views/p@1.0.0/keys/a", b"");
     assert_eq!(status, 200);
     let (status, _) = http(
         &server.url,
         "GET",
         "/v1/views/..%2F..%2Fetc@1.0.0/keys/a",
-        "",
+        b"",
     );
     assert_eq!(status, 400);
     assert_eq!(ends(), before);

@@ -1,5 +1,5 @@
 //! The HTTP JSON API of `kappa serve`: everything the CLI does, plus
-//! `/metrics` in Prometheus text format. Routes are listed in `router`; the
+//! `/metrics` in Prometheus text format and the web dashboard at `/`. Routes are listed in `router`; the
 //! shapes are in `crate::model` and documented in `docs/api.md`.
 //!
 //! Host operations are synchronous (they compile, fsync, or wait on the diff
@@ -84,9 +84,12 @@ pub fn router(host: Arc<Host>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        // The web dashboard: static files embedded in the binary.
+        .route("/", get(crate::dashboard::index))
+        .route("/dashboard/{file}", get(crate::dashboard::asset))
         .route("/v1/status", get(status))
         .route("/v1/topics", get(topics).post(create_topic))
-        .route("/v1/topics/{topic}/events", post(produce))
+        .route("/v1/topics/{topic}/events", post(produce).get(consume))
         .route("/v1/processors/{name}", get(processor))
         .route(
             "/v1/processors/{name}/versions/{version}",
@@ -136,6 +139,29 @@ async fn produce(
     Ok(Json(blocking(move || host.produce(&topic, events)).await?))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsumeQuery {
+    #[serde(default)]
+    partition: u32,
+    #[serde(default)]
+    from: u64,
+    limit: Option<usize>,
+}
+
+async fn consume(
+    State(host): State<Arc<Host>>,
+    Path(topic): Path<String>,
+    query: Result<Query<ConsumeQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<crate::model::ConsumePage> {
+    let Query(q) =
+        query.map_err(|e| Error::invalid(format!("bad consume parameters: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    Ok(Json(
+        blocking(move || host.consume(&topic, q.partition, q.from, limit)).await?,
+    ))
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -170,6 +196,7 @@ struct DeployQuery {
     auto_promote: bool,
     batch_timeout_ms: Option<u64>,
     memory_limit_bytes: Option<u64>,
+    on_error: Option<String>,
 }
 
 async fn deploy(
@@ -186,6 +213,10 @@ async fn deploy(
         auto_promote: q.auto_promote,
         batch_timeout_ms: q.batch_timeout_ms.unwrap_or(defaults.batch_timeout_ms),
         memory_limit_bytes: q.memory_limit_bytes.unwrap_or(defaults.memory_limit_bytes),
+        on_error: match q.on_error.as_deref() {
+            None => defaults.on_error,
+            Some(s) => s.parse().map_err(Error::Invalid)?,
+        },
     };
     let report = blocking(move || {
         let id = VersionId::new(&name, &version)?;
@@ -343,89 +374,14 @@ fn wait_caught_up(host: &Host, specs: &[&str], wait: Duration) -> crate::error::
     }
 }
 
+/// `/metrics`: every series of `crate::metrics`, in Prometheus text format.
 async fn metrics(State(host): State<Arc<Host>>) -> Result<Response, ApiError> {
-    let status = blocking(move || host.status()).await?;
-    let mut out = String::new();
-    let mut metric = |name: &str, help: &str, kind: &str, samples: Vec<(String, f64)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, value) in samples {
-            out.push_str(&format!("{name}{{{labels}}} {value}\n"));
-        }
-    };
-    let versions: Vec<_> = status
-        .processors
-        .iter()
-        .flat_map(|p| p.versions.iter())
-        .collect();
-    let label = |v: &crate::model::VersionStatus| {
-        format!("processor=\"{}\",version=\"{}\"", v.name, v.version)
-    };
-    metric(
-        "kappa_version_lag_events",
-        "Events in the log not yet applied to the version's view.",
-        "gauge",
-        versions.iter().map(|v| (label(v), v.lag as f64)).collect(),
-    );
-    metric(
-        "kappa_version_progress_ratio",
-        "Share of the log applied to the version's view.",
-        "gauge",
-        versions.iter().map(|v| (label(v), v.progress)).collect(),
-    );
-    metric(
-        "kappa_version_events_processed_total",
-        "Events processed by the version since the host started.",
-        "counter",
-        versions
-            .iter()
-            .map(|v| (label(v), v.processed_since_start as f64))
-            .collect(),
-    );
-    metric(
-        "kappa_version_events_per_second",
-        "Recent processing rate of the version.",
-        "gauge",
-        versions
-            .iter()
-            .map(|v| (label(v), v.events_per_second))
-            .collect(),
-    );
-    metric(
-        "kappa_version_state",
-        "1 for the state the version is in.",
-        "gauge",
-        versions
-            .iter()
-            .map(|v| {
-                (
-                    format!("{},state=\"{}\"", label(v), serde_state(v.state)),
-                    1.0,
-                )
-            })
-            .collect(),
-    );
-    metric(
-        "kappa_topic_end_offset",
-        "Next offset of each partition of each topic (events appended so far).",
-        "gauge",
-        status
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.end_offsets.iter().enumerate().map(move |(p, o)| {
-                    (format!("topic=\"{}\",partition=\"{p}\"", t.name), *o as f64)
-                })
-            })
-            .collect(),
-    );
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
-}
-
-fn serde_state(state: VersionState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    let text = blocking(move || {
+        let status = host.status()?;
+        Ok(host.metrics().render(&status))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

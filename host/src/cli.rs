@@ -34,8 +34,21 @@ struct Cli {
     /// a tracing filter like `kappa=debug`.
     #[arg(long, global = true, env = "KAPPA_LOG", default_value = "info")]
     log_level: String,
+    /// Format of the logs of `serve` and `demo` on stderr: `text` for people,
+    /// `json` for one JSON object a line.
+    #[arg(long, global = true, env = "KAPPA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line (timestamp, level, target, fields).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +76,20 @@ enum Command {
         /// Events sent per request (each request is appended all or nothing).
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+    },
+    /// Print events of one partition of a topic, one JSON object a line.
+    Consume {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        #[arg(long, default_value_t = 0)]
+        partition: u32,
+        /// First offset to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Most events to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Deploy a component as NAME@VERSION; it replays the topic from the start.
     Deploy {
@@ -92,6 +119,10 @@ enum Command {
         /// Memory limit of the plugin, MiB.
         #[arg(long)]
         memory_limit_mb: Option<u64>,
+        /// What to do with an event the plugin fails on: `stop` the version
+        /// (it is marked failed), or `skip` it and list it as a dead letter.
+        #[arg(long, default_value = "stop")]
+        on_error: crate::registry::OnError,
         /// Wait until the version has caught up (or failed), showing progress.
         #[arg(long)]
         wait: bool,
@@ -100,6 +131,14 @@ enum Command {
     Status {
         /// Only this processor.
         name: Option<String>,
+        /// Keep refreshing until Ctrl-C: a live progress bar per version on a
+        /// terminal; else the table again each time (with --json, one report
+        /// a line).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 1.0, requires = "watch")]
+        interval: f64,
     },
     /// Read one key of a view: NAME (the promoted version) or NAME@VERSION.
     Get {
@@ -189,6 +228,24 @@ enum PluginCommand {
         /// Directory to write into (created if missing).
         dir: PathBuf,
     },
+    /// Write a starter project for a new plugin: the contract, a processor
+    /// that counts events per key, and how to build it.
+    New {
+        /// Plugin name (also the package name).
+        name: String,
+        /// Language of the project.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// Directory to write (default ./NAME); must be absent or empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Say whether a .wasm file is a valid plugin for this host, and if not
+    /// exactly why (runs locally, no server). Exit 0 valid, 1 invalid.
+    Check {
+        /// The component (.wasm).
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,7 +296,7 @@ fn usage(message: impl Into<String>) -> Failure {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    init_tracing(&cli.log_level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -259,13 +316,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(level: &str) {
+fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
@@ -316,6 +376,60 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Plugin(PluginCommand::New { name, lang, dir }) => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written = crate::scaffold::new_project(&name, lang, &dir).map_err(|e| match e {
+                crate::error::Error::Invalid(message) => usage(message),
+                other => Failure::from(other),
+            })?;
+            if json {
+                return print_json(&written);
+            }
+            println!(
+                "wrote a {} plugin project `{}` in {}:",
+                written.lang,
+                written.name,
+                written.dir.display()
+            );
+            for file in &written.files {
+                println!("  {}", file.display());
+            }
+            println!("\nnext steps (see {}):", dir.join("README.md").display());
+            for step in written.next_steps() {
+                println!("  {step}");
+            }
+            Ok(())
+        }
+        Command::Plugin(PluginCommand::Check { file }) => {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+            let report = tokio::task::spawn_blocking(move || crate::check::check(&bytes))
+                .await
+                .map_err(|e| Failure {
+                    code: 1,
+                    message: format!("the check panicked: {e}"),
+                })??;
+            if json {
+                print_json(&report)?;
+            } else {
+                print!(
+                    "{}",
+                    crate::check::render(&file.display().to_string(), &report)
+                );
+            }
+            if report.valid {
+                Ok(())
+            } else {
+                Err(Failure {
+                    code: 1,
+                    message: format!(
+                        "{} is not a valid plugin for this host: {}",
+                        file.display(),
+                        report.reasons.join("; ")
+                    ),
+                })
+            }
+        }
         Command::Topic(TopicCommand::Create { name, partitions }) => {
             let topic = client()?.create_topic(&name, partitions).await?;
             if json {
@@ -342,6 +456,39 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Consume {
+            topic,
+            partition,
+            from,
+            limit,
+        } => {
+            let client = client()?;
+            let mut next = from;
+            let mut left = limit;
+            let mut events = Vec::new();
+            while left > 0 {
+                let page = client
+                    .consume(&topic, partition, next, left.min(10_000))
+                    .await?;
+                if page.events.is_empty() {
+                    break;
+                }
+                left -= page.events.len();
+                next = page.next_offset;
+                events.extend(page.events);
+            }
+            if json {
+                return print_json(&events);
+            }
+            for e in &events {
+                let line = serde_json::to_string(e).map_err(|e| Failure {
+                    code: 1,
+                    message: e.to_string(),
+                })?;
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Produce { topic, file, batch } => {
             produce(&client()?, &topic, file, batch.max(1), json).await
         }
@@ -355,6 +502,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             auto_promote,
             batch_timeout_ms,
             memory_limit_mb,
+            on_error,
             wait,
         } => {
             let id = VersionId::new(&name, &version).map_err(|e| usage(e.to_string()))?;
@@ -374,6 +522,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 memory_limit_bytes: memory_limit_mb
                     .map(|mb| mb << 20)
                     .unwrap_or(defaults.memory_limit_bytes),
+                on_error,
             };
             let client = client()?;
             let report = client
@@ -419,24 +568,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Status { name } => {
+        Command::Status {
+            name,
+            watch,
+            interval,
+        } => {
             let client = client()?;
-            let report = match name {
-                Some(name) => {
-                    let p = client.processor(&name).await?;
-                    let topics = client
-                        .topics()
-                        .await?
-                        .into_iter()
-                        .filter(|t| t.name == p.topic)
-                        .collect();
-                    StatusReport {
-                        processors: vec![p],
-                        topics,
-                    }
-                }
-                None => client.status().await?,
-            };
+            if watch {
+                let interval = Duration::from_secs_f64(interval.clamp(0.1, 3600.0));
+                return watch_status(&client, name.as_deref(), json, interval).await;
+            }
+            let report = fetch_status(&client, name.as_deref()).await?;
             if json {
                 return print_json(&report);
             }
@@ -727,17 +869,37 @@ fn merge_ranges(total: &mut ProduceReport, report: ProduceReport) {
     total.partitions.sort_by_key(|r| r.partition);
 }
 
-/// Polls a version until it is no longer replaying, printing progress lines
-/// to stderr (one a second) unless `quiet`.
+/// Polls a version until it is no longer replaying, showing progress on
+/// stderr unless `quiet`: a live bar (done/total, rate, ETA) on a terminal,
+/// else one plain line a second. Ctrl-C stops waiting (the version goes on
+/// replaying on the server) with exit code 130.
 async fn wait_caught_up(
     client: &Client,
     id: &VersionId,
     quiet: bool,
 ) -> Result<VersionStatus, Failure> {
+    use std::io::IsTerminal;
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(bar_style());
+        bar.set_prefix(id.to_string());
+        bar
+    });
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     let mut last_print = std::time::Instant::now() - Duration::from_secs(10);
+    let version = id.version.to_string();
     loop {
-        let v = client.version(&id.name, &id.version.to_string()).await?;
+        let v = tokio::select! {
+            v = client.version(&id.name, &version) => v?,
+            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id)),
+        };
         if v.state != State::Replaying {
+            if let Some(bar) = &bar {
+                update_bar(bar, &v);
+                bar.finish();
+            }
             if !quiet {
                 eprintln!(
                     "{}: {} ({} events applied)",
@@ -748,12 +910,33 @@ async fn wait_caught_up(
             }
             return Ok(v);
         }
-        if !quiet && last_print.elapsed() >= Duration::from_secs(1) {
-            eprintln!("{}", progress_line(&v));
-            let _ = std::io::stderr().flush();
-            last_print = std::time::Instant::now();
+        match &bar {
+            Some(bar) => update_bar(bar, &v),
+            None if !quiet && last_print.elapsed() >= Duration::from_secs(1) => {
+                eprintln!("{}", progress_line(&v));
+                let _ = std::io::stderr().flush();
+                last_print = std::time::Instant::now();
+            }
+            None => {}
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id)),
+        }
+    }
+}
+
+fn interrupted(bar: Option<&indicatif::ProgressBar>, id: &VersionId) -> Failure {
+    if let Some(bar) = bar {
+        bar.abandon();
+    }
+    Failure {
+        code: 130,
+        message: format!(
+            "interrupted: stopped waiting; {id} goes on replaying on the server \
+             (follow it with `kappa status {} --watch`)",
+            id.name
+        ),
     }
 }
 
@@ -769,6 +952,226 @@ pub(crate) fn progress_line(v: &VersionStatus) -> String {
         v.eta_seconds
             .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"))
     )
+}
+
+/// The style of a version's progress bar: id, bar, done/total, then a
+/// message with state, rate, ETA and lag (see `bar_message`).
+fn bar_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(
+        "{prefix:18!} {bar:20.cyan/blue} {human_pos:>9}/{human_len:<9} {wide_msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("█▉▊▋▌▍▎▏ ")
+}
+
+fn bar_message(v: &VersionStatus) -> String {
+    let pct = v.progress * 100.0;
+    match v.state {
+        State::Replaying => format!(
+            "{pct:.1}% · {:.0} events/s · ETA {}",
+            v.events_per_second,
+            v.eta_seconds
+                .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"))
+        ),
+        State::Failed => format!("failed {}", failure_text(v)),
+        State::Retired => "retired".to_owned(),
+        _ if v.lag > 0 => format!(
+            "{} · lag {} · {:.0} events/s",
+            v.state, v.lag, v.events_per_second
+        ),
+        _ => format!("{} · {:.0} events/s", v.state, v.events_per_second),
+    }
+}
+
+fn update_bar(bar: &indicatif::ProgressBar, v: &VersionStatus) {
+    let total: u64 = v.end_offsets.iter().sum();
+    bar.set_length(total);
+    bar.set_position(total.saturating_sub(v.lag));
+    bar.set_message(bar_message(v));
+}
+
+/// Status of every processor, or of one with only its topic.
+async fn fetch_status(client: &Client, name: Option<&str>) -> Result<StatusReport, Failure> {
+    Ok(match name {
+        Some(name) => {
+            let p = client.processor(name).await?;
+            let topics = client
+                .topics()
+                .await?
+                .into_iter()
+                .filter(|t| t.name == p.topic)
+                .collect();
+            StatusReport {
+                processors: vec![p],
+                topics,
+            }
+        }
+        None => client.status().await?,
+    })
+}
+
+/// `kappa status --watch`: refreshes every `interval` until Ctrl-C. On a
+/// terminal, a live progress bar per version under a line per processor;
+/// otherwise the status table again each time (with `--json`, one compact
+/// JSON report a line). An unreachable server is reported and retried.
+async fn watch_status(
+    client: &Client,
+    name: Option<&str>,
+    json: bool,
+    interval: Duration,
+) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let mut screen = (!json && std::io::stdout().is_terminal()).then(WatchScreen::new);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut last_error = None;
+    loop {
+        let fetched = tokio::select! {
+            r = fetch_status(client, name) => r,
+            _ = &mut ctrl_c => break,
+        };
+        match fetched {
+            Ok(report) => {
+                last_error = None;
+                match &mut screen {
+                    Some(screen) => screen.update(&report),
+                    None if json => {
+                        let line = serde_json::to_string(&report).map_err(|e| Failure {
+                            code: 1,
+                            message: format!("encoding JSON: {e}"),
+                        })?;
+                        println!("{line}");
+                    }
+                    None => println!("{}", render_status(&report)),
+                }
+                let _ = std::io::stdout().flush();
+            }
+            Err(f) => {
+                if last_error.as_deref() != Some(f.message.as_str()) {
+                    match &screen {
+                        Some(screen) => screen.footer.set_message(format!("error: {}", f.message)),
+                        None => eprintln!("error: {} (retrying)", f.message),
+                    }
+                }
+                last_error = Some(f.message);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = &mut ctrl_c => break,
+        }
+    }
+    if let Some(screen) = screen {
+        screen.leave();
+    }
+    Ok(())
+}
+
+/// The live screen of `status --watch`: per processor a header line and a
+/// bar per version, then a footer with the topics.
+struct WatchScreen {
+    multi: indicatif::MultiProgress,
+    footer: indicatif::ProgressBar,
+    /// Every processor shown, in order.
+    processors: Vec<WatchedProcessor>,
+}
+
+/// A processor on the screen of `status --watch`.
+struct WatchedProcessor {
+    name: String,
+    header: indicatif::ProgressBar,
+    /// Its versions' bars, by id, in order.
+    bars: Vec<(String, indicatif::ProgressBar)>,
+}
+
+impl WatchScreen {
+    fn new() -> Self {
+        let multi =
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stdout());
+        let footer = multi.add(Self::line());
+        WatchScreen {
+            multi,
+            footer,
+            processors: Vec::new(),
+        }
+    }
+
+    fn line() -> indicatif::ProgressBar {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    }
+
+    fn update(&mut self, report: &StatusReport) {
+        for p in &report.processors {
+            let index = match self.processors.iter().position(|w| w.name == p.name) {
+                Some(i) => i,
+                None => {
+                    let header = self.multi.insert_before(&self.footer, Self::line());
+                    self.processors.push(WatchedProcessor {
+                        name: p.name.clone(),
+                        header,
+                        bars: Vec::new(),
+                    });
+                    self.processors.len() - 1
+                }
+            };
+            let WatchedProcessor { header, bars, .. } = &mut self.processors[index];
+            header.set_message(format!(
+                "{}  (topic {}; alias -> {})",
+                p.name,
+                p.topic,
+                alias_text(p)
+            ));
+            for v in &p.versions {
+                let bar = match bars.iter().find(|(id, _)| *id == v.id) {
+                    Some((_, bar)) => bar.clone(),
+                    None => {
+                        let after = bars.last().map_or(&*header, |(_, b)| b);
+                        let bar = self
+                            .multi
+                            .insert_after(after, indicatif::ProgressBar::new(0));
+                        bar.set_style(bar_style());
+                        bar.set_prefix(format!("  {}", v.version));
+                        bars.push((v.id.clone(), bar.clone()));
+                        bar
+                    }
+                };
+                update_bar(&bar, v);
+            }
+        }
+        let topics: Vec<String> = report
+            .topics
+            .iter()
+            .map(|t| {
+                format!(
+                    "topic {}: {} partitions, {} events",
+                    t.name,
+                    t.partitions,
+                    t.end_offsets.iter().sum::<u64>()
+                )
+            })
+            .collect();
+        self.footer.set_message(if report.processors.is_empty() {
+            format!("no processors deployed  {}", topics.join("  "))
+        } else {
+            topics.join("  ")
+        });
+    }
+
+    /// Leaves the last screen drawn, for the terminal's scrollback.
+    fn leave(self) {
+        for WatchedProcessor { header, bars, .. } in &self.processors {
+            header.abandon();
+            for (_, bar) in bars {
+                bar.abandon();
+            }
+        }
+        self.footer.abandon();
+    }
 }
 
 fn failure_text(v: &VersionStatus) -> String {
@@ -823,6 +1226,12 @@ pub(crate) fn render_status(report: &StatusReport) -> String {
             ));
             if v.state == State::Failed {
                 out.push_str(&format!("      failed {}\n", failure_text(v)));
+            }
+            if let Some(last) = v.dead_letters.last() {
+                out.push_str(&format!(
+                    "      {} dead letters; latest at partition {} offset {}: {}\n",
+                    v.dead_letter_count, last.partition, last.offset, last.message
+                ));
             }
         }
     }

@@ -155,6 +155,27 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/topics/{topic}/events`: events of one partition from an offset.
+    pub async fn consume(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        limit: usize,
+    ) -> Result<crate::model::ConsumePage, ClientError> {
+        let query = [
+            ("partition", partition.to_string()),
+            ("from", from.to_string()),
+            ("limit", limit.to_string()),
+        ];
+        self.send(
+            self.http
+                .get(self.url(&["v1", "topics", topic, "events"])?)
+                .query(&query),
+        )
+        .await
+    }
+
     /// `POST /v1/processors/{name}/versions/{version}` with the component bytes.
     pub async fn deploy(
         &self,
@@ -172,6 +193,14 @@ impl Client {
             (
                 "memory_limit_bytes",
                 settings.memory_limit_bytes.to_string(),
+            ),
+            (
+                "on_error",
+                match settings.on_error {
+                    crate::registry::OnError::Stop => "stop",
+                    crate::registry::OnError::Skip => "skip",
+                }
+                .to_owned(),
             ),
         ];
         let req = self

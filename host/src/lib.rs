@@ -14,19 +14,24 @@
 //! - [`lifecycle`]: the running host that ties them together.
 //! - [`model`]: the JSON shapes of the API and the CLI.
 //! - [`api`]: the HTTP server; [`client`]: its client; [`cli`]: the `kappa` command.
+//! - [`metrics`]: the `/metrics` series; [`dashboard`]: the web page served at `/`.
 //! - [`demo`]: the guided tour run by `kappa demo`; [`workload`]: its event generator.
 
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod client;
+pub mod dashboard;
 pub mod demo;
 pub mod diff;
 pub mod error;
 pub mod lifecycle;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod runtime;
+pub mod scaffold;
 pub mod store;
 pub mod workload;
 

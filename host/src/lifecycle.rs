@@ -29,7 +29,10 @@ use crate::model::{
     DeployReport, ProcessorStatus, ProduceReport, Row, ScanPage, State, StatusReport, TopicStatus,
     VersionStatus,
 };
-use crate::registry::{Failure, Registry, Settings, Stored, VersionId, VersionRecord};
+use crate::registry::{
+    DEAD_LETTERS_KEPT, DeadLetter, Failure, OnError, Registry, Settings, Stored, VersionId,
+    VersionRecord,
+};
 use crate::runtime::{CallFailure, Instance, Plugin, Runtime};
 use crate::store::{View, Writes};
 
@@ -151,6 +154,8 @@ pub struct Host {
     diff_lock: Mutex<()>,
     /// Serializes deploy, promote, rollback and retire.
     admin_lock: Mutex<()>,
+    /// Metrics recorded as the host runs (see `crate::metrics`).
+    metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Host {
@@ -193,6 +198,7 @@ impl Host {
             plugins: Mutex::new(HashMap::new()),
             diff_lock: Mutex::new(()),
             admin_lock: Mutex::new(()),
+            metrics: crate::metrics::Metrics::default(),
         });
         for record in host.registry.versions()? {
             let id = record.id();
@@ -229,6 +235,11 @@ impl Host {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The metrics recorded as the host runs.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     fn view_path(&self, id: &VersionId) -> PathBuf {
@@ -319,10 +330,46 @@ impl Host {
             batch.push((partition, record));
         }
         let ranges: Vec<AppendedRange> = self.log.append(topic, batch)?;
+        self.metrics
+            .appended(topic, ranges.iter().map(|r| r.count).sum());
         Ok(ProduceReport {
             topic: topic.to_owned(),
             appended: ranges.iter().map(|r| r.count).sum(),
             partitions: ranges.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// Reads up to `limit` events of one partition from offset `from`.
+    pub fn consume(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        limit: usize,
+    ) -> Result<crate::model::ConsumePage> {
+        let end = self
+            .log
+            .end_offsets(topic)?
+            .get(partition as usize)
+            .copied()
+            .ok_or_else(|| {
+                Error::not_found(format!("topic `{topic}` has no partition {partition}"))
+            })?;
+        let mut reader = self.log.reader(topic, partition, from.min(end))?;
+        let mut records = Vec::new();
+        while records.len() < limit {
+            let before = records.len();
+            reader.read_batch(limit - records.len(), 4 << 20, &mut records)?;
+            if records.len() == before {
+                break;
+            }
+        }
+        Ok(crate::model::ConsumePage {
+            topic: topic.to_owned(),
+            partition,
+            next_offset: reader.next_offset(),
+            end_offset: end,
+            events: records.into_iter().map(Into::into).collect(),
         })
     }
 
@@ -408,6 +455,8 @@ impl Host {
             settings,
             deployed_at_ms: now_ms(),
             caught_up: false,
+            dead_letters: Vec::new(),
+            dead_letter_count: 0,
             stored: Stored::Active,
         };
         self.registry.update(id, |slot, _| {
@@ -554,6 +603,7 @@ impl Host {
                 };
                 let count = buf.len() as u64;
                 let events = std::mem::take(&mut buf);
+                let batch_started = Instant::now();
                 let outcome = run
                     .view
                     .snapshot()
@@ -594,6 +644,7 @@ impl Host {
                         }
                     }
                 }
+                self.metrics.batch(&id, count, batch_started.elapsed());
                 let mut progress = run.progress.lock();
                 progress.record(count);
                 progress.applied.clone_from(&applied);
@@ -614,10 +665,12 @@ impl Host {
     }
 
     /// After a failed batch `first..=last` of `partition`: replays its events
-    /// one at a time on a fresh instance to name the exact event, commits the
-    /// events before it, and returns the failure. If every event succeeds
-    /// alone (a time limit hit by a large batch, say), commits them all and
-    /// returns the fresh instance to carry on with.
+    /// one at a time on a fresh instance to name the exact event. Under the
+    /// `stop` policy it commits the events before it and returns the failure;
+    /// under `skip` it records the event as a dead letter, commits past it and
+    /// goes on. If every event succeeds alone (a time limit hit by a large
+    /// batch, say), it commits them all. Returns the instance to carry on with
+    /// and the partition's next offset.
     #[allow(clippy::too_many_arguments)]
     fn pinpoint(
         &self,
@@ -629,22 +682,24 @@ impl Host {
         last: u64,
         failure: CallFailure,
     ) -> std::result::Result<(Instance, u64), (Option<u64>, String)> {
-        let label = run.record.id().to_string();
-        if first == last {
+        let id = run.record.id();
+        let label = id.to_string();
+        let settings = &run.record.settings;
+        if first == last && settings.on_error == OnError::Stop {
+            // A single event: it is the culprit, no need to run it again.
             return Err((Some(failure.offset.unwrap_or(first)), failure.message));
         }
-        let mut fresh = self
-            .runtime
-            .instantiate(plugin, &label, &run.record.settings)
-            .map_err(|f| {
-                (
-                    failure.offset.or(Some(first)),
-                    format!(
-                        "{}; re-instantiating failed: {}",
-                        failure.message, f.message
-                    ),
-                )
-            })?;
+        let instantiate = |context: &str| {
+            self.runtime
+                .instantiate(plugin, &label, settings)
+                .map_err(|f| {
+                    (
+                        failure.offset.or(Some(first)),
+                        format!("{context}; re-instantiating failed: {}", f.message),
+                    )
+                })
+        };
+        let mut fresh = instantiate(&failure.message)?;
         let mut reader = self.log.reader(topic, partition, first).map_err(|e| {
             (
                 Some(first),
@@ -667,8 +722,12 @@ impl Host {
                 break;
             }
         }
+        let commit_err = |next: u64| {
+            move |e: crate::store::StoreError| (Some(next), format!("committing the view: {e}"))
+        };
         let mut writes = Writes::new();
         let mut next = first;
+        let mut failed_alone = false;
         for event in events {
             let offset = event.offset;
             let snapshot = run
@@ -681,20 +740,69 @@ impl Host {
                     next = offset + 1;
                 }
                 Err((w, f)) => {
-                    let _ = run.view.commit(partition, next, &w, true);
-                    return Err((Some(f.offset.unwrap_or(offset)), f.message));
+                    failed_alone = true;
+                    let offset = f.offset.unwrap_or(offset);
+                    if settings.on_error == OnError::Stop {
+                        run.view
+                            .commit(partition, next, &w, true)
+                            .map_err(commit_err(next))?;
+                        return Err((Some(offset), f.message));
+                    }
+                    tracing::warn!(
+                        version = %label, partition, offset,
+                        "skipping a poison event (dead letter): {}", f.message
+                    );
+                    self.dead_letter(&id, partition, offset, &f.message);
+                    next = offset + 1;
+                    run.view
+                        .commit(partition, next, &w, true)
+                        .map_err(commit_err(next))?;
+                    writes = Writes::new();
+                    fresh = instantiate(&f.message)?;
                 }
             }
         }
-        tracing::warn!(
-            version = %label, partition, first, last,
-            "a batch failed ({}) but each of its events succeeded alone; continuing",
-            failure.message
-        );
+        if !failed_alone {
+            tracing::warn!(
+                version = %label, partition, first, last,
+                "a batch failed ({}) but each of its events succeeded alone; continuing",
+                failure.message
+            );
+        }
         run.view
             .commit(partition, next, &writes, false)
-            .map_err(|e| (Some(next), format!("committing the view: {e}")))?;
+            .map_err(commit_err(next))?;
         Ok((fresh, next))
+    }
+
+    fn dead_letter(&self, id: &VersionId, partition: u32, offset: u64, message: &str) {
+        self.metrics.failure(id, true);
+        let letter = DeadLetter {
+            partition,
+            offset,
+            message: message.to_owned(),
+            at_ms: now_ms(),
+        };
+        let result = self.registry.update(id, |rec, _| {
+            if let Some(rec) = rec {
+                // A crash between recording and committing past the event
+                // replays it: record each event once.
+                if !rec
+                    .dead_letters
+                    .iter()
+                    .any(|d| d.partition == partition && d.offset == offset)
+                {
+                    rec.dead_letters.push(letter.clone());
+                    rec.dead_letter_count += 1;
+                    let excess = rec.dead_letters.len().saturating_sub(DEAD_LETTERS_KEPT);
+                    rec.dead_letters.drain(..excess);
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            tracing::error!(version = %id, "recording a dead letter: {e}");
+        }
     }
 
     fn fail(&self, id: &VersionId, partition: Option<u32>, offset: Option<u64>, message: String) {
@@ -704,6 +812,7 @@ impl Host {
             _ => String::new(),
         };
         tracing::error!("plugin {id} failed{place}: {message}");
+        self.metrics.failure(id, false);
         let failure = Failure {
             partition,
             offset,
@@ -998,6 +1107,15 @@ impl Host {
             },
             settings: rec.settings.clone(),
             deployed_at_ms: rec.deployed_at_ms,
+            dead_letter_count: rec.dead_letter_count,
+            dead_letters: rec
+                .dead_letters
+                .iter()
+                .rev()
+                .take(100)
+                .rev()
+                .cloned()
+                .collect(),
         }
     }
 

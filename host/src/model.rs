@@ -98,6 +98,12 @@ pub struct VersionStatus {
     pub settings: Settings,
     /// When it was deployed, ms since the Unix epoch.
     pub deployed_at_ms: i64,
+    /// Events skipped under the `skip` policy, in all.
+    #[serde(default)]
+    pub dead_letter_count: u64,
+    /// The latest skipped events (at most 100), oldest first.
+    #[serde(default)]
+    pub dead_letters: Vec<crate::registry::DeadLetter>,
 }
 
 /// Status of one processor: its alias and versions.
@@ -236,6 +242,68 @@ pub fn render_value(value: &[u8]) -> (serde_json::Value, &'static str) {
             "base64",
         ),
     }
+}
+
+/// One event read back from the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    /// Partition.
+    pub partition: u32,
+    /// Offset within the partition.
+    pub offset: u64,
+    /// Event time, ms since the Unix epoch.
+    pub timestamp: i64,
+    /// The key as text (see `key_encoding`), or null.
+    pub key: Option<String>,
+    /// `hex` when the key is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_encoding: Option<String>,
+    /// The value, rendered like `Row::value`.
+    pub value: serde_json::Value,
+    /// `json`, `utf8` or `base64`.
+    pub value_encoding: String,
+    /// Headers, name to value (lossy UTF-8).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl From<crate::log::Record> for LogEvent {
+    fn from(r: crate::log::Record) -> Self {
+        let (value, encoding) = render_value(&r.value);
+        LogEvent {
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key.as_deref().map(display_key),
+            key_encoding: r
+                .key
+                .as_deref()
+                .filter(|k| std::str::from_utf8(k).is_err())
+                .map(|_| "hex".to_owned()),
+            value,
+            value_encoding: encoding.to_owned(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// A page of events of one partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsumePage {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Events in offset order.
+    pub events: Vec<LogEvent>,
+    /// Offset to read from next.
+    pub next_offset: u64,
+    /// The partition's end offset when read.
+    pub end_offset: u64,
 }
 
 /// Answer to a point lookup.

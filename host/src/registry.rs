@@ -138,7 +138,50 @@ pub struct Settings {
     /// Largest linear memory the plugin may grow to.
     #[serde(default = "default_memory_limit")]
     pub memory_limit_bytes: u64,
+    /// What to do with an event the plugin fails on.
+    #[serde(default)]
+    pub on_error: OnError,
 }
+
+/// The poison-event policy of a version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Stop the version at the event (it is marked failed).
+    #[default]
+    Stop,
+    /// Skip the event, record it as a dead letter, and go on.
+    Skip,
+}
+
+impl std::str::FromStr for OnError {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "stop" => Ok(OnError::Stop),
+            "skip" => Ok(OnError::Skip),
+            other => Err(format!(
+                "`{other}` is not a poison-event policy: use stop or skip"
+            )),
+        }
+    }
+}
+
+/// An event a version skipped under the `skip` policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Partition of the event.
+    pub partition: u32,
+    /// Offset of the event.
+    pub offset: u64,
+    /// Why the plugin failed on it.
+    pub message: String,
+    /// When, in ms since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// Dead letters kept per version (the count goes on beyond it).
+pub const DEAD_LETTERS_KEPT: usize = 1000;
 
 fn default_batch_timeout_ms() -> u64 {
     10_000
@@ -154,6 +197,7 @@ impl Default for Settings {
             auto_promote: false,
             batch_timeout_ms: default_batch_timeout_ms(),
             memory_limit_bytes: default_memory_limit(),
+            on_error: OnError::Stop,
         }
     }
 }
@@ -176,6 +220,13 @@ pub struct VersionRecord {
     /// Whether it has reached the end of the log at least once.
     #[serde(default)]
     pub caught_up: bool,
+    /// Events skipped under the `skip` policy, oldest first (the latest
+    /// `DEAD_LETTERS_KEPT`).
+    #[serde(default)]
+    pub dead_letters: Vec<DeadLetter>,
+    /// How many events were skipped in all.
+    #[serde(default)]
+    pub dead_letter_count: u64,
     /// Active, failed or retired.
     #[serde(flatten)]
     pub stored: Stored,
@@ -372,6 +423,8 @@ mod tests {
             settings: Settings::default(),
             deployed_at_ms: 0,
             caught_up: false,
+            dead_letters: Vec::new(),
+            dead_letter_count: 0,
             stored: Stored::Active,
         }
     }

@@ -198,6 +198,38 @@ impl Drop for Server {
     }
 }
 
+/// Sends a raw HTTP/1.1 request to a server at `url` and returns (status,
+/// body); status 0 when the server could not be reached or hung up.
+pub fn http(url: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .is_err()
+    {
+        return (0, String::new());
+    }
+    let mut response = Vec::new();
+    if stream.read_to_end(&mut response).is_err() || response.len() < 12 {
+        return (0, String::new());
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
 /// Writes payments as a JSON-lines file for `kappa produce --file`.
 pub fn write_jsonl(path: &Path, payments: &[kappa::workload::Payment]) {
     let text: String = payments

@@ -13,5 +13,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use kappa::processor::logging::Level;
-pub use kappa::processor::types::{Error as GuestError, EventError, Header};
+pub use self::kappa::processor::logging::Level;
+pub use self::kappa::processor::types::{Error as GuestError, EventError, Header};

@@ -37,7 +37,7 @@ use sandbox::CapturedOutput;
 /// The contract versions this host speaks, newest last.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
 /// The WIT package of the contract.
-const CONTRACT_PACKAGE: &str = "kappa:processor";
+pub const CONTRACT_PACKAGE: &str = "kappa:processor";
 /// How often the epoch advances; the granularity of batch time limits.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Largest key a plugin may write.
@@ -132,22 +132,8 @@ impl Runtime {
     /// Validates `bytes` as a processor plugin and compiles it (or loads its
     /// compiled code from the cache). Errors say what is wrong with the file.
     pub fn load(&self, bytes: &[u8], digest: &str) -> Result<Plugin> {
-        check_header(bytes)?;
         let started = Instant::now();
-        let cache_path = self.cache_dir.join(format!(
-            "{digest}-wasmtime-{}.cwasm",
-            env!("CARGO_PKG_VERSION")
-        ));
-        let (component, from_cache) = match self.load_cached(&cache_path) {
-            Some(component) => (component, true),
-            None => {
-                let component = Component::new(&self.engine, bytes).map_err(|e| {
-                    Error::invalid(format!("the file is not a valid component: {e:#}"))
-                })?;
-                self.store_cached(&cache_path, &component);
-                (component, false)
-            }
-        };
+        let (component, from_cache) = self.compile(bytes, digest)?;
         self.check_imports(&component)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             Error::invalid(format!(
@@ -168,6 +154,36 @@ impl Runtime {
             from_cache,
             load_time: started.elapsed(),
         })
+    }
+
+    /// The type of the component in `bytes` (what it imports and exports),
+    /// for reports such as `kappa plugin check`, with the engine to read it.
+    /// Takes the compiled code from the cache when `load` left it there;
+    /// fails as `load` does on a file that is not a component.
+    pub fn component_type(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(wasmtime::component::types::Component, &Engine)> {
+        let (component, _) = self.compile(bytes, digest)?;
+        Ok((component.component_type(), &self.engine))
+    }
+
+    /// Checks the header, then compiles `bytes` or loads their machine code
+    /// from the cache; says whether it came from the cache.
+    fn compile(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool)> {
+        check_header(bytes)?;
+        let cache_path = self.cache_dir.join(format!(
+            "{digest}-wasmtime-{}.cwasm",
+            env!("CARGO_PKG_VERSION")
+        ));
+        if let Some(component) = self.load_cached(&cache_path) {
+            return Ok((component, true));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| Error::invalid(format!("the file is not a valid component: {e:#}")))?;
+        self.store_cached(&cache_path, &component);
+        Ok((component, false))
     }
 
     fn load_cached(&self, path: &Path) -> Option<Component> {
@@ -433,7 +449,10 @@ impl Instance {
                 self.timeout_ms
             ),
             Some(trap) => format!("trapped: {trap}"),
-            None => format!("trapped: {}", first_line(&format!("{e:#}"))),
+            // Not a wasm trap code: a host-side limit (memory growth refused,
+            // an oversized view write). The root cause says which; the outer
+            // layers are wasmtime's backtrace framing.
+            None => format!("trapped: {}", first_line(&e.root_cause().to_string())),
         };
         // The guest's own last words (a Rust panic message, a Python
         // traceback) are the most useful part for the plugin author.

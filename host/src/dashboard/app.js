@@ -1,0 +1,479 @@
+// The kappa dashboard: polls /v1/status every second and updates the page in
+// place; promote, rollback, retire and diff call the same HTTP API as the CLI.
+// Every value from the server is written with textContent or setAttribute,
+// never parsed as HTML.
+"use strict";
+
+(() => {
+  const POLL_MS = 1000;
+  const $ = (id) => document.getElementById(id);
+  const numbers = new Intl.NumberFormat("en-US");
+
+  // An element with attributes and children (strings become text nodes).
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else e.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      e.append(typeof c === "string" ? document.createTextNode(c) : c);
+    }
+    return e;
+  }
+
+  function setText(e, text) {
+    const t = String(text);
+    if (e.textContent !== t) e.textContent = t;
+  }
+
+  // Calls the API; throws an Error carrying the server's own message.
+  async function api(method, path, body) {
+    const options = { method, headers: { Accept: "application/json" } };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, options);
+    } catch (e) {
+      throw new Error(`cannot reach the kappa server (${e.message})`);
+    }
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch (_) {
+      data = null;
+    }
+    if (!response.ok) {
+      const message =
+        (data && data.error && data.error.message) || text || response.statusText;
+      const error = new Error(message);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  let messageTimer = null;
+  function showMessage(text, kind) {
+    const box = $("message");
+    clearTimeout(messageTimer);
+    box.dataset.kind = kind;
+    box.textContent = "";
+    box.append(el("span", { class: "message-text", text }));
+    const close = el("button", { type: "button", class: "close", "aria-label": "Dismiss" }, "×");
+    close.addEventListener("click", () => {
+      box.hidden = true;
+    });
+    box.append(close);
+    box.hidden = false;
+    if (kind === "ok") {
+      messageTimer = setTimeout(() => {
+        box.hidden = true;
+      }, 6000);
+    }
+  }
+
+  // Runs an action from a button: disables it meanwhile, reports the outcome.
+  async function act(button, work, done) {
+    button.disabled = true;
+    try {
+      const result = await work();
+      if (done) showMessage(done(result), "ok");
+      await poll(false);
+    } catch (e) {
+      showMessage(e.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------ status
+
+  const processors = new Map(); // name -> { section, tbody, rows: Map(id -> row) }
+  let lastStatus = null;
+
+  function fmtRate(r) {
+    return r >= 100 ? numbers.format(Math.round(r)) : r.toFixed(r > 0 ? 1 : 0);
+  }
+
+  function fmtEta(s) {
+    if (s === null || s === undefined) return "–";
+    if (s < 60) return `${s.toFixed(1)} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+    return `${Math.floor(m / 60)} h ${m % 60} min`;
+  }
+
+  function failureText(f) {
+    if (!f) return "";
+    let place = "";
+    if (f.partition !== null && f.partition !== undefined) {
+      place = `at partition ${f.partition}`;
+      if (f.offset !== null && f.offset !== undefined) place += ` offset ${f.offset}`;
+      place += ": ";
+    }
+    return `failed ${place}${f.message}`;
+  }
+
+  function processorView(p) {
+    let view = processors.get(p.name);
+    if (view) return view;
+    const alias = el("span", { class: "alias" });
+    const rollback = el("button", { type: "button", class: "rollback", title: "Point the alias back at the previous version" }, "Roll back");
+    rollback.addEventListener("click", () =>
+      act(
+        rollback,
+        () => api("POST", `/v1/processors/${encodeURIComponent(p.name)}/rollback`),
+        (r) => `${r.name}: rolled back; alias now points to ${r.promoted}`,
+      ),
+    );
+    const tbody = el("tbody");
+    const section = el(
+      "section",
+      { class: "card processor", "data-processor": p.name },
+      el(
+        "div",
+        { class: "processor-head" },
+        el("h2", { text: p.name }),
+        el("span", { class: "muted topic" }),
+        alias,
+        rollback,
+      ),
+      el(
+        "table",
+        { class: "versions" },
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ...["version", "state", "progress", "lag", "events/s", "ETA", "digest", ""].map((h) =>
+              el("th", { text: h }),
+            ),
+          ),
+        ),
+        tbody,
+      ),
+    );
+    $("processors").append(section);
+    view = { section, tbody, alias, rollback, rows: new Map() };
+    processors.set(p.name, view);
+    return view;
+  }
+
+  function versionRow(view, v) {
+    let row = view.rows.get(v.id);
+    if (row) return row;
+    const promote = el("button", { type: "button", class: "promote" }, "Promote");
+    promote.addEventListener("click", () =>
+      act(
+        promote,
+        () =>
+          api("POST", `/v1/processors/${encodeURIComponent(v.name)}/promote`, {
+            version: v.version,
+            force: false,
+          }),
+        (r) => `${r.name}: alias now points to ${r.promoted}`,
+      ),
+    );
+    const retire = el("button", { type: "button", class: "retire" }, "Retire");
+    retire.addEventListener("click", () => {
+      if (!window.confirm(`Retire ${v.id}? Its worker stops and its view is dropped.`)) return;
+      act(
+        retire,
+        () =>
+          api(
+            "DELETE",
+            `/v1/processors/${encodeURIComponent(v.name)}/versions/${encodeURIComponent(v.version)}`,
+          ),
+        (r) => `retired ${r.id}; its view was dropped`,
+      );
+    });
+    const cells = {
+      version: el("td", { class: "version", text: v.version }),
+      badge: el("span", { class: "badge" }),
+      failure: el("div", { class: "failure" }),
+      bar: el("progress", { class: "replay", max: 1, value: 0 }),
+      progressText: el("span", { class: "progress-text" }),
+      lag: el("td", { class: "num lag" }),
+      rate: el("td", { class: "num rate" }),
+      eta: el("td", { class: "num eta" }),
+      digest: el("code", { class: "digest" }),
+      promote,
+      retire,
+    };
+    row = el(
+      "tr",
+      { class: "version-row", "data-version": v.id },
+      cells.version,
+      el("td", { class: "state" }, cells.badge, cells.failure),
+      el("td", { class: "progress" }, cells.bar, cells.progressText),
+      cells.lag,
+      cells.rate,
+      cells.eta,
+      el("td", {}, cells.digest),
+      el("td", { class: "actions" }, promote, retire),
+    );
+    row.cells_ = cells;
+    view.tbody.append(row);
+    view.rows.set(v.id, row);
+    return row;
+  }
+
+  function renderVersion(view, v, promoted) {
+    const row = versionRow(view, v);
+    const c = row.cells_;
+    const total = v.end_offsets.reduce((a, b) => a + b, 0);
+    const done = Math.max(0, total - v.lag);
+    row.dataset.state = v.state;
+    setText(c.badge, v.state.replace("_", " "));
+    c.badge.dataset.state = v.state;
+    setText(c.failure, failureText(v.failure));
+    c.failure.hidden = !v.failure;
+    if (v.state === "retired") {
+      c.bar.hidden = true;
+      setText(c.progressText, "view dropped");
+    } else {
+      c.bar.hidden = false;
+      c.bar.max = Math.max(total, 1);
+      c.bar.value = total === 0 ? 1 : done;
+      setText(
+        c.progressText,
+        `${numbers.format(done)} / ${numbers.format(total)} (${(v.progress * 100).toFixed(1)}%)`,
+      );
+    }
+    setText(c.lag, v.state === "retired" ? "–" : numbers.format(v.lag));
+    setText(c.rate, fmtRate(v.events_per_second));
+    setText(c.eta, v.state === "replaying" ? fmtEta(v.eta_seconds) : "–");
+    setText(c.digest, v.digest.slice(0, 12));
+    c.digest.title = `sha256 ${v.digest}`;
+    const active = v.state !== "retired" && v.state !== "failed";
+    c.promote.hidden = !active || v.version === promoted;
+    c.promote.title =
+      v.state === "replaying"
+        ? "Still replaying: the server refuses to promote a partial view"
+        : `Point the alias ${v.name} at ${v.version}`;
+    c.retire.hidden = v.state === "retired" || v.version === promoted;
+  }
+
+  function renderStatus(status) {
+    lastStatus = status;
+    $("empty").hidden = status.processors.length > 0;
+    for (const p of status.processors) {
+      const view = processorView(p);
+      setText(view.section.querySelector(".topic"), `topic ${p.topic}`);
+      view.alias.textContent = "";
+      view.alias.append(
+        "alias → ",
+        el("strong", { class: "alias-current", text: p.promoted ? `${p.name}@${p.promoted}` : "nothing yet" }),
+      );
+      if (p.previous) view.alias.append(el("span", { class: "muted" }, ` (previous ${p.previous})`));
+      view.rollback.hidden = !p.previous;
+      for (const v of p.versions) renderVersion(view, v, p.promoted);
+    }
+    const topicRows = $("topic-rows");
+    topicRows.textContent = "";
+    for (const t of status.topics) {
+      topicRows.append(
+        el(
+          "tr",
+          { "data-topic": t.name },
+          el("td", { text: t.name }),
+          el("td", { class: "num", text: t.partitions }),
+          el("td", { class: "num", text: numbers.format(t.end_offsets.reduce((a, b) => a + b, 0)) }),
+          el("td", { class: "muted", text: t.end_offsets.join(", ") }),
+        ),
+      );
+    }
+    renderDiffChoices(status);
+  }
+
+  function setConnection(state, text) {
+    const c = $("connection");
+    c.dataset.state = state;
+    setText(c, text);
+  }
+
+  let pollTimer = null;
+  async function poll(reschedule = true) {
+    try {
+      renderStatus(await api("GET", "/v1/status"));
+      setConnection("ok", `live · ${new Date().toLocaleTimeString()}`);
+    } catch (e) {
+      setConnection("error", e.message);
+    }
+    if (reschedule) {
+      clearTimeout(pollTimer);
+      pollTimer = setTimeout(poll, POLL_MS);
+    }
+  }
+
+  // ------------------------------------------------------------ diff
+
+  // Fills a <select> with options, keeping the current choice when it is
+  // still offered, else taking `fallback`.
+  function setOptions(select, values, fallback) {
+    const current = select.value;
+    const key = values.join("\n");
+    if (select.dataset.values !== key) {
+      select.textContent = "";
+      for (const v of values) select.append(el("option", { value: v, text: v }));
+      select.dataset.values = key;
+    }
+    if (values.includes(current)) select.value = current;
+    else if (fallback !== undefined && values.includes(fallback)) select.value = fallback;
+  }
+
+  function renderDiffChoices(status) {
+    const names = status.processors.map((p) => p.name);
+    setOptions($("diff-processor"), names, names[0]);
+    const p = status.processors.find((x) => x.name === $("diff-processor").value);
+    if (!p) return;
+    const versions = p.versions.filter((v) => v.state !== "retired").map((v) => v.version);
+    const a = p.promoted && versions.includes(p.promoted) ? p.promoted : versions[0];
+    const b = [...versions].reverse().find((v) => v !== a);
+    setOptions($("diff-a"), versions, a);
+    setOptions($("diff-b"), versions, b);
+  }
+
+  let diffQuery = null; // { name, a, b, prefix, limit }
+  let diffPages = []; // `after` of each page shown so far; the last is the current one
+  let diffNext = null;
+
+  function isObject(v) {
+    return v !== null && typeof v === "object" && !Array.isArray(v);
+  }
+
+  // A value as nested lines, fields named by `changed` paths highlighted.
+  function valueNode(value, changed, path, top) {
+    if (value === undefined || value === null) {
+      return top ? el("span", { class: "absent", text: "—" }) : el("span", { class: "scalar", text: "null" });
+    }
+    if (!isObject(value)) {
+      const text = top && typeof value === "string" ? value : JSON.stringify(value);
+      return el("span", { class: "scalar", text });
+    }
+    const box = el("div", { class: "object" });
+    for (const [k, v] of Object.entries(value)) {
+      const p = path ? `${path}.${k}` : k;
+      const line = el("div", { class: "field", "data-path": p }, el("span", { class: "field-name", text: k }), ": ");
+      if (changed.has(p)) line.classList.add("changed");
+      else if ([...changed].some((c) => c.startsWith(`${p}.`))) line.classList.add("inner-changed");
+      line.append(valueNode(v, changed, p, false));
+      box.append(line);
+    }
+    return box;
+  }
+
+  function renderDiff(report) {
+    $("diff-result").hidden = false;
+    const c = report.counts;
+    const at = Object.entries(report.offsets)
+      .map(([p, o]) => `${p}:${o}`)
+      .join(" ");
+    setText(
+      $("diff-summary"),
+      `${report.a} vs ${report.b}${report.prefix ? ` (keys ${report.prefix}*)` : ""} at offsets ${at || "–"}: ` +
+        `${numbers.format(c.added)} added, ${numbers.format(c.removed)} removed, ` +
+        `${numbers.format(c.changed)} changed, ${numbers.format(c.unchanged)} unchanged`,
+    );
+    setText($("diff-head-a"), report.a);
+    setText($("diff-head-b"), report.b);
+    const rows = $("diff-rows");
+    rows.textContent = "";
+    if (report.rows.length === 0) {
+      rows.append(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "No differing rows on this page." })));
+    }
+    for (const r of report.rows) {
+      const changed = new Set((r.fields || []).map((f) => f.path));
+      const summary = (r.fields || []).map((f) =>
+        el(
+          "div",
+          { class: "field-change" },
+          el("code", { text: f.path }),
+          `: ${f.a === undefined || f.a === null ? "—" : JSON.stringify(f.a)} → ${f.b === undefined || f.b === null ? "—" : JSON.stringify(f.b)}`,
+        ),
+      );
+      rows.append(
+        el(
+          "tr",
+          { class: "diff-row", "data-change": r.change, "data-key": r.key },
+          el("td", { class: "key" }, el("code", { text: r.key }), ...summary),
+          el("td", {}, el("span", { class: `change change-${r.change}`, text: r.change })),
+          el("td", { class: "side side-a" }, valueNode(r.a, changed, "", true)),
+          el("td", { class: "side side-b" }, valueNode(r.b, changed, "", true)),
+        ),
+      );
+    }
+    diffNext = report.next_after ?? null;
+    $("diff-next").disabled = diffNext === null;
+    $("diff-first").disabled = diffPages.length <= 1;
+    setText($("diff-page"), `page ${diffPages.length}${diffNext === null ? " (last)" : ""}`);
+  }
+
+  async function loadDiff(button) {
+    const q = diffQuery;
+    const after = diffPages[diffPages.length - 1];
+    const params = new URLSearchParams({
+      a: `${q.name}@${q.a}`,
+      b: `${q.name}@${q.b}`,
+      limit: String(q.limit),
+    });
+    if (q.prefix) params.set("prefix", q.prefix);
+    if (after !== null && after !== undefined) params.set("after", after);
+    button.disabled = true;
+    try {
+      renderDiff(await api("GET", `/v1/diff?${params}`));
+      $("message").hidden = true;
+    } catch (e) {
+      diffPages.pop();
+      if (diffPages.length === 0) diffPages = [null];
+      showMessage(e.message, "error");
+    } finally {
+      button.disabled = false;
+      if (button.id === "diff-next") button.disabled = diffNext === null;
+    }
+  }
+
+  function start() {
+    $("diff-processor").addEventListener("change", () => lastStatus && renderDiffChoices(lastStatus));
+    $("diff-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const limit = Math.min(1000, Math.max(1, parseInt($("diff-limit").value, 10) || 20));
+      diffQuery = {
+        name: $("diff-processor").value,
+        a: $("diff-a").value,
+        b: $("diff-b").value,
+        prefix: $("diff-prefix").value,
+        limit,
+      };
+      if (!diffQuery.name || !diffQuery.a || !diffQuery.b) {
+        showMessage("choose a processor and two of its versions to compare", "error");
+        return;
+      }
+      diffPages = [null];
+      loadDiff($("diff-run"));
+    });
+    $("diff-next").addEventListener("click", () => {
+      if (!diffQuery || diffNext === null) return;
+      diffPages.push(diffNext);
+      loadDiff($("diff-next"));
+    });
+    $("diff-first").addEventListener("click", () => {
+      if (!diffQuery) return;
+      diffPages = [null];
+      loadDiff($("diff-first"));
+    });
+    poll();
+  }
+
+  start();
+})();

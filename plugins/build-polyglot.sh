@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the example payments v2 processor written in Python and in JavaScript
+# into WebAssembly components:
+#
+#   plugins/build-polyglot.sh OUT_DIR
+#
+# writes OUT_DIR/payments-v2-python.wasm and OUT_DIR/payments-v2-js.wasm. The
+# tools are installed on first use, pinned, into a cache outside the clone
+# (KAPPA_TOOLS_DIR, default ~/.cache/kappa-tools): a Python venv with
+# componentize-py and an npm prefix with @bytecodealliance/componentize-js.
+# Needs python3 (with venv and pip) and node with npm. A component is rebuilt
+# only when one of its sources (or the WIT, or this script) is newer than it.
+set -euo pipefail
+
+COMPONENTIZE_PY_VERSION=0.25.1
+COMPONENTIZE_JS_VERSION=0.23.0
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 OUT_DIR" >&2
+    exit 2
+fi
+root="$(cd "$(dirname "$0")/.." && pwd)"
+mkdir -p "$1"
+out="$(cd "$1" && pwd)"
+tools="${KAPPA_TOOLS_DIR:-$HOME/.cache/kappa-tools}"
+venv="$tools/componentize-py-$COMPONENTIZE_PY_VERSION"
+npm_prefix="$tools/componentize-js-$COMPONENTIZE_JS_VERSION"
+componentize_js="$npm_prefix/node_modules/@bytecodealliance/componentize-js"
+
+say() { echo "build-polyglot: $*"; }
+
+# Whether $1 is missing or older than any file under the other arguments.
+stale() {
+    local target="$1"
+    shift
+    [ ! -e "$target" ] && return 0
+    [ -n "$(find -L "$@" -type f -not -path '*/__pycache__/*' -newer "$target" -print -quit)" ]
+}
+
+install_python_tools() {
+    if [ -x "$venv/bin/componentize-py" ]; then
+        return
+    fi
+    say "installing componentize-py==$COMPONENTIZE_PY_VERSION into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "componentize-py==$COMPONENTIZE_PY_VERSION"
+}
+
+install_js_tools() {
+    if [ -f "$componentize_js/package.json" ] \
+        && grep -q "\"version\": \"$COMPONENTIZE_JS_VERSION\"" "$componentize_js/package.json"; then
+        return
+    fi
+    say "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION into $npm_prefix"
+    rm -rf "$npm_prefix"
+    mkdir -p "$npm_prefix"
+    npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error \
+        "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
+}
+
+wit="$root/wit/processor-0.1.0"
+script="$root/plugins/build-polyglot.sh"
+
+py_src="$root/plugins/python/payments-v2"
+py_out="$out/payments-v2-python.wasm"
+if stale "$py_out" "$py_src" "$wit" "$script"; then
+    install_python_tools
+    say "building $py_out (componentize-py $COMPONENTIZE_PY_VERSION)"
+    start=$SECONDS
+    # No bytecode caches in the source tree, and no site-packages: the app
+    # uses the standard library only.
+    (cd "$py_src" && env -u VIRTUAL_ENV PYTHONDONTWRITEBYTECODE=1 "$venv/bin/componentize-py" \
+        -q -d "$wit" -w processor componentize app -p . -o "$py_out.tmp")
+    mv "$py_out.tmp" "$py_out"
+    say "built $py_out: $(wc -c <"$py_out") bytes in $((SECONDS - start)) s"
+else
+    say "$py_out is up to date"
+fi
+
+js_src="$root/plugins/js/payments-v2"
+js_out="$out/payments-v2-js.wasm"
+if stale "$js_out" "$js_src" "$wit" "$script"; then
+    install_js_tools
+    say "building $js_out (componentize-js $COMPONENTIZE_JS_VERSION)"
+    start=$SECONDS
+    KAPPA_COMPONENTIZE_JS="$componentize_js" node "$js_src/build.mjs" "$js_out.tmp"
+    mv "$js_out.tmp" "$js_out"
+    say "built $js_out: $(wc -c <"$js_out") bytes in $((SECONDS - start)) s"
+else
+    say "$js_out is up to date"
+fi

@@ -1,0 +1,566 @@
+//! The web dashboard in a real headless browser: Debian's chromium, driven
+//! through chromedriver's WebDriver API (plain HTTP and JSON, so no client
+//! crate). The page is loaded from `kappa serve`, read through the DOM, and
+//! clicked like a person would: the diff form, its paging, promote buttons.
+//!
+//! Needs `chromium` and `chromedriver` on PATH (`scripts/test` installs them
+//! when missing); set `KAPPA_SKIP_BROWSER_TESTS=1` to skip on a machine
+//! without them.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kappa::workload::PaymentGenerator;
+use serde_json::{Value, json};
+use support::*;
+
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// One HTTP/1.1 request to chromedriver, which keeps the connection open
+/// whatever the request says: the body is read by its Content-Length.
+/// Returns (status, body); status 0 when chromedriver cannot be reached.
+fn request(base: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let headers = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length: usize = headers
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if data.len() >= end + 4 + length {
+                let status = headers[9..12].parse().unwrap_or(0);
+                let text = String::from_utf8_lossy(&data[end + 4..end + 4 + length]);
+                return (status, text.into_owned());
+            }
+        }
+        let n = stream.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            return (0, String::from_utf8_lossy(&data).into_owned());
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A chromedriver process with one headless chromium session.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Option<Browser> {
+        let chromium = find_program(&["chromium", "chromium-browser"]);
+        let chromedriver = find_program(&["chromedriver"]);
+        let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+            if std::env::var_os("KAPPA_SKIP_BROWSER_TESTS").is_some() {
+                eprintln!("skipping: chromium or chromedriver is not installed");
+                return None;
+            }
+            panic!(
+                "the dashboard test needs chromium and chromedriver on PATH: \
+                 `apt-get install -y chromium chromium-driver` (scripts/test does it), \
+                 or set KAPPA_SKIP_BROWSER_TESTS=1"
+            );
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Browser {
+            driver,
+            base,
+            session: String::new(),
+            _profile: profile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = request(&browser.base, "GET", "/status", b"");
+            if status == 200 && body.contains("\"ready\":true") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
+            &format!("--user-data-dir={}", browser._profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "goog:chromeOptions": {"binary": chromium, "args": args}
+        }}});
+        let reply = browser.call("POST", "/session", &caps);
+        browser.session = reply["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {reply}"))
+            .to_owned();
+        Some(browser)
+    }
+
+    /// A WebDriver command; returns its `value`.
+    fn call(&self, method: &str, path: &str, body: &Value) -> Value {
+        let bytes = if method == "GET" {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).unwrap()
+        };
+        let (status, text) = request(&self.base, method, path, &bytes);
+        let reply: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {status} {e}: {text}"));
+        assert_eq!(status, 200, "WebDriver {method} {path}: {reply}");
+        reply["value"].clone()
+    }
+
+    fn session(&self, method: &str, path: &str, body: &Value) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn open(&self, url: &str) {
+        self.session("POST", "/url", &json!({ "url": url }));
+    }
+
+    /// Runs `script` (a function body) in the page with `args`.
+    fn eval(&self, script: &str, args: &[Value]) -> Value {
+        self.session(
+            "POST",
+            "/execute/sync",
+            &json!({ "script": script, "args": args }),
+        )
+    }
+
+    /// Waits until `script` returns something truthy; returns it.
+    fn wait_for(&self, what: &str, script: &str, args: &[Value]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.eval(script, args);
+            if !(v.is_null() || v == false || v == "" || v == 0) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; page text: {}",
+                self.eval("return document.body.innerText", &[])
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Saves a PNG of the page as `DIR/dashboard-NAME.png` when
+    /// `KAPPA_DASHBOARD_SCREENSHOTS=DIR` is set (to look at the page; never
+    /// kept in the repository).
+    fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let Some(dir) = std::env::var_os("KAPPA_DASHBOARD_SCREENSHOTS") else {
+            return;
+        };
+        let png = self.session("GET", "/screenshot", &Value::Null);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        let path = PathBuf::from(dir).join(format!("dashboard-{name}.png"));
+        std::fs::write(&path, bytes).unwrap();
+        eprintln!("screenshot: {}", path.display());
+    }
+
+    /// Clicks the element matching `css` with a real WebDriver click.
+    fn click(&self, css: &str) {
+        let found = self.session(
+            "POST",
+            "/element",
+            &json!({ "using": "css selector", "value": css }),
+        );
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_owned();
+        self.session("POST", &format!("/element/{id}/click"), &json!({}));
+    }
+
+    /// Types `text` into the input matching `css`, replacing its value.
+    fn fill(&self, css: &str, text: &str) {
+        let found = self.session(
+            "POST",
+            "/element",
+            &json!({ "using": "css selector", "value": css }),
+        );
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned();
+        self.session("POST", &format!("/element/{id}/clear"), &json!({}));
+        self.session(
+            "POST",
+            &format!("/element/{id}/value"),
+            &json!({ "text": text }),
+        );
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = request(
+                &self.base,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                b"",
+            );
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn deploy(server: &Server, path: &str, name: &str, version: &str, topic: &str, extra: &[&str]) {
+    let mut args = vec![
+        "deploy",
+        path,
+        "--name",
+        name,
+        "--version",
+        version,
+        "--topic",
+        topic,
+    ];
+    args.extend(extra);
+    server.json(&args);
+}
+
+#[test]
+fn dashboard_shows_versions_progress_diff_and_promotes_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+
+    // payments v1 and v2 over the same history, with one account whose name
+    // is markup: it must show up as text, never as HTML.
+    server.json(&["topic", "create", "payments", "--partitions", "3"]);
+    let mut generator = PaymentGenerator::new(7, 40, 1_767_225_600_000);
+    let file = dir.path().join("events.jsonl");
+    write_jsonl(&file, &generator.take(1500));
+    server.json(&["produce", "payments", "--file", file.to_str().unwrap()]);
+    let evil = r#"<img id="xss" src="x">"#;
+    let line = json!({"key": evil, "value": {"txn": "t-evil", "account": evil,
+        "amount_cents": 100, "merchant": "m-01"}, "timestamp": 1_767_225_700_000_i64});
+    let out = server.run_stdin(&["produce", "payments"], Some(&format!("{line}\n")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v1 = kappa_plugins::PAYMENTS_V1.path;
+    let v2 = kappa_plugins::PAYMENTS_V2.path;
+    deploy(&server, v1, "payments", "1.0.0", "payments", &["--wait"]);
+    deploy(&server, v2, "payments", "2.0.0", "payments", &["--wait"]);
+
+    // A version whose replay stalls halfway, so the page shows a replay in
+    // progress: its plugin spins on the last event of its own topic (for up
+    // to its batch time limit, longer than this test).
+    server.json(&["topic", "create", "audit", "--partitions", "1"]);
+    let audit: String = (0..2000)
+        .map(|i| format!("{}\n", json!({"key": format!("k{}", i % 7), "value": i})))
+        .chain(std::iter::once(
+            json!({"key": "k0", "value": "boom"}).to_string() + "\n",
+        ))
+        .collect();
+    let out = server.run_stdin(&["produce", "audit"], Some(&audit));
+    assert!(out.status.success());
+    deploy(
+        &server,
+        kappa_plugins::FAULTY.path,
+        "stalled",
+        "0.1.0",
+        "audit",
+        &[
+            "--config",
+            r#"{"mode":"loop","fail_on":"boom"}"#,
+            "--batch-timeout-ms",
+            "600000",
+        ],
+    );
+
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    browser.open(&format!("{}/", server.url));
+
+    // Every processor with its versions and states.
+    let states = browser.wait_for(
+        "the versions' states",
+        r#"const rows = document.querySelectorAll('tr[data-version]');
+           if (rows.length < 3) return null;
+           return Object.fromEntries([...rows].map(r => [r.dataset.version, r.dataset.state]));"#,
+        &[],
+    );
+    assert_eq!(states["payments@1.0.0"], "promoted", "{states}");
+    assert_eq!(states["payments@2.0.0"], "caught_up", "{states}");
+    assert_eq!(states["stalled@0.1.0"], "replaying", "{states}");
+    let alias = browser.eval(
+        "return document.querySelector('[data-processor=payments] .alias-current').textContent",
+        &[],
+    );
+    assert_eq!(alias, "payments@1.0.0");
+
+    // Live replay progress: the stalled version's bar is part way.
+    let progress = browser.wait_for(
+        "the replay progress of stalled@0.1.0",
+        r#"const p = document.querySelector('tr[data-version="stalled@0.1.0"] progress.replay');
+           const t = document.querySelector('tr[data-version="stalled@0.1.0"] .progress-text');
+           return p && p.value > 0 ? {value: p.value, max: p.max, text: t.textContent} : null;"#,
+        &[],
+    );
+    assert_eq!(progress["max"], 2001, "{progress}");
+    let done = progress["value"].as_f64().unwrap();
+    assert!((1.0..2001.0).contains(&done), "{progress}");
+    assert!(
+        progress["text"].as_str().unwrap().contains("/ 2,001"),
+        "{progress}"
+    );
+    let full = browser.eval(
+        r#"const p = document.querySelector('tr[data-version="payments@2.0.0"] progress.replay');
+           return [p.value, p.max];"#,
+        &[],
+    );
+    assert_eq!(full, json!([1501, 1501]));
+
+    // Promoting a version that is still replaying is refused: the page shows
+    // the API's own message.
+    browser.click(r#"tr[data-version="stalled@0.1.0"] button.promote"#);
+    let message = browser.wait_for(
+        "the refusal message",
+        r#"const m = document.getElementById('message');
+           return !m.hidden && m.dataset.kind === 'error' ? m.textContent : null;"#,
+        &[],
+    );
+    assert!(
+        message.as_str().unwrap().contains("still replaying"),
+        "{message}"
+    );
+
+    // The diff of v1 and v2, accounts only: changed rows, the changed field
+    // highlighted on both sides.
+    browser.fill("#diff-prefix", "account/");
+    browser.fill("#diff-limit", "5");
+    browser.click("#diff-run");
+    let diff = browser.wait_for(
+        "the diff rows",
+        r#"const rows = [...document.querySelectorAll('#diff-rows tr.diff-row')];
+           if (!rows.length) return null;
+           return {
+             summary: document.getElementById('diff-summary').textContent,
+             keys: rows.map(r => r.dataset.key),
+             changes: rows.map(r => r.dataset.change),
+             highlighted: [...rows[0].querySelectorAll('.field.changed')].map(f => f.dataset.path),
+             next: !document.getElementById('diff-next').disabled,
+           };"#,
+        &[],
+    );
+    let keys: Vec<&str> = diff["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 5, "{diff}");
+    assert!(keys.iter().all(|k| k.starts_with("account/")), "{diff}");
+    assert!(
+        diff["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c == "changed"),
+        "{diff}"
+    );
+    // Highlighted in both the v1 and the v2 value.
+    assert_eq!(diff["highlighted"], json!(["flagged", "flagged"]), "{diff}");
+    assert!(
+        diff["summary"]
+            .as_str()
+            .unwrap()
+            .contains("payments@1.0.0 vs payments@2.0.0"),
+        "{diff}"
+    );
+    // The counts are those of the server's own diff.
+    let report = server.json(&[
+        "diff",
+        "payments@1.0.0",
+        "payments@2.0.0",
+        "--prefix",
+        "account/",
+        "--limit",
+        "5",
+    ]);
+    let changed = report["counts"]["changed"].as_u64().unwrap();
+    assert!(changed > 5, "{report}");
+    assert!(
+        diff["summary"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{changed} changed")),
+        "{diff}"
+    );
+    assert_eq!(diff["next"], true, "{diff}");
+
+    browser.screenshot("diff");
+
+    // The next page: the following rows, in key order.
+    browser.click("#diff-next");
+    let page2 = browser.wait_for(
+        "the second page of the diff",
+        r#"const rows = [...document.querySelectorAll('#diff-rows tr.diff-row')];
+           return document.getElementById('diff-page').textContent.startsWith('page 2')
+             ? rows.map(r => r.dataset.key) : null;"#,
+        &[],
+    );
+    let first2 = page2[0].as_str().unwrap();
+    assert!(first2 > keys[4], "{page2} after {keys:?}");
+
+    // Keys are text: the account named with markup is listed (v2 adds a
+    // window row for it), and no element was made from it.
+    browser.fill("#diff-prefix", "window/<");
+    browser.click("#diff-run");
+    let shown = browser.wait_for(
+        "the markup key",
+        r#"const row = document.querySelector('#diff-rows tr.diff-row');
+           return row && row.dataset.key.startsWith('window/<')
+             ? {key: row.querySelector('.key code').textContent, change: row.dataset.change,
+                injected: document.getElementById('xss') !== null}
+             : null;"#,
+        &[],
+    );
+    assert_eq!(shown["key"], format!("window/{evil}"), "{shown}");
+    assert_eq!(shown["change"], "added", "{shown}");
+    assert_eq!(shown["injected"], false, "{shown}");
+
+    browser.screenshot("refused-and-xss");
+
+    // Promote v2 with its button; the API says the alias moved, and the page
+    // shows it too.
+    browser.click(r#"tr[data-version="payments@2.0.0"] button.promote"#);
+    let shown = browser.wait_for(
+        "the alias to move",
+        r#"const a = document.querySelector('[data-processor=payments] .alias-current').textContent;
+           return a === 'payments@2.0.0' ? a : null;"#,
+        &[],
+    );
+    assert_eq!(shown, "payments@2.0.0");
+    let p = server.json(&["status", "payments"]);
+    assert_eq!(p["processors"][0]["promoted"], "2.0.0", "{p}");
+    assert_eq!(p["processors"][0]["previous"], "1.0.0", "{p}");
+    let (status, body) = http(&server.url, "GET", "/v1/processors/payments", b"");
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["promoted"],
+        "2.0.0"
+    );
+
+    // Roll back from the page too.
+    browser.click(r#"[data-processor=payments] button.rollback"#);
+    browser.wait_for(
+        "the rollback",
+        r#"return document.querySelector('[data-processor=payments] .alias-current')
+             .textContent === 'payments@1.0.0';"#,
+        &[],
+    );
+    assert_eq!(
+        server.json(&["status", "payments"])["processors"][0]["promoted"],
+        "1.0.0"
+    );
+}
+
+#[test]
+fn dashboard_files_are_served_with_a_strict_content_security_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (status, page) = http(&server.url, "GET", "/", b"");
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>kappa</title>"), "{page}");
+    let (status, js) = http(&server.url, "GET", "/dashboard/app.js", b"");
+    assert_eq!(status, 200);
+    assert!(js.contains("/v1/status"));
+    // No data ever goes through innerHTML.
+    assert!(
+        !js.contains("innerHTML"),
+        "the script must render with textContent"
+    );
+    let (status, _) = http(&server.url, "GET", "/dashboard/nope.js", b"");
+    assert_eq!(status, 404);
+    // The headers, read raw.
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+        "{head}"
+    );
+    let size: usize = [
+        "/",
+        "/dashboard/app.js",
+        "/dashboard/style.css",
+        "/dashboard/icon.svg",
+    ]
+    .iter()
+    .map(|p| http(&server.url, "GET", p, b"").1.len())
+    .sum();
+    assert!(size < 64 * 1024, "the whole page is {size} bytes");
+    eprintln!("dashboard: {size} bytes in all");
+}

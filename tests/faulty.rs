@@ -1,0 +1,274 @@
+//! Isolation: faulty plugins (each a mode of the `faulty` test component)
+//! fail only their own version, with partition, offset and reason, while a
+//! healthy version on the same topic keeps processing; a `skip` policy turns
+//! poison events into dead letters; clocks and randomness are deterministic.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn deploy_faulty(
+    server: &Server,
+    version: &str,
+    config: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "deploy",
+        kappa_plugins::FAULTY.path,
+        "--name",
+        "faulty",
+        "--version",
+        version,
+        "--topic",
+        "events",
+        "--config",
+        config,
+    ];
+    args.extend(extra);
+    server.run(&args)
+}
+
+fn wait_failed(server: &Server, id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = server.version(id);
+        if v["state"] == "failed" {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{id} never failed: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn produce(server: &Server, lines: &[String]) -> serde_json::Value {
+    let input = lines.join("\n") + "\n";
+    let out = server.run_stdin(&["produce", "events", "--json"], Some(&input));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn event(key: &str, value: &str) -> String {
+    serde_json::json!({"key": key, "value": value, "partition": 0, "timestamp": 1}).to_string()
+}
+
+#[test]
+fn each_kind_of_misbehaviour_fails_only_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    produce(
+        &server,
+        &(0..20)
+            .map(|i| event(&format!("k{}", i % 3), "ok"))
+            .collect::<Vec<_>>(),
+    );
+    // The poison event sits at offset 20, followed by good events.
+    let mut lines = vec![event("k0", "boom")];
+    lines.extend((0..10).map(|i| event(&format!("k{}", i % 3), "ok")));
+    produce(&server, &lines);
+    let healthy = server.json(&[
+        "deploy",
+        kappa_plugins::STARTER.path,
+        "--name",
+        "counts",
+        "--version",
+        "1.0.0",
+        "--topic",
+        "events",
+        "--wait",
+    ]);
+    assert_eq!(healthy["state"], "promoted");
+
+    let cases: [(&str, &str, &[&str], &str); 4] = [
+        (
+            "0.1.0",
+            r#"{"mode":"trap"}"#,
+            &[],
+            "poison event at offset 20",
+        ),
+        (
+            "0.2.0",
+            r#"{"mode":"loop"}"#,
+            &["--batch-timeout-ms", "300"],
+            "time limit of 300 ms",
+        ),
+        (
+            "0.3.0",
+            r#"{"mode":"grow-memory"}"#,
+            &["--memory-limit-mb", "64"],
+            "memory",
+        ),
+        (
+            "0.4.0",
+            r#"{"mode":"huge-output"}"#,
+            &[],
+            "exceeds the limit",
+        ),
+    ];
+    for (version, config, extra, reason) in cases {
+        let out = deploy_faulty(&server, version, config, extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The healthy version keeps up with new events while this one fails.
+        produce(&server, &[event("k1", "ok")]);
+        let failed = wait_failed(&server, &format!("faulty@{version}"));
+        let f = &failed["failure"];
+        assert_eq!(
+            (f["partition"].as_u64(), f["offset"].as_u64()),
+            (Some(0), Some(20)),
+            "{config}: {f}"
+        );
+        let message = f["message"].as_str().unwrap();
+        assert!(
+            message.contains(reason),
+            "{config}: `{reason}` not in: {message}"
+        );
+        assert_eq!(
+            failed["applied_offsets"][0], 20,
+            "events before the poison are applied"
+        );
+        let counts = server.wait_applied("counts@1.0.0");
+        assert_eq!(counts["state"], "promoted", "{counts}");
+    }
+    // The host is up, the healthy view is right: 20 + 10 + 4 "ok" events and
+    // the poison one, over keys k0..k2.
+    let total: u64 = ["k0", "k1", "k2"]
+        .iter()
+        .map(|k| {
+            server.json(&["get", "counts", k])["row"]["value"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 35);
+
+    // A panic in init is refused at deploy, and nothing is registered.
+    let out = deploy_faulty(&server, "0.5.0", r#"{"mode":"init-panic"}"#, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("trapped in init") && err.contains("panicking in init"),
+        "{err}"
+    );
+    let status = server.json(&["status", "faulty"]);
+    assert!(
+        status["processors"][0]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["version"] != "0.5.0")
+    );
+
+    // After a fix (here: a configuration that no longer misbehaves), a new
+    // version deploys and catches up past the old poison event.
+    let out = deploy_faulty(&server, "0.6.0", r#"{"mode":"none"}"#, &["--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.version("faulty@0.6.0")["lag"], 0);
+}
+
+#[test]
+fn skip_policy_records_dead_letters_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    let lines: Vec<String> = (0..30)
+        .map(|i| event("k", if i == 7 || i == 21 { "boom" } else { "ok" }))
+        .collect();
+    produce(&server, &lines);
+    for (version, mode) in [("1.0.0", "trap"), ("2.0.0", "error")] {
+        let config = format!(r#"{{"mode":"{mode}"}}"#);
+        let out = deploy_faulty(&server, version, &config, &["--on-error", "skip", "--wait"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = format!("faulty@{version}");
+        let v = server.wait_applied(&id);
+        assert_eq!(v["dead_letter_count"], 2, "{v}");
+        let offsets: Vec<u64> = v["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["offset"].as_u64().unwrap())
+            .collect();
+        assert_eq!(offsets, [7, 21]);
+        // The view counts every event but the two skipped ones.
+        assert_eq!(server.json(&["get", &id, "k"])["row"]["value"], 28);
+        let text = String::from_utf8(server.run(&["status", "faulty"]).stdout).unwrap();
+        assert!(
+            text.contains("2 dead letters; latest at partition 0 offset 21"),
+            "{text}"
+        );
+    }
+    // The default policy stops instead.
+    let out = deploy_faulty(&server, "3.0.0", r#"{"mode":"error"}"#, &[]);
+    assert!(out.status.success());
+    assert_eq!(wait_failed(&server, "faulty@3.0.0")["failure"]["offset"], 7);
+    let err = server.fails(
+        &[
+            "deploy",
+            kappa_plugins::FAULTY.path,
+            "--name",
+            "f",
+            "--version",
+            "1.0.0",
+            "--topic",
+            "events",
+            "--on-error",
+            "retry",
+        ],
+        2,
+    );
+    assert!(err.contains("retry"), "{err}");
+}
+
+#[test]
+fn clock_and_randomness_are_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    produce(
+        &server,
+        &(0..5).map(|_| event("k", "ok")).collect::<Vec<_>>(),
+    );
+    let mut values = Vec::new();
+    for (version, mode) in [
+        ("1.0.0", "clock"),
+        ("2.0.0", "clock"),
+        ("3.0.0", "random"),
+        ("4.0.0", "random"),
+    ] {
+        let config = format!(r#"{{"mode":"{mode}"}}"#);
+        let out = deploy_faulty(&server, version, &config, &["--wait"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = format!("faulty@{version}");
+        values.push(server.json(&["get", &id, mode])["row"]["value"].clone());
+        values.push(server.json(&["digest", &id])["sha256"].clone());
+    }
+    // The wall clock reads the Unix epoch.
+    assert_eq!(values[0], 0, "{values:?}");
+    // Two replays of the same logic agree, byte for byte.
+    assert_eq!(values[0..2], values[2..4]);
+    assert_eq!(values[4..6], values[6..8]);
+}
