@@ -1025,6 +1025,7 @@ async fn watch_status(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut last_error = None;
+    let mut last = None;
     loop {
         let fetched = tokio::select! {
             r = fetch_status(client, name) => r,
@@ -1045,6 +1046,7 @@ async fn watch_status(
                     None => println!("{}", render_status(&report)),
                 }
                 let _ = std::io::stdout().flush();
+                last = Some(report);
             }
             Err(f) => {
                 if last_error.as_deref() != Some(f.message.as_str()) {
@@ -1062,7 +1064,7 @@ async fn watch_status(
         }
     }
     if let Some(screen) = screen {
-        screen.leave();
+        screen.leave(last.as_ref());
     }
     Ok(())
 }
@@ -1162,15 +1164,13 @@ impl WatchScreen {
         });
     }
 
-    /// Leaves the last screen drawn, for the terminal's scrollback.
-    fn leave(self) {
-        for WatchedProcessor { header, bars, .. } in &self.processors {
-            header.abandon();
-            for (_, bar) in bars {
-                bar.abandon();
-            }
+    /// Clears the bars and prints the last status as the plain table, for
+    /// the terminal's scrollback.
+    fn leave(self, last: Option<&StatusReport>) {
+        let _ = self.multi.clear();
+        if let Some(report) = last {
+            print!("{}", render_status(report));
         }
-        self.footer.abandon();
     }
 }
 
