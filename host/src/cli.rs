@@ -958,7 +958,7 @@ pub(crate) fn progress_line(v: &VersionStatus) -> String {
 /// message with state, rate, ETA and lag (see `bar_message`).
 fn bar_style() -> indicatif::ProgressStyle {
     indicatif::ProgressStyle::with_template(
-        "{prefix:18!} {bar:20.cyan/blue} {human_pos:>9}/{human_len:<9} {wide_msg}",
+        "{prefix:18!} {bar:20.cyan/blue} {human_pos:>9}/{human_len:<9} {msg}",
     )
     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
     .progress_chars("█▉▊▋▌▍▎▏ ")
@@ -1101,7 +1101,7 @@ impl WatchScreen {
     fn line() -> indicatif::ProgressBar {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{wide_msg}")
+            indicatif::ProgressStyle::with_template("{msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
@@ -1168,6 +1168,9 @@ impl WatchScreen {
     /// the terminal's scrollback.
     fn leave(self, last: Option<&StatusReport>) {
         let _ = self.multi.clear();
+        // The bars, dropped after this, draw nothing more.
+        self.multi
+            .set_draw_target(indicatif::ProgressDrawTarget::hidden());
         if let Some(report) = last {
             print!("{}", render_status(report));
         }
