@@ -175,6 +175,7 @@ fn deploy_replay_diff_promote_rollback_retire_and_restart() {
     let p = server.json(&["status", "payments"]);
     assert_eq!(p["processors"][0]["promoted"], "2.0.0");
     assert_eq!(server.version(V1)["state"], "retired");
+    server.wait_applied(V2);
     assert_eq!(server.json(&["digest", V2])["sha256"], digest_v2);
     let last = generator.take(500);
     write_jsonl(&file, &last);

@@ -652,6 +652,9 @@ impl Host {
             }
             if !worked {
                 run.progress.lock().idle();
+                if let Err(e) = run.view.sync_if_dirty() {
+                    tracing::warn!(version = %id, "syncing the view: {e}");
+                }
                 if !caught_up && applied.iter().zip(&ends).all(|(a, e)| a >= e) {
                     caught_up = true;
                     self.caught_up(run);

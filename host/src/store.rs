@@ -88,6 +88,8 @@ pub struct View {
 struct SyncState {
     last_durable: Instant,
     interval: Duration,
+    /// Whether commits were made since the last durable one.
+    dirty: bool,
 }
 
 impl View {
@@ -105,6 +107,7 @@ impl View {
             sync: Mutex::new(SyncState {
                 last_durable: Instant::now(),
                 interval: sync_interval,
+                dirty: false,
             }),
         };
         // Create the tables and the format marker so readers never meet a
@@ -165,6 +168,7 @@ impl View {
             if due {
                 sync.last_durable = Instant::now();
             }
+            sync.dirty = !due;
             due
         };
         if !durable {
@@ -197,7 +201,18 @@ impl View {
     pub fn sync(&self) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         txn.commit().map_err(|e| self.err(e))?;
-        self.sync.lock().last_durable = Instant::now();
+        let mut sync = self.sync.lock();
+        sync.last_durable = Instant::now();
+        sync.dirty = false;
+        Ok(())
+    }
+
+    /// Makes the commits so far durable if some are not yet: called when a
+    /// worker runs out of events, so that a quiet view is on disk whole.
+    pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
+        if self.sync.lock().dirty {
+            self.sync()?;
+        }
         Ok(())
     }
 
