@@ -206,3 +206,290 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     assert_eq!(ends(), before);
     assert_eq!(server.json(&["topic", "list"]).as_array().unwrap().len(), 1);
 }
+
+/// A raw request that tolerates the server answering before it has read
+/// the whole body (as it does for a body over the limit): the answer is
+/// read by a second thread while the body is written.
+fn send_raw(url: &str, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut reader = stream.try_clone().unwrap();
+    let answer = std::thread::spawn(move || {
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 8192];
+        // Stops at the end or at a reset, keeping what arrived before it.
+        while let Ok(n) = reader.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&chunk[..n]);
+        }
+        response
+    });
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body));
+    let response = String::from_utf8_lossy(&answer.join().unwrap()).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {path}: no HTTP answer: {response:?}"));
+    let status = head[9..12].parse().unwrap();
+    let json = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {status} without a JSON body ({e}): {body}"));
+    (status, json)
+}
+
+#[test]
+fn api_refuses_oversized_malformed_and_tricky_requests_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &["--max-body-mb", "1", "--max-event-bytes", "1000"],
+        &[],
+    );
+    let url = server.url.clone();
+    server.json(&["topic", "create", "events", "--partitions", "2"]);
+    server.run_stdin(
+        &["produce", "events"],
+        Some("{\"key\":\"a\",\"value\":1}\n"),
+    );
+    let starter = kappa_plugins::STARTER.bytes;
+    let snapshot = || {
+        let (status, topics) = send_raw(&url, "GET", "/v1/topics", b"");
+        assert_eq!(status, 200);
+        let (status, report) = send_raw(&url, "GET", "/v1/status", b"");
+        assert_eq!(status, 200);
+        let mut files: Vec<String> = Vec::new();
+        let mut stack = vec![data.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p.clone());
+                }
+                files.push(p.strip_prefix(&data).unwrap().display().to_string());
+            }
+        }
+        files.sort();
+        (topics, report["processors"].clone(), files)
+    };
+    let before = snapshot();
+
+    let big_event = format!(r#"{{"events":[{{"value":"{}"}}]}}"#, "x".repeat(2000));
+    let huge_body = format!(r#"{{"events":[{{"value":"{}"}}]}}"#, "x".repeat(1_100_000));
+    let long = "n".repeat(5000);
+    let cases: Vec<(&str, String, Vec<u8>, u16)> = vec![
+        // Oversized: a body over --max-body-mb, an event over --max-event-bytes.
+        (
+            "POST",
+            "/v1/topics/events/events".into(),
+            huge_body.clone().into_bytes(),
+            413,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/1.0.0?topic=events".into(),
+            vec![b'x'; 1_100_000],
+            413,
+        ),
+        (
+            "POST",
+            "/v1/topics/events/events".into(),
+            big_event.into_bytes(),
+            413,
+        ),
+        // Malformed JSON and wrong types.
+        (
+            "POST",
+            "/v1/topics/events/events".into(),
+            b"{\"events\":[".to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics/events/events".into(),
+            br#"{"events":"x"}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics/events/events".into(),
+            br#"{"events":[{"value":1,"timestamp":"now"}]}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics/events/events".into(),
+            br#"{"events":[{"value":1,"partition":-1}]}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics".into(),
+            br#"{"name":7,"partitions":1}"#.to_vec(),
+            400,
+        ),
+        ("POST", "/v1/topics".into(), br#"["events"]"#.to_vec(), 400),
+        (
+            "POST",
+            "/v1/processors/counts/promote".into(),
+            br#"{"version":1}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/1.0.0?topic=events&auto_promote=maybe".into(),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/1.0.0?topic=events&on_error=retry".into(),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/1.0.0?topic=events".into(),
+            b"not a component".to_vec(),
+            400,
+        ),
+        (
+            "GET",
+            "/v1/topics/events/events?partition=-1".into(),
+            vec![],
+            400,
+        ),
+        // Unknown names.
+        (
+            "POST",
+            "/v1/topics/nope/events".into(),
+            br#"{"events":[{"value":1}]}"#.to_vec(),
+            404,
+        ),
+        (
+            "POST",
+            "/v1/processors/ghost/promote".into(),
+            br#"{"version":"1.0.0"}"#.to_vec(),
+            404,
+        ),
+        ("POST", "/v1/processors/ghost/rollback".into(), vec![], 404),
+        (
+            "DELETE",
+            "/v1/processors/ghost/versions/1.0.0".into(),
+            vec![],
+            404,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/1.0.0?topic=nope".into(),
+            starter.to_vec(),
+            404,
+        ),
+        // Path tricks in topic, processor and version names.
+        (
+            "POST",
+            "/v1/topics".into(),
+            br#"{"name":"..","partitions":1}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics".into(),
+            br#"{"name":"a/../../b","partitions":1}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics".into(),
+            br#"{"name":"a\u0000b","partitions":1}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics".into(),
+            format!(r#"{{"name":"{long}","partitions":1}}"#).into_bytes(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/topics/..%2F..%2Fetc/events".into(),
+            br#"{"events":[{"value":1}]}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/..%2F..%2Fetc/versions/1.0.0?topic=events".into(),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/p%00/versions/1.0.0?topic=events".into(),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            format!("/v1/processors/{long}/versions/1.0.0?topic=events"),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/..%2F..%2Fx?topic=events".into(),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/1.0.0%00?topic=events".into(),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/v1/processors/p/versions/1.0.0%2F..?topic=events".into(),
+            starter.to_vec(),
+            400,
+        ),
+        (
+            "DELETE",
+            "/v1/processors/..%2Fp/versions/1.0.0".into(),
+            vec![],
+            400,
+        ),
+        ("GET", "/v1/views/..%2F..%2Fetc/digest".into(), vec![], 400),
+        ("GET", "/v1/views/p@..%2F1.0.0/scan".into(), vec![], 400),
+    ];
+    for (method, path, body, want) in &cases {
+        let shown = &path[..path.len().min(80)];
+        let (status, json) = send_raw(&url, method, path, body);
+        assert_eq!(status, *want, "{method} {shown}: {json}");
+        let kind = json["error"]["kind"].as_str().unwrap_or_default();
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !kind.is_empty() && !message.is_empty(),
+            "{method} {shown}: no JSON error: {json}"
+        );
+        if *want == 413 {
+            assert_eq!(kind, "too_large", "{method} {shown}: {json}");
+        }
+        assert_eq!(snapshot(), before, "{method} {shown} changed something");
+    }
+    // A body under the limit with events under the limit still works.
+    let (status, _) = send_raw(
+        &url,
+        "POST",
+        "/v1/topics/events/events",
+        format!(r#"{{"events":[{{"value":"{}"}}]}}"#, "x".repeat(900)).as_bytes(),
+    );
+    assert_eq!(status, 200);
+    eprintln!("{} bad requests refused, nothing changed", cases.len());
+}

@@ -6,7 +6,9 @@
 //! crash-free run builds over the same log (the rules recomputed here from the
 //! log's contents): no event lost, none applied twice.
 //!
-//! Kill points come from seeded random delays. Seeds that once failed are kept
+//! A deploy, promote or rollback runs on its own thread so the kill can land
+//! while it is in flight; the test prints how many kills landed during a
+//! replay, a deploy and a swap. Kill points come from seeded random delays. Seeds that once failed are kept
 //! in `REGRESSION_SEEDS`; each run adds one fresh seed (printed), so the space
 //! of kill points keeps being explored. `KAPPA_CRASH_SECONDS` sets the time
 //! budget per seed (default 12 s), `KAPPA_CRASH_SEED` runs one seed only.
@@ -105,7 +107,37 @@ fn alias(server: &Server) -> Option<String> {
     p["promoted"].as_str().map(str::to_owned)
 }
 
-fn run_seed(seed: u64, budget: Duration) -> usize {
+/// What was in flight when the host was killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    None,
+    Deploy,
+    Swap,
+}
+
+/// How many kills landed during each kind of work (a producer is always
+/// appending, so every kill lands during a produce).
+#[derive(Debug, Default)]
+struct Tally {
+    /// While version 2.0.0 was replaying the log.
+    replay: usize,
+    /// While a deploy request was in flight.
+    deploy: usize,
+    /// While a promote or rollback request was in flight.
+    swap: usize,
+}
+
+fn version_state(server: &Server, version: &str) -> String {
+    let path = format!("/v1/processors/payments/versions/{version}");
+    let (status, body) = http(&server.url, "GET", &path, b"");
+    if status != 200 {
+        return String::new();
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["state"].as_str().unwrap_or_default().to_owned()
+}
+
+fn run_seed(seed: u64, budget: Duration, tally: &mut Tally) -> usize {
     const PARTITIONS: u32 = 3;
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(seed);
@@ -144,44 +176,72 @@ fn run_seed(seed: u64, budget: Duration) -> usize {
         };
         // Something to be in the middle of when the kill comes.
         std::thread::sleep(Duration::from_millis(rng.below(60)));
-        let v2 = kappa_plugins::PAYMENTS_V2.bytes;
-        match rng.below(4) {
-            0 if !v2_deployed => {
-                let (status, _) = http(
-                    &server.url,
-                    "POST",
+        // A deploy, promote or rollback runs on its own thread, so that the
+        // kill can land while it is in flight, not only between requests.
+        let request = |path: &'static str, body: &'static [u8]| {
+            let url = server.url.clone();
+            std::thread::spawn(move || http(&url, "POST", path, body))
+        };
+        let (operation, in_flight) = match rng.below(4) {
+            0 if !v2_deployed => (
+                Operation::Deploy,
+                Some(request(
                     "/v1/processors/payments/versions/2.0.0?topic=payments",
-                    v2,
-                );
-                v2_deployed = matches!(status, 200 | 201);
-            }
+                    kappa_plugins::PAYMENTS_V2.bytes,
+                )),
+            ),
             1 | 2 if v2_deployed => {
-                let (path, body): (&str, &[u8]) = if rng.below(2) == 0 {
-                    ("/v1/processors/payments/promote", br#"{"version":"2.0.0"}"#)
+                let swap = if rng.below(2) == 0 {
+                    request("/v1/processors/payments/promote", br#"{"version":"2.0.0"}"#)
                 } else {
-                    ("/v1/processors/payments/rollback", b"")
+                    request("/v1/processors/payments/rollback", b"")
                 };
-                let (status, answer) = http(&server.url, "POST", path, body);
-                match status {
-                    200 => {
-                        let p: serde_json::Value = serde_json::from_str(&answer).unwrap();
-                        expected_alias = Some(p["promoted"].as_str().map(str::to_owned));
-                    }
-                    0 => expected_alias = None,
-                    _ => {} // refused (still replaying, nothing to roll back to): no change
-                }
+                (Operation::Swap, Some(swap))
             }
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(rng.below(120)));
+            _ => (Operation::None, None),
+        };
+        // A swap takes milliseconds: a short delay gives kills inside it.
+        let delay = match operation {
+            Operation::Swap => rng.below(8),
+            _ => rng.below(120),
+        };
+        std::thread::sleep(Duration::from_millis(delay));
+        let replaying = v2_deployed && version_state(&server, "2.0.0") == "replaying";
+        let cut_short = in_flight.as_ref().is_some_and(|t| !t.is_finished());
         server.kill();
         kills += 1;
+        tally.replay += usize::from(replaying);
+        match operation {
+            Operation::Deploy => tally.deploy += usize::from(cut_short),
+            Operation::Swap => tally.swap += usize::from(cut_short),
+            Operation::None => {}
+        }
         stop.store(true, Ordering::Relaxed);
         let (advanced, newly_acked) = producer.join().unwrap();
         generator = advanced;
         acked.extend(newly_acked);
+        if let Some(thread) = in_flight {
+            let (status, answer) = thread.join().unwrap();
+            match (operation, status) {
+                (Operation::Deploy, 200 | 201) => v2_deployed = true,
+                (Operation::Swap, 200) => {
+                    let p: serde_json::Value = serde_json::from_str(&answer).unwrap();
+                    expected_alias = Some(p["promoted"].as_str().map(str::to_owned));
+                }
+                // Cut off by the kill: either outcome is correct.
+                (Operation::Swap, 0) => expected_alias = None,
+                // Refused (still replaying, nothing to roll back to), or a
+                // deploy cut off: no acknowledged change.
+                _ => {}
+            }
+        }
 
         server = Server::start(dir.path());
+        // A deploy cut off by the kill may or may not have been registered.
+        if !v2_deployed {
+            let path = "/v1/processors/payments/versions/2.0.0";
+            v2_deployed = http(&server.url, "GET", path, b"").0 == 200;
+        }
         // Every acknowledged event survived, in its partition.
         let present: BTreeSet<String> = log_contents(&server, PARTITIONS)
             .into_iter()
@@ -263,12 +323,17 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_applies_none_twice()
         }
     };
     let mut total = 0;
+    let mut tally = Tally::default();
     for seed in seeds {
         eprintln!("crash test: seed {seed} (rerun with KAPPA_CRASH_SEED={seed})");
-        let kills = run_seed(seed, budget);
+        let kills = run_seed(seed, budget, &mut tally);
         eprintln!("crash test: seed {seed}: {kills} kill points tried, all recovered");
         total += kills;
     }
     assert!(total >= 10, "only {total} kill points were tried");
-    println!("crash test: {total} kill points tried");
+    println!(
+        "crash test: {total} kill points tried, all during a produce; {} during a replay, \
+         {} during a deploy, {} during a promote or rollback",
+        tally.replay, tally.deploy, tally.swap
+    );
 }

@@ -564,3 +564,99 @@ fn dashboard_files_are_served_with_a_strict_content_security_policy() {
     assert!(size < 64 * 1024, "the whole page is {size} bytes");
     eprintln!("dashboard: {size} bytes in all");
 }
+
+#[test]
+fn dashboard_asks_for_the_token_and_sends_it() {
+    const TOKEN: &str = "dashboard-test-token";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--token", TOKEN], &[]);
+    let with_token = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--token", TOKEN]);
+        server.json(&all)
+    };
+    with_token(&["topic", "create", "events", "--partitions", "1"]);
+    for version in ["1.0.0", "2.0.0"] {
+        with_token(&[
+            "deploy",
+            kappa_plugins::STARTER.path,
+            "--name",
+            "counts",
+            "--version",
+            version,
+            "--topic",
+            "events",
+            "--wait",
+        ]);
+    }
+
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    browser.open(&format!("{}/", server.url));
+    // Reads are open: the versions show, and no token is asked for yet.
+    browser.wait_for(
+        "the versions",
+        r#"return document.querySelectorAll('tr[data-version]').length === 2;"#,
+        &[],
+    );
+    assert_eq!(
+        browser.eval("return document.getElementById('token-form').hidden", &[]),
+        true
+    );
+    // A promote without the token: the API's 401 message, the token field,
+    // and nothing changed.
+    browser.click(r#"tr[data-version="counts@2.0.0"] button.promote"#);
+    let message = browser.wait_for(
+        "the refusal",
+        r#"const m = document.getElementById('message');
+           return !m.hidden && !document.getElementById('token-form').hidden
+             ? m.textContent : null;"#,
+        &[],
+    );
+    assert!(
+        message
+            .as_str()
+            .unwrap()
+            .contains("requires a bearer token"),
+        "{message}"
+    );
+    assert_eq!(
+        server.json(&["status", "counts"])["processors"][0]["promoted"],
+        "1.0.0"
+    );
+    browser.screenshot("token-asked");
+
+    // A wrong token is refused with the API's message too.
+    browser.fill("#token-input", "not-the-token");
+    browser.click("#token-save");
+    browser.click(r#"tr[data-version="counts@2.0.0"] button.promote"#);
+    browser.wait_for(
+        "the wrong token's refusal",
+        r#"const m = document.getElementById('message');
+           return !m.hidden && m.textContent.includes('not valid');"#,
+        &[],
+    );
+    assert_eq!(
+        server.json(&["status", "counts"])["processors"][0]["promoted"],
+        "1.0.0"
+    );
+
+    // The right token, kept for the tab, is sent: the promote goes through.
+    browser.fill("#token-input", TOKEN);
+    browser.click("#token-save");
+    let stored = browser.eval("return sessionStorage.getItem('kappa-token')", &[]);
+    assert_eq!(stored, TOKEN);
+    browser.click(r#"tr[data-version="counts@2.0.0"] button.promote"#);
+    browser.wait_for(
+        "the alias to move",
+        r#"return document.querySelector('[data-processor=counts] .alias-current')
+             .textContent === 'counts@2.0.0';"#,
+        &[],
+    );
+    assert_eq!(
+        server.json(&["status", "counts"])["processors"][0]["promoted"],
+        "2.0.0"
+    );
+    browser.screenshot("token-used");
+}

@@ -1,7 +1,8 @@
 //! Isolation: faulty plugins (each a mode of the `faulty` test component)
 //! fail only their own version, with partition, offset and reason, while a
 //! healthy version on the same topic keeps processing; a `skip` policy turns
-//! poison events into dead letters; clocks and randomness are deterministic.
+//! poison events into dead letters; clocks and randomness are deterministic;
+//! a plugin cannot reach files, the environment or the network.
 
 #![allow(clippy::unwrap_used)]
 
@@ -271,4 +272,60 @@ fn clock_and_randomness_are_deterministic() {
     // Two replays of the same logic agree, byte for byte.
     assert_eq!(values[0..2], values[2..4]);
     assert_eq!(values[4..6], values[6..8]);
+}
+
+#[test]
+fn a_plugin_cannot_reach_files_environment_or_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "top-secret").unwrap();
+    let written = dir.path().join("escaped.txt");
+    // A real listener the plugin is told to connect to: nothing may arrive.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    // The host's own environment holds something worth stealing.
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[],
+        &[("KAPPA_TEST_SECRET", "top-secret")],
+    );
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    produce(&server, &[event("k", "ok")]);
+    let config = serde_json::json!({
+        "mode": "escape",
+        "read": secret,
+        "write": written,
+        "connect": addr,
+    })
+    .to_string();
+    let out = deploy_faulty(&server, "1.0.0", &config, &["--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut outcomes = Vec::new();
+    for what in ["read", "list", "write", "env", "connect", "resolve"] {
+        let got = server.json(&["get", "faulty@1.0.0", &format!("escape/{what}")]);
+        let value = got["row"]["value"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            value.starts_with("denied: "),
+            "the plugin was allowed to {what}: {got}"
+        );
+        assert!(!value.contains("top-secret"), "{what}: {value}");
+        outcomes.push(format!("{what}: {value}"));
+    }
+    eprintln!("sandbox: {outcomes:#?}");
+    assert!(!written.exists(), "the plugin created a file on the host");
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "the plugin opened a connection"
+    );
+    // It ran, counted its event, and nothing else happened.
+    assert_eq!(
+        server.json(&["get", "faulty@1.0.0", "k"])["row"]["value"],
+        1
+    );
 }

@@ -5,11 +5,14 @@
 //! Host operations are synchronous (they compile, fsync, or wait on the diff
 //! barrier), so every handler runs them on tokio's blocking pool and the
 //! async workers only shuttle bytes.
+//!
+//! Who may call which route is `crate::access` (an optional bearer token,
+//! checked before any handler); how big a body may be is `ServeOptions`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -41,11 +44,35 @@ impl From<Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError(too_large_body());
+        }
         ApiError(Error::invalid(format!(
             "malformed request body: {}",
             e.body_text()
         )))
     }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(e: BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError(too_large_body());
+        }
+        ApiError(Error::invalid(format!(
+            "cannot read the request body: {}",
+            e.body_text()
+        )))
+    }
+}
+
+/// A body over the server's limit (`kappa serve --max-body-mb`).
+fn too_large_body() -> Error {
+    Error::TooLarge(
+        "the request body exceeds this server's limit (kappa serve --max-body-mb); \
+         nothing was changed"
+            .into(),
+    )
 }
 
 impl IntoResponse for ApiError {
@@ -79,8 +106,34 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError)
 }
 
-/// The API's routes over a host.
+/// How a server is exposed: who may call it and how big a request may be.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The bearer-token policy (open by default).
+    pub access: crate::access::Access,
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            access: crate::access::Access::open(),
+            max_body_bytes: MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The API's routes over a host, open, with the default body limit.
 pub fn router(host: Arc<Host>) -> Router {
+    router_with(host, &ServeOptions::default())
+}
+
+/// The API's routes over a host with `options`: the access check runs
+/// before any handler, so a refused request reads no body and changes
+/// nothing.
+pub fn router_with(host: Arc<Host>, options: &ServeOptions) -> Router {
+    let access = Arc::new(options.access.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -101,8 +154,12 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/v1/views/{spec}/scan", get(scan))
         .route("/v1/views/{spec}/digest", get(digest))
         .route("/v1/diff", get(diff))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .with_state(host)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::access::middleware,
+        ))
 }
 
 async fn status(State(host): State<Arc<Host>>) -> ApiResult<crate::model::StatusReport> {
@@ -203,8 +260,9 @@ async fn deploy(
     State(host): State<Arc<Host>>,
     Path((name, version)): Path<(String, String)>,
     query: Result<Query<DeployQuery>, axum::extract::rejection::QueryRejection>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<crate::model::DeployReport>), ApiError> {
+    let body = body?;
     let Query(q) =
         query.map_err(|e| Error::invalid(format!("bad deploy parameters: {}", e.body_text())))?;
     let defaults = Settings::default();
@@ -390,7 +448,17 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(host))
+    serve_with(host, listener, &ServeOptions::default(), shutdown).await
+}
+
+/// Serves the API with `options` on `listener` until `shutdown` resolves.
+pub async fn serve_with(
+    host: Arc<Host>,
+    listener: tokio::net::TcpListener,
+    options: &ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router_with(host, options))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -38,6 +38,16 @@ struct Cli {
     /// `json` for one JSON object a line.
     #[arg(long, global = true, env = "KAPPA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Bearer token. `serve` then requires it of every request that changes
+    /// something (and of reads with --auth-reads); the client commands send
+    /// it. Prefer KAPPA_TOKEN or --token-file: other users can see a command
+    /// line.
+    #[arg(long, global = true, env = "KAPPA_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the bearer token from this file (surrounding white space is
+    /// ignored); takes precedence over --token.
+    #[arg(long, global = true, env = "KAPPA_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,9 +68,22 @@ enum Command {
         /// Where the log, views, plugins and compiled code are kept.
         #[arg(long, env = "KAPPA_DATA_DIR", default_value = "kappa-data")]
         data_dir: PathBuf,
-        /// Address to listen on (loopback by default).
+        /// Address to listen on (loopback by default). Any other address
+        /// needs a token (--token, --token-file or KAPPA_TOKEN).
         #[arg(long, env = "KAPPA_LISTEN", default_value = "127.0.0.1:7070")]
         listen: SocketAddr,
+        /// Require the token for reads too (status, topics, events, views,
+        /// diff, /metrics); /healthz and the dashboard page stay open.
+        #[arg(long, env = "KAPPA_AUTH_READS")]
+        auth_reads: bool,
+        /// Largest request body, MiB (a component upload, a produce batch).
+        #[arg(long, env = "KAPPA_MAX_BODY_MB", default_value_t = 128,
+              value_parser = clap::value_parser!(u64).range(1..=4096))]
+        max_body_mb: u64,
+        /// Largest event `produce` accepts: key + value + headers, bytes.
+        #[arg(long, env = "KAPPA_MAX_EVENT_BYTES", default_value_t = 1 << 20,
+              value_parser = clap::value_parser!(u64).range(1..=(8 << 20)))]
+        max_event_bytes: u64,
     },
     /// Create or list topics.
     #[command(subcommand)]
@@ -339,9 +362,40 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
-    let client = || Client::new(&cli.server).map_err(Failure::from);
+    let token = resolve_token(cli.token.as_deref(), cli.token_file.as_deref())?;
+    let client = || {
+        Client::new(&cli.server)
+            .map(|c| c.with_token(token.clone()))
+            .map_err(Failure::from)
+    };
     match cli.command {
-        Command::Serve { data_dir, listen } => serve(data_dir, listen).await,
+        Command::Serve {
+            data_dir,
+            listen,
+            auth_reads,
+            max_body_mb,
+            max_event_bytes,
+        } => {
+            let access = crate::access::Access::new(token.as_deref(), auth_reads)
+                .map_err(|e| usage(e.to_string()))?;
+            if !listen.ip().is_loopback() && !access.has_token() {
+                return Err(usage(format!(
+                    "refusing to listen on {listen} without a token: anyone who can reach it \
+                     could produce, deploy, promote and retire. Set a token (--token-file \
+                     FILE or KAPPA_TOKEN; clients then send it with --token or KAPPA_TOKEN), \
+                     or listen on loopback (127.0.0.1)"
+                )));
+            }
+            let options = crate::api::ServeOptions {
+                access,
+                max_body_bytes: usize::try_from(max_body_mb << 20).unwrap_or(usize::MAX),
+            };
+            let host_options = HostOptions {
+                max_event_bytes: usize::try_from(max_event_bytes).unwrap_or(usize::MAX),
+                ..HostOptions::default()
+            };
+            serve(data_dir, listen, options, host_options).await
+        }
         Command::Demo { data_dir, events } => crate::demo::run(data_dir, events, json)
             .await
             .map_err(|e| Failure {
@@ -699,9 +753,40 @@ fn alias_text(p: &ProcessorStatus) -> String {
     }
 }
 
-async fn serve(data_dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
+/// The token from `--token-file` or else `--token`/`KAPPA_TOKEN`; a token
+/// that cannot be sent is bad usage (exit 2).
+fn resolve_token(
+    token: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, Failure> {
+    let token = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    usage(format!(
+                        "cannot read the token file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => token.map(|t| t.trim().to_owned()),
+    };
+    if let Some(t) = &token {
+        crate::access::validate_token(t).map_err(|e| usage(e.to_string()))?;
+    }
+    Ok(token)
+}
+
+async fn serve(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    options: crate::api::ServeOptions,
+    host_options: HostOptions,
+) -> Result<(), Failure> {
     let dir = data_dir.clone();
-    let host = tokio::task::spawn_blocking(move || Host::open(&dir, HostOptions::default()))
+    let host = tokio::task::spawn_blocking(move || Host::open(&dir, host_options))
         .await
         .map_err(|e| Failure {
             code: 1,
@@ -724,7 +809,18 @@ async fn serve(data_dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
         "kappa serving http://{addr} with data in {}",
         data_dir.display()
     );
-    crate::api::serve(host.clone(), listener, shutdown_signal())
+    if options.access.has_token() {
+        tracing::info!(
+            reads_need_token = options.access.reads_need_token(),
+            "a bearer token is required for every change{}",
+            if options.access.reads_need_token() {
+                " and every read"
+            } else {
+                ""
+            }
+        );
+    }
+    crate::api::serve_with(host.clone(), listener, &options, shutdown_signal())
         .await
         .map_err(|e| Failure {
             code: 1,

@@ -43,10 +43,22 @@ pub enum ClientError {
 }
 
 /// A client of one server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     base: reqwest::Url,
     http: reqwest::Client,
+    /// Bearer token sent with every request, when the server needs one.
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself.
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl Client {
@@ -57,7 +69,22 @@ impl Client {
         Ok(Client {
             base,
             http: reqwest::Client::new(),
+            token: None,
         })
+    }
+
+    /// The same client sending `token` as `Authorization: Bearer` with every
+    /// request (see `kappa serve --token`).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
     }
 
     fn url(&self, segments: &[&str]) -> Result<reqwest::Url, ClientError> {
@@ -73,10 +100,14 @@ impl Client {
         &self,
         req: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
-            server: self.base.to_string(),
-            reason: root_cause(&e),
-        })?;
+        let resp = self
+            .authorized(req)
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                server: self.base.to_string(),
+                reason: root_cause(&e),
+            })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
             server: self.base.to_string(),
@@ -311,8 +342,7 @@ impl Client {
     /// `GET /metrics`, as text.
     pub async fn metrics(&self) -> Result<String, ClientError> {
         let resp = self
-            .http
-            .get(self.url(&["metrics"])?)
+            .authorized(self.http.get(self.url(&["metrics"])?))
             .send()
             .await
             .map_err(|e| ClientError::Unreachable {

@@ -13,10 +13,11 @@
 //! - [`diff`]: comparing two views.
 //! - [`lifecycle`]: the running host that ties them together.
 //! - [`model`]: the JSON shapes of the API and the CLI.
-//! - [`api`]: the HTTP server; [`client`]: its client; [`cli`]: the `kappa` command.
+//! - [`api`]: the HTTP server ([`access`]: its bearer-token check); [`client`]: its client; [`cli`]: the `kappa` command.
 //! - [`metrics`]: the `/metrics` series; [`dashboard`]: the web page served at `/`.
 //! - [`demo`]: the guided tour run by `kappa demo`; [`workload`]: its event generator.
 
+pub mod access;
 pub mod api;
 pub mod check;
 pub mod cli;
@@ -25,6 +26,8 @@ pub mod dashboard;
 pub mod demo;
 pub mod diff;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lifecycle;
 pub mod log;
 pub mod metrics;

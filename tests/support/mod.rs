@@ -25,6 +25,11 @@ pub struct Server {
 impl Server {
     /// Starts a server on a free loopback port over `data_dir`.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[], &[])
+    }
+
+    /// Same, with more `serve` arguments and environment variables.
+    pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut child = Command::new(KAPPA)
             .args([
                 "serve",
@@ -35,6 +40,8 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(args)
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,7 +1,9 @@
 // The kappa dashboard: polls /v1/status every second and updates the page in
 // place; promote, rollback, retire and diff call the same HTTP API as the CLI.
 // Every value from the server is written with textContent or setAttribute,
-// never parsed as HTML.
+// never parsed as HTML. When the server needs a bearer token (kappa serve
+// --token), the page asks for it and keeps it in sessionStorage (this tab
+// only, gone when it closes), sending it with every API call.
 "use strict";
 
 (() => {
@@ -30,9 +32,26 @@
     if (e.textContent !== t) e.textContent = t;
   }
 
+  const TOKEN_KEY = "kappa-token";
+  function storedToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // Shows the token form: after a 401, or to forget a stored token.
+  function showTokenForm() {
+    $("token-form").hidden = false;
+    $("token-forget").hidden = !storedToken();
+  }
+
   // Calls the API; throws an Error carrying the server's own message.
   async function api(method, path, body) {
     const options = { method, headers: { Accept: "application/json" } };
+    const token = storedToken();
+    if (token) options.headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -50,6 +69,7 @@
     } catch (_) {
       data = null;
     }
+    if (response.status === 401) showTokenForm();
     if (!response.ok) {
       const message =
         (data && data.error && data.error.message) || text || response.statusText;
@@ -471,6 +491,31 @@
       if (!diffQuery) return;
       diffPages = [null];
       loadDiff($("diff-first"));
+    });
+    if (storedToken()) showTokenForm();
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const token = $("token-input").value.trim();
+      if (!token) return;
+      try {
+        sessionStorage.setItem(TOKEN_KEY, token);
+      } catch (_) {
+        showMessage("this browser does not allow storing the token for this tab", "error");
+        return;
+      }
+      $("token-input").value = "";
+      $("token-forget").hidden = false;
+      showMessage("token saved for this tab; it is sent with every request", "ok");
+      poll(false);
+    });
+    $("token-forget").addEventListener("click", () => {
+      try {
+        sessionStorage.removeItem(TOKEN_KEY);
+      } catch (_) {
+        // nothing stored
+      }
+      $("token-forget").hidden = true;
+      poll(false);
     });
     poll();
   }

@@ -37,6 +37,43 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
+/// The record codec for `crate::fuzzing` (and the fuzz targets through it):
+/// the same functions the log's readers and writers use, on bytes in memory.
+pub(crate) mod fuzz_support {
+    use super::record::{self, FRAME_HEADER_LEN};
+    use super::{NewRecord, Record};
+
+    pub(crate) use super::record::SEGMENT_HEADER;
+
+    /// Decodes the framed record at the start of `bytes` exactly as a reader
+    /// does (length, checksum, body structure, UTF-8 header names); returns
+    /// it with the number of bytes it took.
+    pub(crate) fn decode_framed(bytes: &[u8]) -> Result<(Record, usize), String> {
+        let header = bytes
+            .first_chunk::<FRAME_HEADER_LEN>()
+            .ok_or("incomplete record header")?;
+        let (len, crc) = record::frame_header(header);
+        let total = FRAME_HEADER_LEN
+            .checked_add(len as usize)
+            .ok_or("record length overflows")?;
+        let body = bytes
+            .get(FRAME_HEADER_LEN..total)
+            .ok_or("incomplete record")?;
+        if crc32fast::hash(body) != crc {
+            return Err("checksum mismatch".into());
+        }
+        let record = record::parse_body(body).and_then(|view| view.to_record(0))?;
+        Ok((record, total))
+    }
+
+    /// Encodes a record at `offset` with its frame, as an append does.
+    pub(crate) fn encode_framed(offset: u64, r: &NewRecord) -> Vec<u8> {
+        let mut out = Vec::new();
+        record::encode(&mut out, offset, r);
+        out
+    }
+}
+
 use partition::Partition;
 pub use reader::PartitionReader;
 pub use record::{NewRecord, Record};

@@ -20,6 +20,13 @@
 //! - `random`: writes 8 bytes drawn from std's random source (through
 //!   `RandomState`), as hex, under `random`.
 //!
+//! - `escape`: tries to leave the sandbox and writes what happened under
+//!   `escape/...`: reads the file `read`, lists `/`, writes the file `write`,
+//!   reads the environment and the arguments, connects to the TCP address
+//!   `connect` and resolves `localhost` (the paths and address come from the
+//!   configuration). Each value starts with `denied: ` and the error, or
+//!   `allowed: ` and what it got.
+//!
 //! And `init-panic` panics in `init`.
 
 use std::cell::RefCell;
@@ -51,6 +58,7 @@ enum Mode {
     InitPanic,
     Clock,
     Random,
+    Escape,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +66,12 @@ enum Mode {
 struct Config {
     mode: Mode,
     fail_on: String,
+    /// `escape`: a file to read.
+    read: String,
+    /// `escape`: a file to create.
+    write: String,
+    /// `escape`: a TCP address to connect to.
+    connect: String,
 }
 
 impl Default for Config {
@@ -65,6 +79,9 @@ impl Default for Config {
         Config {
             mode: Mode::None,
             fail_on: "boom".into(),
+            read: "/etc/hostname".into(),
+            write: "/tmp/kappa-escape".into(),
+            connect: "127.0.0.1:7070".into(),
         }
     }
 }
@@ -102,6 +119,7 @@ impl Guest for Faulty {
                 match config.mode {
                     Mode::Clock => view::put(b"clock", clock().as_bytes()),
                     Mode::Random => view::put(b"random", random().as_bytes()),
+                    Mode::Escape => escape(config),
                     _ => {}
                 }
                 let key = event.key.as_deref().unwrap_or(b"(no key)");
@@ -146,7 +164,7 @@ fn misbehave(mode: Mode, offset: u64) -> Result<(), Error> {
             view::put(b"huge", &vec![b'x'; HUGE]);
             Ok(())
         }
-        Mode::None | Mode::InitPanic | Mode::Clock | Mode::Random => Ok(()),
+        Mode::None | Mode::InitPanic | Mode::Clock | Mode::Random | Mode::Escape => Ok(()),
     }
 }
 
@@ -167,6 +185,46 @@ fn clock() -> String {
 /// same input gives a new value each time.
 fn random() -> String {
     format!("{:016x}", RandomState::new().hash_one(0u8))
+}
+
+/// Tries every way out of the sandbox that std offers, recording each
+/// outcome under `escape/...`.
+fn escape(config: &Config) {
+    fn outcome<T: std::fmt::Debug>(r: std::io::Result<T>) -> String {
+        match r {
+            Ok(v) => format!("allowed: {v:?}"),
+            Err(e) => format!("denied: {e}"),
+        }
+    }
+    let read = outcome(std::fs::read_to_string(&config.read));
+    let list = outcome(std::fs::read_dir("/").map(|d| {
+        d.filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>()
+    }));
+    let write = outcome(std::fs::write(&config.write, b"escaped"));
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let args: Vec<String> = std::env::args().collect();
+    let env = if vars.is_empty() && args.is_empty() {
+        "denied: no variables, no arguments".to_owned()
+    } else {
+        format!("allowed: variables {vars:?}, arguments {args:?}")
+    };
+    let connect = outcome(std::net::TcpStream::connect(&config.connect).map(|s| s.peer_addr()));
+    let resolve = outcome(
+        std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 80))
+            .map(Iterator::collect::<Vec<_>>),
+    );
+    for (key, value) in [
+        ("escape/read", read),
+        ("escape/list", list),
+        ("escape/write", write),
+        ("escape/env", env),
+        ("escape/connect", connect),
+        ("escape/resolve", resolve),
+    ] {
+        view::put(key.as_bytes(), value.as_bytes());
+    }
 }
 
 export!(Faulty);
