@@ -418,10 +418,11 @@ fn api_refuses_oversized_malformed_and_tricky_requests_and_changes_nothing() {
             400,
         ),
         (
+            // A name that cannot exist is simply not found (no file is looked up).
             "POST",
             "/v1/topics/..%2F..%2Fetc/events".into(),
             br#"{"events":[{"value":1}]}"#.to_vec(),
-            400,
+            404,
         ),
         (
             "POST",

@@ -8,7 +8,8 @@
 //!
 //! A deploy, promote or rollback runs on its own thread so the kill can land
 //! while it is in flight; the test prints how many kills landed during a
-//! replay, a deploy and a swap. Kill points come from seeded random delays. Seeds that once failed are kept
+//! replay, a deploy and a swap. Late deploys of versions 3.0.N (the v1
+//! component again) replay a longer log, so kills land inside replays. Kill points come from seeded random delays. Seeds that once failed are kept
 //! in `REGRESSION_SEEDS`; each run adds one fresh seed (printed), so the space
 //! of kill points keeps being explored. `KAPPA_CRASH_SECONDS` sets the time
 //! budget per seed (default 12 s), `KAPPA_CRASH_SEED` runs one seed only.
@@ -125,6 +126,8 @@ struct Tally {
     deploy: usize,
     /// While a promote or rollback request was in flight.
     swap: usize,
+    /// Views compared with a crash-free run at the end.
+    views: usize,
 }
 
 fn version_state(server: &Server, version: &str) -> String {
@@ -165,6 +168,9 @@ fn run_seed(seed: u64, budget: Duration, tally: &mut Tally) -> usize {
     // cut off by the kill (either answer is then correct).
     let mut expected_alias: Option<Option<String>> = None;
     let mut v2_deployed = false;
+    // Versions 3.0.N: the v1 component again, deployed late over a longer
+    // log so that kills land while they replay it.
+    let mut replays: Vec<String> = Vec::new();
     let started = Instant::now();
     let mut kills = 0;
 
@@ -190,6 +196,18 @@ fn run_seed(seed: u64, budget: Duration, tally: &mut Tally) -> usize {
                     kappa_plugins::PAYMENTS_V2.bytes,
                 )),
             ),
+            3 if v2_deployed && replays.len() < 4 => {
+                let version = format!("3.0.{}", replays.len());
+                let path = format!("/v1/processors/payments/versions/{version}?topic=payments");
+                let (status, body) =
+                    http(&server.url, "POST", &path, kappa_plugins::PAYMENTS_V1.bytes);
+                assert!(
+                    matches!(status, 200 | 201),
+                    "deploy {version}: {status} {body}"
+                );
+                replays.push(version);
+                (Operation::None, None)
+            }
             1 | 2 if v2_deployed => {
                 let swap = if rng.below(2) == 0 {
                     request("/v1/processors/payments/promote", br#"{"version":"2.0.0"}"#)
@@ -200,13 +218,22 @@ fn run_seed(seed: u64, budget: Duration, tally: &mut Tally) -> usize {
             }
             _ => (Operation::None, None),
         };
-        // A swap takes milliseconds: a short delay gives kills inside it.
+        // A swap takes a millisecond or two, and a replay of the log tens:
+        // short delays give kills inside them.
         let delay = match operation {
-            Operation::Swap => rng.below(8),
+            Operation::Swap => rng.below(3),
+            // Compiling a component takes hundreds of milliseconds: kills
+            // before, during and after it.
+            Operation::Deploy => rng.below(1500),
+            Operation::None if rng.below(2) == 0 => rng.below(25),
             _ => rng.below(120),
         };
         std::thread::sleep(Duration::from_millis(delay));
-        let replaying = v2_deployed && version_state(&server, "2.0.0") == "replaying";
+        let replaying = ["2.0.0"]
+            .iter()
+            .copied()
+            .chain(replays.iter().map(String::as_str))
+            .any(|v| version_state(&server, v) == "replaying");
         let cut_short = in_flight.as_ref().is_some_and(|t| !t.is_finished());
         server.kill();
         kills += 1;
@@ -267,20 +294,22 @@ fn run_seed(seed: u64, budget: Duration, tally: &mut Tally) -> usize {
     }
 
     // Crash-free reference: the views of the log as it now stands.
-    for version in ["1.0.0", "2.0.0"] {
-        if version == "2.0.0" && !v2_deployed {
-            continue;
-        }
+    let mut versions = vec!["1.0.0".to_owned()];
+    if v2_deployed {
+        versions.push("2.0.0".to_owned());
+    }
+    versions.extend(replays.iter().cloned());
+    for version in &versions {
         let id = format!("payments@{version}");
         server.wait_applied(&id);
         let log: Vec<Payment> = log_contents(&server, PARTITIONS)
             .into_iter()
             .flatten()
             .collect();
-        let rules = if version == "1.0.0" {
-            V1_RULES
-        } else {
+        let rules = if version == "2.0.0" {
             V2_RULES
+        } else {
+            V1_RULES
         };
         let want = expected_view(&log, rules);
         let got = server.json(&["digest", &id]);
@@ -292,6 +321,7 @@ fn run_seed(seed: u64, budget: Duration, tally: &mut Tally) -> usize {
         );
         let rows: BTreeMap<String, String> = server.rows(&id);
         assert_eq!(rows.len(), want.len());
+        tally.views += 1;
     }
     assert!(
         acked.len() > 100,
@@ -333,7 +363,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_applies_none_twice()
     assert!(total >= 10, "only {total} kill points were tried");
     println!(
         "crash test: {total} kill points tried, all during a produce; {} during a replay, \
-         {} during a deploy, {} during a promote or rollback",
-        tally.replay, tally.deploy, tally.swap
+         {} during a deploy, {} during a promote or rollback; {} views equal to a crash-free run",
+        tally.replay, tally.deploy, tally.swap, tally.views
     );
 }
