@@ -121,8 +121,8 @@ impl Access {
         self.reads && !always_open
     }
 
-    /// Checks the `Authorization` header; `Err` is the 401 to send.
-    fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// Checks the `Authorization` header.
+    fn check(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let Some(want) = &self.token_sha256 else {
             return Ok(());
         };
@@ -134,23 +134,41 @@ impl Access {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             });
         match presented {
-            None => Err(unauthorized(
-                None,
-                "this server requires a bearer token for this request: send \
-                 `Authorization: Bearer TOKEN` (the kappa CLI sends --token or KAPPA_TOKEN); \
-                 nothing was changed",
-            )),
+            None => Err(Refusal::Missing),
             Some(token) => {
                 let got: [u8; 32] = Sha256::digest(token.as_bytes()).into();
                 if bool::from(got.ct_eq(want)) {
                     Ok(())
                 } else {
-                    Err(unauthorized(
-                        Some("invalid_token"),
-                        "the bearer token is not valid for this server; nothing was changed",
-                    ))
+                    Err(Refusal::Invalid)
                 }
             }
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No bearer token was sent.
+    Missing,
+    /// Another token was sent.
+    Invalid,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Missing => unauthorized(
+                None,
+                "this server requires a bearer token for this request: send \
+                 `Authorization: Bearer TOKEN` (the kappa CLI sends --token or KAPPA_TOKEN); \
+                 nothing was changed",
+            ),
+            Refusal::Invalid => unauthorized(
+                Some("invalid_token"),
+                "the bearer token is not valid for this server; nothing was changed",
+            ),
         }
     }
 }
@@ -184,15 +202,16 @@ pub async fn middleware(
     request: Request,
     next: Next,
 ) -> Response {
-    if access.required(request.method(), request.uri().path()) {
-        if let Err(refused) = access.check(request.headers()) {
-            tracing::debug!(
-                method = %request.method(),
-                path = request.uri().path(),
-                "refused a request without a valid bearer token"
-            );
-            return refused;
-        }
+    if access.required(request.method(), request.uri().path())
+        && let Err(refused) = access.check(request.headers())
+    {
+        tracing::debug!(
+            method = %request.method(),
+            path = request.uri().path(),
+            ?refused,
+            "refused a request without a valid bearer token"
+        );
+        return refused.into_response();
     }
     next.run(request).await
 }
@@ -240,7 +259,7 @@ mod tests {
             "s3cret",
             "Bearer",
         ] {
-            let refused = a.check(&headers(bad)).expect_err(bad);
+            let refused = a.check(&headers(bad)).expect_err(bad).into_response();
             assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{bad}");
             assert!(refused.headers().contains_key(header::WWW_AUTHENTICATE));
         }
