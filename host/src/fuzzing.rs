@@ -213,6 +213,26 @@ mod tests {
         run_all("event", check_event_input);
     }
 
+    /// Found by the `event` target: without serde_json's `float_roundtrip`
+    /// a number was parsed off by one unit in the last place and stored
+    /// changed (`1.5e200` as `1.5000000000000001e+200`).
+    #[test]
+    fn numbers_in_events_are_stored_as_given() {
+        for (line, stored) in [
+            (r#"{"value":1.5e200}"#, "1.5e+200"),
+            (
+                r#"{"value":{"x":1.5e200,"y":0.1,"z":-2.5e-300}}"#,
+                r#"{"x":1.5e+200,"y":0.1,"z":-2.5e-300}"#,
+            ),
+            (r#"{"value":123456789.123456789}"#, "123456789.12345679"),
+        ] {
+            check_event_input(line.as_bytes());
+            let event = EventLine::parse_line(line).expect("a valid line");
+            let (_, record) = event.into_record(NOW_MS).expect("a valid event");
+            assert_eq!(String::from_utf8_lossy(&record.value), stored, "{line}");
+        }
+    }
+
     #[test]
     fn edge_inputs() {
         for bytes in [&b""[..], b"\0", &[0xff; 40], b"KLOGSEG\x01", b"KLOGSEG\x02"] {
