@@ -1,7 +1,9 @@
 //! The web dashboard served by `kappa serve` at `/`: one HTML page, a style
 //! sheet and a script, embedded in the binary (no front-end build). The page
 //! only calls the public HTTP API (`/v1/status`, `/v1/diff`, promote,
-//! rollback, retire), the same one the CLI uses.
+//! rollback, retire), the same one the CLI uses. When the server has a
+//! token (`crate::access`), these files stay open and the page asks for the
+//! token on the first 401, keeping it in the tab's `sessionStorage`.
 //!
 //! The script renders every value from the server with `textContent`, never
 //! as HTML, and the Content-Security-Policy below allows scripts and styles
