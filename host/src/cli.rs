@@ -61,6 +61,8 @@ enum Command {
         /// Address to listen on (loopback by default).
         #[arg(long, env = "KAPPA_LISTEN", default_value = "127.0.0.1:7070")]
         listen: SocketAddr,
+        #[command(flatten)]
+        log: crate::eventlog::LogArgs,
     },
     /// Create or list topics.
     #[command(subcommand)]
@@ -341,7 +343,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let json = cli.json;
     let client = || Client::new(&cli.server).map_err(Failure::from);
     match cli.command {
-        Command::Serve { data_dir, listen } => serve(data_dir, listen).await,
+        Command::Serve {
+            data_dir,
+            listen,
+            log,
+        } => serve(data_dir, listen, log).await,
         Command::Demo { data_dir, events } => crate::demo::run(data_dir, events, json)
             .await
             .map_err(|e| Failure {
@@ -699,9 +705,19 @@ fn alias_text(p: &ProcessorStatus) -> String {
     }
 }
 
-async fn serve(data_dir: PathBuf, listen: SocketAddr) -> Result<(), Failure> {
+async fn serve(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    log: crate::eventlog::LogArgs,
+) -> Result<(), Failure> {
     let dir = data_dir.clone();
-    let host = tokio::task::spawn_blocking(move || Host::open(&dir, HostOptions::default()))
+    let options = HostOptions {
+        backend: log.backend().map_err(usage)?,
+        partitions: log.kafka_partitions.clone(),
+        peers: log.peers.clone(),
+        ..HostOptions::default()
+    };
+    let host = tokio::task::spawn_blocking(move || Host::open(&dir, options))
         .await
         .map_err(|e| Failure {
             code: 1,

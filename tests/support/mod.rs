@@ -25,16 +25,24 @@ pub struct Server {
 impl Server {
     /// Starts a server on a free loopback port over `data_dir`.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[])
+    }
+
+    /// Same, with extra `kappa serve` arguments (`--log kafka ...`, or a
+    /// `--listen` address of its own).
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(KAPPA)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-level",
-                "warn,kappa=info",
-            ])
+            .arg("serve")
+            .args(listen)
+            .args(["--log-level", "warn,kappa=info"])
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
