@@ -89,11 +89,17 @@ struct Context;
 
 impl ClientContext for Context {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // Connection failures (FAIL) repeat every second per client while a
+        // broker is down; the workers and produce report those once.
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => tracing::warn!(target: "librdkafka", "{fac}: {message}"),
+            | RDKafkaLogLevel::Error
+                if fac != "FAIL" =>
+            {
+                tracing::warn!(target: "librdkafka", "{fac}: {message}")
+            }
             _ => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
         }
     }
@@ -151,6 +157,15 @@ impl fmt::Debug for KafkaLog {
         f.debug_struct("KafkaLog")
             .field("bootstrap", &self.config.bootstrap)
             .finish_non_exhaustive()
+    }
+}
+
+/// The error code of `e`, including the admin API's (which rdkafka's
+/// `rdkafka_error_code` leaves out).
+fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
+    match e {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
     }
 }
 
@@ -226,7 +241,7 @@ impl KafkaLog {
     }
 
     fn error(&self, doing: &str, e: &KafkaError) -> LogError {
-        match e.rdkafka_error_code() {
+        match code_of(e) {
             Some(code) if transient(code) => LogError::Unavailable(format!(
                 "Kafka at {} is unavailable ({doing}: {e}); kappa retries when it is back",
                 self.config.bootstrap
@@ -528,10 +543,7 @@ impl EventLog for KafkaLog {
                 self.config.bootstrap,
                 total - stored,
             );
-            let transient_cause = first_error
-                .as_ref()
-                .and_then(KafkaError::rdkafka_error_code)
-                .is_none_or(transient);
+            let transient_cause = first_error.as_ref().and_then(code_of).is_none_or(transient);
             return Err(if transient_cause {
                 LogError::Unavailable(message)
             } else {
@@ -657,8 +669,7 @@ impl KafkaReader {
     }
 
     fn error(&self, e: &KafkaError) -> LogError {
-        let code = e.rdkafka_error_code();
-        match code {
+        match code_of(e) {
             Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange) => {
                 LogError::Backend(format!(
                     "offset {} of topic `{}` partition {} is no longer in Kafka at {} (deleted by \
