@@ -216,11 +216,9 @@ fn copy_topic(from: &Server, to: &Server, partitions: u32, dir: &Path) -> usize 
             "--limit",
             "1000000",
         ]);
-        let mut expected_offset = 0;
-        for e in events.as_array().unwrap() {
+        for (expected_offset, e) in events.as_array().unwrap().iter().enumerate() {
             // The broker assigns offsets without gaps here, as the embedded log does.
             assert_eq!(e["offset"], expected_offset, "{e}");
-            expected_offset += 1;
             assert_eq!(e["value_encoding"], "json", "{e}");
             let line = serde_json::json!({
                 "key": e["key"],

@@ -1246,6 +1246,9 @@ pub(crate) fn render_status(report: &StatusReport) -> String {
             if v.state == State::Failed {
                 out.push_str(&format!("      failed {}\n", failure_text(v)));
             }
+            if let Some(e) = &v.log_error {
+                out.push_str(&format!("      waiting for the log: {e}\n"));
+            }
             if let Some(last) = v.dead_letters.last() {
                 out.push_str(&format!(
                     "      {} dead letters; latest at partition {} offset {}: {}\n",
