@@ -677,10 +677,9 @@ impl KafkaReader {
                     self.next, self.topic, self.partition, self.bootstrap
                 ))
             }
-            Some(code) if !transient(code) => LogError::Backend(format!(
-                "reading topic `{}` partition {} from Kafka at {}: {e}",
-                self.topic, self.partition, self.bootstrap
-            )),
+            // Anything else a consumer reports (connections, leaders,
+            // coordinators, authorization being fixed) is retried rather
+            // than failing the version; the status shows it meanwhile.
             _ => LogError::Unavailable(format!(
                 "Kafka at {} is unavailable (reading topic `{}` partition {}: {e}); kappa \
                  retries when it is back",

@@ -658,7 +658,8 @@ impl Host {
                     .min(self.options.batch_size);
                 if let Err(e) = reader.read_batch(want, self.options.batch_bytes, &mut buf) {
                     if e.is_unavailable() {
-                        readers.remove(&partition);
+                        // The reader stays: it consumed nothing and
+                        // reconnects by itself.
                         unavailable = Some(e);
                         break;
                     }
