@@ -49,7 +49,8 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
 /// data across a restart.
 struct Broker {
     tansu: PathBuf,
-    db: PathBuf,
+    /// Holds tansu.db, the broker's data.
+    dir: PathBuf,
     port: u16,
     child: Option<Child>,
 }
@@ -63,7 +64,7 @@ impl Broker {
             .port();
         let mut broker = Broker {
             tansu: tansu.to_owned(),
-            db: dir.join("tansu.db"),
+            dir: dir.to_owned(),
             port,
             child: None,
         };
@@ -81,8 +82,9 @@ impl Broker {
         let child = Command::new(&self.tansu)
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &url])
-            .arg("--storage-engine")
-            .arg(format!("sqlite://{}", self.db.display()))
+            // tansu opens a sqlite:// path relative to its working directory.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
