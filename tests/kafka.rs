@@ -355,6 +355,11 @@ fn broker_down_and_back_loses_and_repeats_nothing() {
             &broker.bootstrap(),
             "--kafka-option",
             "message.timeout.ms=3000",
+            // tansu 0.6's SQLite engine panics ("more or less than one
+            // row") when an idempotent producer comes back after messages
+            // timed out during the outage; real Kafka does not.
+            "--kafka-option",
+            "enable.idempotence=false",
         ],
     );
     let mut generator = PaymentGenerator::new(5, 30, 1_767_225_600_000);

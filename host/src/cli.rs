@@ -1011,9 +1011,12 @@ async fn fetch_status(client: &Client, name: Option<&str>) -> Result<StatusRepor
     Ok(match name {
         Some(name) => {
             let p = client.processor(name).await?;
+            // The topics are left out when the log cannot be reached (a
+            // Kafka broker down): each version's `log_error` says why.
             let topics = client
                 .topics()
-                .await?
+                .await
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|t| t.name == p.topic)
                 .collect();

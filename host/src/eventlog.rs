@@ -53,6 +53,9 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
     fn topics(&self) -> Result<Vec<TopicInfo>, LogError>;
     /// One topic.
     fn topic(&self, name: &str) -> Result<TopicInfo, LogError>;
+    /// The number of partitions of `topic` (cached by remote backends, so
+    /// producing needs no round trip for it).
+    fn partitions(&self, topic: &str) -> Result<u32, LogError>;
     /// Next offset of each partition, indexed by partition.
     fn end_offsets(&self, topic: &str) -> Result<Vec<u64>, LogError>;
     /// First offset still readable in each partition (0 on the embedded
@@ -113,6 +116,10 @@ impl EventLog for EmbeddedLog {
 
     fn topic(&self, name: &str) -> Result<TopicInfo, LogError> {
         EmbeddedLog::topic(self, name)
+    }
+
+    fn partitions(&self, topic: &str) -> Result<u32, LogError> {
+        Ok(EmbeddedLog::topic(self, topic)?.partitions)
     }
 
     fn end_offsets(&self, topic: &str) -> Result<Vec<u64>, LogError> {

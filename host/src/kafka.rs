@@ -71,6 +71,9 @@ impl KafkaConfig {
     fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap);
+        // Reconnect within a second of a broker coming back (librdkafka
+        // backs off up to 10 s by default).
+        config.set("reconnect.backoff.max.ms", "1000");
         for (k, v) in defaults {
             config.set(*k, *v);
         }
@@ -434,6 +437,10 @@ impl EventLog for KafkaLog {
             partitions: end_offsets.len() as u32,
             end_offsets,
         })
+    }
+
+    fn partitions(&self, topic: &str) -> Result<u32, LogError> {
+        self.partition_count(topic)
     }
 
     fn end_offsets(&self, topic: &str) -> Result<Vec<u64>, LogError> {

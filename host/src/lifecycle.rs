@@ -335,7 +335,7 @@ impl Host {
         topic: &str,
         events: Vec<(Option<u32>, NewRecord)>,
     ) -> Result<ProduceReport> {
-        let info = self.log.topic(topic)?;
+        let partitions = self.log.partitions(topic)?;
         let mut batch = Vec::with_capacity(events.len());
         for (i, (partition, record)) in events.into_iter().enumerate() {
             let size = record.value.len()
@@ -352,12 +352,12 @@ impl Host {
                 )));
             }
             let partition = match partition {
-                Some(p) if p >= info.partitions => {
+                Some(p) if p >= partitions => {
                     return Err(Error::invalid(format!(
                         "event {i} names partition {p}, but topic `{topic}` has {} partitions \
                          (0..{}); nothing was appended",
-                        info.partitions,
-                        info.partitions - 1
+                        partitions,
+                        partitions - 1
                     )));
                 }
                 Some(p) => p,
