@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -136,7 +136,9 @@ pub struct KafkaLog {
     config: KafkaConfig,
     producer: ThreadedProducer<Context>,
     /// Metadata and watermark requests.
-    meta: BaseConsumer<Context>,
+    /// Replaced by a fresh client after a failure: librdkafka can take
+    /// minutes to query a restarted broker's offsets again with the old one.
+    meta: RwLock<Arc<BaseConsumer<Context>>>,
     admin: AdminClient<Context>,
     /// Partition counts seen, so that hot paths need no metadata request.
     partitions: RwLock<HashMap<String, u32>>,
@@ -217,17 +219,13 @@ impl KafkaLog {
             + Duration::from_secs(5);
         let producer = ThreadedProducer::from_config_and_context(&producer_config, Context)
             .map_err(|e| invalid("producer", e))?;
-        let meta = BaseConsumer::from_config_and_context(
-            &config.client(&[("allow.auto.create.topics", "false")]),
-            Context,
-        )
-        .map_err(|e| invalid("metadata client", e))?;
+        let meta = Arc::new(meta_client(&config).map_err(|e| invalid("metadata client", e))?);
         let admin = AdminClient::from_config_and_context(&config.client(&[]), Context)
             .map_err(|e| invalid("admin client", e))?;
         Ok(KafkaLog {
             config,
             producer,
-            meta,
+            meta: RwLock::new(meta),
             admin,
             partitions: RwLock::new(HashMap::new()),
             round_robin: Mutex::new(HashMap::new()),
@@ -268,7 +266,7 @@ impl KafkaLog {
 
     fn fetch_partition_count(&self, topic: &str) -> Result<u32, LogError> {
         let metadata = self
-            .meta
+            .meta()
             .fetch_metadata(Some(topic), self.config.request_timeout)
             .map_err(|e| self.error(&format!("reading the metadata of topic `{topic}`"), &e))?;
         let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
@@ -307,7 +305,13 @@ impl KafkaLog {
         let result = self.fetch_watermarks(topic);
         let mut down = self.down.lock();
         match &result {
-            Err(e @ LogError::Unavailable(_)) => *down = Some((Instant::now(), e.to_string())),
+            Err(e @ LogError::Unavailable(_)) => {
+                *down = Some((Instant::now(), e.to_string()));
+                match meta_client(&self.config) {
+                    Ok(fresh) => *self.meta.write() = Arc::new(fresh),
+                    Err(e) => tracing::warn!("recreating the Kafka metadata client: {e}"),
+                }
+            }
             _ => *down = None,
         }
         result
@@ -317,7 +321,7 @@ impl KafkaLog {
         let n = self.partition_count(topic)?;
         (0..n)
             .map(|p| {
-                self.meta
+                self.meta()
                     .fetch_watermarks(topic, p as i32, self.config.request_timeout)
                     .map(|(low, high)| (low.max(0) as u64, high.max(0) as u64))
                     .map_err(|e| {
@@ -328,6 +332,19 @@ impl KafkaLog {
                     })
             })
             .collect()
+    }
+}
+
+fn meta_client(config: &KafkaConfig) -> Result<BaseConsumer<Context>, KafkaError> {
+    BaseConsumer::from_config_and_context(
+        &config.client(&[("allow.auto.create.topics", "false")]),
+        Context,
+    )
+}
+
+impl KafkaLog {
+    fn meta(&self) -> Arc<BaseConsumer<Context>> {
+        self.meta.read().clone()
     }
 }
 
@@ -417,7 +434,7 @@ impl EventLog for KafkaLog {
 
     fn topics(&self) -> Result<Vec<TopicInfo>, LogError> {
         let metadata = self
-            .meta
+            .meta()
             .fetch_metadata(None, self.config.request_timeout)
             .map_err(|e| self.error("listing topics", &e))?;
         let mut names: Vec<String> = metadata

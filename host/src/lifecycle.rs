@@ -658,8 +658,10 @@ impl Host {
                     .min(self.options.batch_size);
                 if let Err(e) = reader.read_batch(want, self.options.batch_bytes, &mut buf) {
                     if e.is_unavailable() {
-                        // The reader stays: it consumed nothing and
-                        // reconnects by itself.
+                        // A fresh reader after the outage: librdkafka can
+                        // take minutes to fetch from a restarted broker
+                        // with the old one.
+                        readers.remove(&partition);
                         unavailable = Some(e);
                         break;
                     }
