@@ -82,6 +82,7 @@ impl IntoResponse for ApiError {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = ErrorReply {
@@ -167,7 +168,7 @@ async fn status(State(host): State<Arc<Host>>) -> ApiResult<crate::model::Status
 }
 
 async fn topics(State(host): State<Arc<Host>>) -> ApiResult<Vec<crate::model::TopicStatus>> {
-    Ok(Json(blocking(move || Ok(host.topics())).await?))
+    Ok(Json(blocking(move || host.topics()).await?))
 }
 
 async fn create_topic(
@@ -321,6 +322,9 @@ async fn rollback(
 struct KeyQuery {
     #[serde(default)]
     hex: bool,
+    /// Answer from this host's view only (a peer asking; see `crate::peers`).
+    #[serde(default)]
+    local: bool,
 }
 
 async fn get_key(
@@ -328,10 +332,21 @@ async fn get_key(
     Path((spec, key)): Path<(String, String)>,
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<GetReply> {
+    let key_text = key.clone();
     let key = crate::model::parse_key(&key, q.hex).map_err(Error::invalid)?;
+    let peers = host.peers().to_vec();
+    let token = host.peer_token().map(str::to_owned);
+    let view = spec.clone();
     let (id, value) = blocking(move || host.get(&spec, &key).map(|(id, v)| (id, v, key)))
         .await
         .map(|(id, v, key)| (id, v.map(|v| Row::new(&key, &v))))?;
+    if value.is_none()
+        && !q.local
+        && let Some(reply) =
+            crate::peers::get(&peers, token.as_deref(), &view, &key_text, q.hex).await?
+    {
+        return Ok(Json(reply));
+    }
     Ok(Json(GetReply {
         id: id.to_string(),
         found: value.is_some(),
@@ -346,6 +361,9 @@ struct ScanQuery {
     prefix: String,
     after: Option<String>,
     limit: Option<usize>,
+    /// Answer from this host's view only (a peer asking; see `crate::peers`).
+    #[serde(default)]
+    local: bool,
 }
 
 async fn scan(
@@ -356,15 +374,35 @@ async fn scan(
     let Query(q) =
         query.map_err(|e| Error::invalid(format!("bad scan parameters: {}", e.body_text())))?;
     let limit = q.limit.unwrap_or(100).min(10_000);
+    let peers = if q.local {
+        Vec::new()
+    } else {
+        host.peers().to_vec()
+    };
+    let token = host.peer_token().map(str::to_owned);
+    let (view, prefix, after) = (spec.clone(), q.prefix.clone(), q.after.clone());
+    let local = blocking(move || {
+        host.scan(
+            &spec,
+            q.prefix.as_bytes(),
+            q.after.as_deref().map(str::as_bytes),
+            limit,
+        )
+    })
+    .await?;
+    if peers.is_empty() {
+        return Ok(Json(local));
+    }
     Ok(Json(
-        blocking(move || {
-            host.scan(
-                &spec,
-                q.prefix.as_bytes(),
-                q.after.as_deref().map(str::as_bytes),
-                limit,
-            )
-        })
+        crate::peers::scan(
+            &peers,
+            token.as_deref(),
+            &view,
+            &prefix,
+            after.as_deref(),
+            limit,
+            local,
+        )
         .await?,
     ))
 }

@@ -84,6 +84,8 @@ enum Command {
         #[arg(long, env = "KAPPA_MAX_EVENT_BYTES", default_value_t = 1 << 20,
               value_parser = clap::value_parser!(u64).range(1..=(8 << 20)))]
         max_event_bytes: u64,
+        #[command(flatten)]
+        log: crate::eventlog::LogArgs,
     },
     /// Create or list topics.
     #[command(subcommand)]
@@ -375,6 +377,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             auth_reads,
             max_body_mb,
             max_event_bytes,
+            log,
         } => {
             let access = crate::access::Access::new(token.as_deref(), auth_reads)
                 .map_err(|e| usage(e.to_string()))?;
@@ -392,6 +395,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             let host_options = HostOptions {
                 max_event_bytes: usize::try_from(max_event_bytes).unwrap_or(usize::MAX),
+                backend: log.backend().map_err(usage)?,
+                partitions: log.kafka_partitions.clone(),
+                peers: log.peers.clone(),
+                peer_token: token.clone(),
                 ..HostOptions::default()
             };
             serve(data_dir, listen, options, host_options).await
@@ -1091,9 +1098,12 @@ async fn fetch_status(client: &Client, name: Option<&str>) -> Result<StatusRepor
     Ok(match name {
         Some(name) => {
             let p = client.processor(name).await?;
+            // The topics are left out when the log cannot be reached (a
+            // Kafka broker down): each version's `log_error` says why.
             let topics = client
                 .topics()
-                .await?
+                .await
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|t| t.name == p.topic)
                 .collect();
@@ -1325,6 +1335,9 @@ pub(crate) fn render_status(report: &StatusReport) -> String {
             ));
             if v.state == State::Failed {
                 out.push_str(&format!("      failed {}\n", failure_text(v)));
+            }
+            if let Some(e) = &v.log_error {
+                out.push_str(&format!("      waiting for the log: {e}\n"));
             }
             if let Some(last) = v.dead_letters.last() {
                 out.push_str(&format!(

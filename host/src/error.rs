@@ -24,6 +24,9 @@ pub enum Error {
     /// Reading or writing the data directory failed.
     #[error("{0}")]
     Storage(String),
+    /// The log cannot be reached right now (a Kafka broker is down): retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug or an unexpected state of the host.
     #[error("{0}")]
     Internal(String),
@@ -53,6 +56,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",
             Error::Storage(_) => "storage",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -68,7 +72,10 @@ impl From<LogError> for Error {
             | LogError::InvalidPartitionCount(_)
             | LogError::OffsetOutOfRange { .. } => Error::Invalid(msg),
             LogError::RecordTooLarge { .. } => Error::TooLarge(msg),
-            LogError::Corrupt { .. } | LogError::Io { .. } => Error::Storage(msg),
+            LogError::Corrupt { .. } | LogError::Io { .. } | LogError::Backend(_) => {
+                Error::Storage(msg)
+            }
+            LogError::Unavailable(_) => Error::Unavailable(msg),
         }
     }
 }

@@ -6,7 +6,8 @@
 //! the old one, and the alias swap (promote, rollback) is atomic.
 //!
 //! Modules, in the direction of dependency:
-//! - [`log`]: the embedded, durable, replayable event log.
+//! - [`log`]: the embedded, durable, replayable event log; [`eventlog`]: the
+//!   interface the host runs on; [`kafka`]: the same over a Kafka cluster.
 //! - [`store`]: one transactional view per version, offsets committed with rows.
 //! - [`registry`]: versions, their states and the aliases.
 //! - [`runtime`]: validating, compiling and running plugin components.
@@ -26,12 +27,15 @@ pub mod dashboard;
 pub mod demo;
 pub mod diff;
 pub mod error;
+pub mod eventlog;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod kafka;
 pub mod lifecycle;
 pub mod log;
 pub mod metrics;
 pub mod model;
+pub mod peers;
 pub mod registry;
 pub mod runtime;
 pub mod scaffold;

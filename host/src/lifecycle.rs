@@ -24,7 +24,8 @@ use sha2::{Digest, Sha256};
 
 use crate::diff::{self, DiffOptions, DiffReport};
 use crate::error::{Error, Result, io};
-use crate::log::{AppendedRange, EmbeddedLog, LogOptions, NewRecord, PartitionReader, Record};
+use crate::eventlog::{EventLog, LogBackend, LogReader};
+use crate::log::{AppendedRange, EmbeddedLog, LogError, LogOptions, NewRecord, Record};
 use crate::model::{
     DeployReport, ProcessorStatus, ProduceReport, Row, ScanPage, State, StatusReport, TopicStatus,
     VersionStatus,
@@ -49,6 +50,16 @@ pub struct HostOptions {
     pub max_event_bytes: usize,
     /// Options of the embedded log.
     pub log: LogOptions,
+    /// The log the host runs on: embedded (default) or Kafka.
+    pub backend: LogBackend,
+    /// The partitions this host processes (scale-out: hosts sharing a Kafka
+    /// topic own disjoint sets); `None`: all of them.
+    pub partitions: Option<Vec<u32>>,
+    /// The other hosts sharing the topic, asked for keys not found here.
+    pub peers: Vec<String>,
+    /// Bearer token sent to the peers (hosts of one cluster share a token,
+    /// which they need when they run with `--auth-reads`).
+    pub peer_token: Option<String>,
 }
 
 impl Default for HostOptions {
@@ -59,6 +70,10 @@ impl Default for HostOptions {
             view_sync_interval: Duration::from_millis(200),
             max_event_bytes: 1 << 20,
             log: LogOptions::default(),
+            backend: LogBackend::Embedded,
+            partitions: None,
+            peers: Vec::new(),
+            peer_token: None,
         }
     }
 }
@@ -79,6 +94,12 @@ struct Running {
 #[derive(Debug, Clone, Default)]
 struct Progress {
     applied: Vec<u64>,
+    /// Where this version started reading each partition (0 on the
+    /// embedded log, the low watermark on Kafka); empty until known.
+    start: Vec<u64>,
+    /// Why the log cannot be read right now (a broker down), while the
+    /// worker retries.
+    log_error: Option<String>,
     processed: u64,
     /// (when, `processed` then), at most one per `SAMPLE_EVERY`, covering
     /// the last `RATE_WINDOW`: the rate is measured over a sliding window so
@@ -87,6 +108,9 @@ struct Progress {
 }
 
 const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// First and longest wait before retrying an unreachable log.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 impl Progress {
@@ -141,7 +165,7 @@ impl Progress {
 /// The running host.
 pub struct Host {
     data_dir: PathBuf,
-    log: Arc<EmbeddedLog>,
+    log: Arc<dyn EventLog>,
     registry: Registry,
     runtime: Runtime,
     options: HostOptions,
@@ -181,10 +205,13 @@ impl Host {
             std::fs::create_dir_all(data_dir.join(sub))
                 .map_err(io(format!("creating {}", data_dir.join(sub).display())))?;
         }
-        let log = Arc::new(EmbeddedLog::open(
-            &data_dir.join("log"),
-            options.log.clone(),
-        )?);
+        let log: Arc<dyn EventLog> = match &options.backend {
+            LogBackend::Embedded => Arc::new(EmbeddedLog::open(
+                &data_dir.join("log"),
+                options.log.clone(),
+            )?),
+            LogBackend::Kafka(config) => Arc::new(crate::kafka::KafkaLog::open(config.clone())?),
+        };
         let registry = Registry::open(&data_dir.join("registry.redb"))?;
         let runtime = Runtime::new(&data_dir.join("compiled"))?;
         let host = Arc::new(Host {
@@ -227,9 +254,27 @@ impl Host {
         Ok(host)
     }
 
-    /// The embedded log.
-    pub fn log(&self) -> &Arc<EmbeddedLog> {
+    /// The log the host runs on.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
+    }
+
+    /// The other hosts sharing the topic (see `crate::peers`).
+    pub fn peers(&self) -> &[String] {
+        &self.options.peers
+    }
+
+    /// The bearer token to send to the peers, if the cluster has one.
+    pub fn peer_token(&self) -> Option<&str> {
+        self.options.peer_token.as_deref()
+    }
+
+    /// Whether this host processes `partition`.
+    fn owns(&self, partition: usize) -> bool {
+        self.options
+            .partitions
+            .as_ref()
+            .is_none_or(|owned| owned.contains(&(partition as u32)))
     }
 
     /// The data directory.
@@ -288,8 +333,8 @@ impl Host {
     }
 
     /// Every topic with its end offsets.
-    pub fn topics(&self) -> Vec<TopicStatus> {
-        self.log.topics().into_iter().map(Into::into).collect()
+    pub fn topics(&self) -> Result<Vec<TopicStatus>> {
+        Ok(self.log.topics()?.into_iter().map(Into::into).collect())
     }
 
     /// Appends events to a topic, durably, all or nothing. Each event goes to
@@ -299,7 +344,7 @@ impl Host {
         topic: &str,
         events: Vec<(Option<u32>, NewRecord)>,
     ) -> Result<ProduceReport> {
-        let info = self.log.topic(topic)?;
+        let partitions = self.log.partitions(topic)?;
         let mut batch = Vec::with_capacity(events.len());
         for (i, (partition, record)) in events.into_iter().enumerate() {
             let size = record.value.len()
@@ -316,12 +361,12 @@ impl Host {
                 )));
             }
             let partition = match partition {
-                Some(p) if p >= info.partitions => {
+                Some(p) if p >= partitions => {
                     return Err(Error::invalid(format!(
                         "event {i} names partition {p}, but topic `{topic}` has {} partitions \
                          (0..{}); nothing was appended",
-                        info.partitions,
-                        info.partitions - 1
+                        partitions,
+                        partitions - 1
                     )));
                 }
                 Some(p) => p,
@@ -355,13 +400,24 @@ impl Host {
             .ok_or_else(|| {
                 Error::not_found(format!("topic `{topic}` has no partition {partition}"))
             })?;
-        let mut reader = self.log.reader(topic, partition, from.min(end))?;
+        let start = self
+            .log
+            .start_offsets(topic)?
+            .get(partition as usize)
+            .copied()
+            .unwrap_or(0);
+        let mut reader = self
+            .log
+            .reader(topic, partition, from.max(start).min(end))?;
         let mut records = Vec::new();
-        while records.len() < limit {
+        // A read may come back empty before the end on a remote log (Kafka
+        // still fetching), so a few empty reads are allowed.
+        let mut empty_reads = 0;
+        while records.len() < limit && reader.next_offset() < end && empty_reads < 10 {
             let before = records.len();
             reader.read_batch(limit - records.len(), 4 << 20, &mut records)?;
             if records.len() == before {
-                break;
+                empty_reads += 1;
             }
         }
         Ok(crate::model::ConsumePage {
@@ -472,7 +528,14 @@ impl Host {
             created: true,
             compiled_from_cache: plugin.from_cache,
             compile_ms: plugin.load_time.as_millis() as u64,
-            events_to_replay: info.end_offsets.iter().sum(),
+            events_to_replay: {
+                let start = self.log.start_offsets(topic).unwrap_or_default();
+                info.end_offsets
+                    .iter()
+                    .enumerate()
+                    .map(|(p, e)| e.saturating_sub(start.get(p).copied().unwrap_or(0)))
+                    .sum()
+            },
         })
     }
 
@@ -493,20 +556,15 @@ impl Host {
             std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         }
         let view = Arc::new(View::open(&path, self.options.view_sync_interval)?);
-        let partitions = self.log.topic(&record.topic)?.partitions as usize;
-        let offsets = view.offsets()?;
-        let applied = (0..partitions as u32)
-            .map(|p| offsets.get(&p).copied().unwrap_or(0))
-            .collect();
+        // The worker reads the topic's partitions and start offsets itself,
+        // retrying, so that a host restarts even while the log (a Kafka
+        // broker) is unreachable.
         let running = Arc::new(Running {
             record,
             view,
             stop: AtomicBool::new(false),
             hold: Mutex::new(None),
-            progress: Mutex::new(Progress {
-                applied,
-                ..Progress::default()
-            }),
+            progress: Mutex::new(Progress::default()),
             thread: Mutex::new(None),
         });
         let host = self.clone();
@@ -544,23 +602,37 @@ impl Host {
             },
         };
         let topic = run.record.topic.clone();
-        let mut notifications = self.log.subscribe();
-        let mut readers: HashMap<u32, PartitionReader> = HashMap::new();
+        let Some(mut applied) = self.initial_offsets(run, &topic) else {
+            return;
+        };
+        let mut readers: HashMap<u32, Box<dyn LogReader>> = HashMap::new();
         let mut caught_up = run.record.caught_up;
-        let mut applied = run.progress.lock().applied.clone();
         let mut buf: Vec<Record> = Vec::with_capacity(self.options.batch_size);
+        let mut backoff = RETRY_FIRST;
 
         while !run.stop.load(Ordering::Relaxed) {
-            let seen = *notifications.borrow_and_update();
+            let seen = self.log.append_count();
             let ends = match self.log.end_offsets(&topic) {
                 Ok(e) => e,
+                Err(e) if e.is_unavailable() => {
+                    self.log_unavailable(run, &e, &mut backoff);
+                    continue;
+                }
                 Err(e) => {
                     self.fail(&id, None, None, format!("reading topic `{topic}`: {e}"));
                     return;
                 }
             };
+            // Partitions added to a Kafka topic start at offset 0.
+            if applied.len() < ends.len() {
+                applied.resize(ends.len(), 0);
+            }
             let mut worked = false;
+            let mut unavailable: Option<LogError> = None;
             for (p, &end) in ends.iter().enumerate() {
+                if !self.owns(p) {
+                    continue;
+                }
                 let partition = p as u32;
                 // Read right before each batch: the diff barrier may have
                 // been raised since the previous one.
@@ -574,6 +646,10 @@ impl Host {
                     Some(r) if r.next_offset() == next => r,
                     _ => match self.log.reader(&topic, partition, next) {
                         Ok(r) => readers.entry(partition).insert_entry(r).into_mut(),
+                        Err(e) if e.is_unavailable() => {
+                            unavailable = Some(e);
+                            break;
+                        }
                         Err(e) => {
                             self.fail(
                                 &id,
@@ -590,6 +666,14 @@ impl Host {
                     .unwrap_or(usize::MAX)
                     .min(self.options.batch_size);
                 if let Err(e) = reader.read_batch(want, self.options.batch_bytes, &mut buf) {
+                    if e.is_unavailable() {
+                        // A fresh reader after the outage: librdkafka can
+                        // take minutes to fetch from a restarted broker
+                        // with the old one.
+                        readers.remove(&partition);
+                        unavailable = Some(e);
+                        break;
+                    }
                     self.fail(
                         &id,
                         Some(partition),
@@ -597,6 +681,11 @@ impl Host {
                         format!("reading the log: {e}"),
                     );
                     return;
+                }
+                // Offsets may have gaps on Kafka: never apply past the hold.
+                if buf.last().is_some_and(|r| r.offset >= limit) {
+                    buf.retain(|r| r.offset < limit);
+                    readers.remove(&partition);
                 }
                 let Some(last) = buf.last().map(|r| r.offset) else {
                     continue;
@@ -650,12 +739,28 @@ impl Host {
                 progress.applied.clone_from(&applied);
                 worked = true;
             }
+            if let Some(e) = unavailable {
+                self.log_unavailable(run, &e, &mut backoff);
+                continue;
+            }
+            if backoff != RETRY_FIRST {
+                backoff = RETRY_FIRST;
+                if run.progress.lock().log_error.take().is_some() {
+                    tracing::info!(version = %id, "the log is reachable again; resuming");
+                }
+            }
             if !worked {
                 run.progress.lock().idle();
                 if let Err(e) = run.view.sync_if_dirty() {
                     tracing::warn!(version = %id, "syncing the view: {e}");
                 }
-                if !caught_up && applied.iter().zip(&ends).all(|(a, e)| a >= e) {
+                if !caught_up
+                    && applied
+                        .iter()
+                        .zip(&ends)
+                        .enumerate()
+                        .all(|(p, (a, e))| a >= e || !self.owns(p))
+                {
                     caught_up = true;
                     self.caught_up(run);
                 }
@@ -665,6 +770,69 @@ impl Host {
         if let Err(e) = run.view.sync() {
             tracing::warn!(version = %id, "syncing the view on stop: {e}");
         }
+    }
+
+    /// Where the worker starts: the offsets committed in the view, or the
+    /// log's start offsets for partitions this version has not read yet.
+    /// Retries while the log is unavailable; `None` when stopped or failed.
+    fn initial_offsets(&self, run: &Running, topic: &str) -> Option<Vec<u64>> {
+        let id = run.record.id();
+        let mut backoff = RETRY_FIRST;
+        while !run.stop.load(Ordering::Relaxed) {
+            match self.log.start_offsets(topic) {
+                Ok(start) => {
+                    let offsets = match run.view.offsets() {
+                        Ok(o) => o,
+                        Err(e) => {
+                            self.fail(&id, None, None, format!("reading the view's offsets: {e}"));
+                            return None;
+                        }
+                    };
+                    let applied: Vec<u64> = start
+                        .iter()
+                        .enumerate()
+                        .map(|(p, s)| offsets.get(&(p as u32)).copied().unwrap_or(*s))
+                        .collect();
+                    let mut progress = run.progress.lock();
+                    progress.start = start;
+                    progress.applied.clone_from(&applied);
+                    progress.log_error = None;
+                    return Some(applied);
+                }
+                Err(e) if e.is_unavailable() => self.log_unavailable(run, &e, &mut backoff),
+                Err(e) => {
+                    self.fail(&id, None, None, format!("reading topic `{topic}`: {e}"));
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// The log cannot be reached: shows why in the version's status, warns
+    /// once, and waits `backoff` (doubling it up to `RETRY_MAX`) before the
+    /// caller retries. Nothing was applied, so the retry resumes from the
+    /// offsets committed in the view: no event is lost or applied twice.
+    fn log_unavailable(&self, run: &Running, e: &LogError, backoff: &mut Duration) {
+        let message = e.to_string();
+        let first = run
+            .progress
+            .lock()
+            .log_error
+            .replace(message.clone())
+            .is_none();
+        if first {
+            tracing::warn!(version = %run.record.id(), "{message}");
+        }
+        let until = Instant::now() + *backoff;
+        while !run.stop.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+        *backoff = (*backoff * 2).min(RETRY_MAX);
     }
 
     /// After a failed batch `first..=last` of `partition`: replays its events
@@ -711,7 +879,8 @@ impl Host {
         })?;
         let mut events = Vec::new();
         let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
-        while events.len() < count {
+        let mut empty_reads = 0;
+        while events.len() < count && reader.next_offset() <= last && empty_reads < 10 {
             let before = events.len();
             reader
                 .read_batch(count - events.len(), usize::MAX, &mut events)
@@ -722,9 +891,12 @@ impl Host {
                     )
                 })?;
             if events.len() == before {
-                break;
+                empty_reads += 1;
             }
         }
+        // Kafka may hand back records past `last` (the batch was cut by the
+        // diff hold or by gaps); only the failed batch is retried here.
+        events.retain(|e| e.offset <= last);
         let commit_err = |next: u64| {
             move |e: crate::store::StoreError| (Some(next), format!("committing the view: {e}"))
         };
@@ -1011,10 +1183,13 @@ impl Host {
             .iter()
             .map(|n| self.processor_status(n))
             .collect::<Result<Vec<_>>>()?;
-        Ok(StatusReport {
-            processors,
-            topics: self.topics(),
-        })
+        // The log being unreachable shows in each version's `log_error`;
+        // the topics are then left out rather than failing the status.
+        let topics = self.topics().unwrap_or_else(|e| {
+            tracing::warn!("listing topics for the status: {e}");
+            Vec::new()
+        });
+        Ok(StatusReport { processors, topics })
     }
 
     /// Status of one processor.
@@ -1055,13 +1230,25 @@ impl Host {
 
     fn describe(&self, rec: &VersionRecord, promoted: Option<&semver::Version>) -> VersionStatus {
         let id = rec.id();
-        let ends = self.log.end_offsets(&rec.topic).unwrap_or_default();
-        let (applied, rate, processed) = match self.running.lock().get(&id) {
+        let (ends, mut log_error) = match self.log.end_offsets(&rec.topic) {
+            Ok(ends) => (ends, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        let running = self.running.lock().get(&id).cloned();
+        let (applied, start, rate, processed) = match running {
             Some(run) => {
                 let p = run.progress.lock();
-                (p.applied.clone(), p.rate(), p.processed)
+                if p.log_error.is_some() {
+                    log_error.clone_from(&p.log_error);
+                }
+                (p.applied.clone(), p.start.clone(), p.rate(), p.processed)
             }
             None => {
+                let start = if matches!(rec.stored, Stored::Retired { .. }) {
+                    Vec::new()
+                } else {
+                    self.log.start_offsets(&rec.topic).unwrap_or_default()
+                };
                 let offsets = self
                     .stopped_views
                     .lock()
@@ -1069,13 +1256,32 @@ impl Host {
                     .and_then(|v| v.offsets().ok())
                     .unwrap_or_default();
                 let applied = (0..ends.len() as u32)
-                    .map(|p| offsets.get(&p).copied().unwrap_or(0))
+                    .map(|p| {
+                        offsets
+                            .get(&p)
+                            .copied()
+                            .unwrap_or_else(|| start.get(p as usize).copied().unwrap_or(0))
+                    })
                     .collect();
-                (applied, 0.0, 0)
+                (applied, start, 0.0, 0)
             }
         };
-        let total: u64 = ends.iter().sum();
-        let done: u64 = applied.iter().zip(&ends).map(|(a, e)| (*a).min(*e)).sum();
+        let start_of = |p: usize| start.get(p).copied().unwrap_or(0);
+        // Progress counts from where the version started reading, over the
+        // partitions this host processes.
+        let total: u64 = ends
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| self.owns(*p))
+            .map(|(p, e)| e.saturating_sub(start_of(p)))
+            .sum();
+        let done: u64 = applied
+            .iter()
+            .zip(&ends)
+            .enumerate()
+            .filter(|(p, _)| self.owns(*p))
+            .map(|(p, (a, e))| (*a).min(*e).saturating_sub(start_of(p)))
+            .sum();
         let lag = total.saturating_sub(done);
         let state = match &rec.stored {
             Stored::Retired { .. } => State::Retired,
@@ -1111,6 +1317,7 @@ impl Host {
             settings: rec.settings.clone(),
             deployed_at_ms: rec.deployed_at_ms,
             dead_letter_count: rec.dead_letter_count,
+            log_error,
             dead_letters: rec
                 .dead_letters
                 .iter()

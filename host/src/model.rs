@@ -104,6 +104,10 @@ pub struct VersionStatus {
     /// The latest skipped events (at most 100), oldest first.
     #[serde(default)]
     pub dead_letters: Vec<crate::registry::DeadLetter>,
+    /// Why the log cannot be read right now (a Kafka broker down or
+    /// unreachable); the worker retries and resumes where it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 /// Status of one processor: its alias and versions.

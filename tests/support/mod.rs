@@ -28,16 +28,18 @@ impl Server {
         Server::start_with(data_dir, &[], &[])
     }
 
-    /// Same, with more `serve` arguments and environment variables.
+    /// Same, with more `serve` arguments (`--log kafka ...`, `--token ...`, or a
+    /// `--listen` address of its own) and environment variables.
     pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(KAPPA)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-level",
-                "warn,kappa=info",
-            ])
+            .arg("serve")
+            .args(listen)
+            .args(["--log-level", "warn,kappa=info"])
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)

@@ -184,6 +184,13 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
+    /// The log's storage cannot be reached right now (a Kafka broker is down
+    /// or unreachable); the operation may succeed when retried.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another backend failure (a Kafka broker refused the request).
+    #[error("{0}")]
+    Backend(String),
 }
 
 fn too_large_message(size: usize, max: usize) -> String {
