@@ -888,11 +888,11 @@ impl Bench {
 
     /// One thread per partition of `topic`, each with its own processor,
     /// all committing to one view (redb serializes the commits).
-    fn parallel_replay<'a>(
-        &'a self,
+    fn parallel_replay(
+        &self,
         topic: &str,
         batch: usize,
-        make: impl Fn() -> Box<dyn Processor + 'a>,
+        make: impl Fn() -> Box<dyn Processor>,
     ) -> (f64, String) {
         let partitions = self.host.log().topic(topic).unwrap().partitions;
         let (view, path) = self.fresh_view(topic);
