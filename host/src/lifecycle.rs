@@ -839,6 +839,18 @@ impl Host {
             message,
             at_ms: now_ms(),
         };
+        // The view moves to the stopped ones before the state says failed:
+        // a status read as failed then shows the view's committed offsets
+        // (which include the good events of the failed batch), not the
+        // worker's progress from before that batch. Inserted before being
+        // removed, so that the view stays readable throughout.
+        let run = self.running.lock().get(id).cloned();
+        if let Some(run) = run {
+            self.stopped_views
+                .lock()
+                .insert(id.clone(), run.view.clone());
+            self.running.lock().remove(id);
+        }
         let result = self.registry.update(id, |rec, _| {
             if let Some(rec) = rec {
                 rec.stored = Stored::Failed(failure.clone());
@@ -847,11 +859,6 @@ impl Host {
         });
         if let Err(e) = result {
             tracing::error!(version = %id, "recording the failure: {e}");
-        }
-        if let Some(run) = self.running.lock().remove(id) {
-            self.stopped_views
-                .lock()
-                .insert(id.clone(), run.view.clone());
         }
     }
 
