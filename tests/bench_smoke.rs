@@ -1,0 +1,63 @@
+//! The replay benchmark (`benches/replay.rs`) at tiny sizes, so that it
+//! cannot rot: every section runs, prints finite figures with their
+//! baselines, and every way of computing a view (native rules, the Wasm
+//! plugin in the benchmark's loop, the host's own worker, one thread per
+//! partition) gives the byte-identical view. It asserts nothing about speed.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../benches/replay.rs"]
+#[allow(dead_code)]
+mod replay;
+
+#[test]
+fn every_section_runs_and_views_match_the_native_baseline() {
+    let options = replay::Options {
+        events: 3_000,
+        polyglot_events: 300,
+        keys: 100,
+        runs: 1,
+        polyglot: None,
+        live_rate: 2_000,
+        live_seconds: 0.3,
+        ingest_events: 2_000,
+        memory_versions: 1,
+        batch_sweep: vec![256],
+        ..replay::Options::quick()
+    };
+    // `run` panics if two views differ.
+    let report = replay::run(&options);
+    let ids: Vec<u8> = report.sections.iter().map(|s| s.id).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7]);
+    assert!(report.machine.contains("cores"), "{}", report.machine);
+    for section in &report.sections {
+        assert!(section.figures.len() >= 2, "{section:?}");
+        // The first figure of each section is its baseline.
+        assert_eq!(section.figures[0].ratio, Some(1.0), "{section:?}");
+        for f in &section.figures {
+            assert!(f.value.is_finite() && f.value >= 0.0, "{f:?}");
+        }
+    }
+    for id in [1, 2, 3] {
+        let section = &report.sections[id - 1];
+        assert!(
+            section
+                .notes
+                .iter()
+                .any(|n| n.starts_with("views identical")),
+            "{section:?}"
+        );
+        for f in &section.figures {
+            let ratio = f.ratio.unwrap();
+            assert!(ratio.is_finite() && ratio > 0.0, "{f:?}");
+        }
+    }
+    // Every produce call of the latency section was seen applied.
+    let latency = &report.sections[3];
+    assert!(
+        latency
+            .figures
+            .iter()
+            .any(|f| f.name.starts_with("p99") && f.unit == "ms")
+    );
+}
