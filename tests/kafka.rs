@@ -190,19 +190,13 @@ fn kappa_produce(server: &Server, dir: &Path, payments: &[Payment]) -> Value {
     produced
 }
 
-fn deploy(server: &Server, plugin: &kappa_plugins::Plugin, version: &str, extra: &[&str]) -> Value {
-    let mut args = vec![
-        "deploy",
-        plugin.path,
-        "--name",
-        "payments",
-        "--version",
-        version,
-        "--topic",
-        "payments",
-    ];
-    args.extend(extra);
-    server.json(&args)
+fn deploy(
+    server: &Server,
+    plugin: &kappa_plugins::Plugin,
+    version: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    server.deploy_payments(plugin.path, version, extra)
 }
 
 /// Copies every event of `from`'s topic into `to`'s, partition by

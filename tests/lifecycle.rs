@@ -20,18 +20,7 @@ fn deploy(
     version: &str,
     extra: &[&str],
 ) -> serde_json::Value {
-    let mut args = vec![
-        "deploy",
-        plugin.path,
-        "--name",
-        "payments",
-        "--version",
-        version,
-        "--topic",
-        "payments",
-    ];
-    args.extend(extra);
-    server.json(&args)
+    server.deploy_payments(plugin.path, version, extra)
 }
 
 #[test]

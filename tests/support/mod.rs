@@ -127,6 +127,23 @@ impl Server {
         stderr
     }
 
+    /// Deploys the component at `path` as `payments@VERSION` on topic
+    /// `payments`, with `extra` deploy arguments; the JSON report.
+    pub fn deploy_payments(&self, path: &str, version: &str, extra: &[&str]) -> Value {
+        let mut args = vec![
+            "deploy",
+            path,
+            "--name",
+            "payments",
+            "--version",
+            version,
+            "--topic",
+            "payments",
+        ];
+        args.extend(extra);
+        self.json(&args)
+    }
+
     /// Status of one version, as JSON.
     pub fn version(&self, id: &str) -> Value {
         let (name, version) = id.split_once('@').unwrap();
