@@ -190,12 +190,7 @@ fn kappa_produce(server: &Server, dir: &Path, payments: &[Payment]) -> Value {
     produced
 }
 
-fn deploy(
-    server: &Server,
-    plugin: &kappa_plugins::Plugin,
-    version: &str,
-    extra: &[&str],
-) -> serde_json::Value {
+fn deploy(server: &Server, plugin: &kappa_plugins::Plugin, version: &str, extra: &[&str]) -> Value {
     server.deploy_payments(plugin.path, version, extra)
 }
 
