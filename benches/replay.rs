@@ -542,6 +542,24 @@ const ONE: &str = "one";
 const TWO: &str = "two";
 
 impl Bench {
+    /// The payments v2 components to measure: Rust, plus Python and
+    /// JavaScript when `--polyglot` names a directory holding them.
+    fn plugins(&self) -> Vec<(String, Vec<u8>)> {
+        let mut plugins: Vec<(String, Vec<u8>)> =
+            vec![("Rust".into(), kappa_plugins::PAYMENTS_V2.bytes.to_vec())];
+        if let Some(dir) = &self.options.polyglot {
+            for (lang, file) in [
+                ("Python", "payments-v2-python.wasm"),
+                ("JavaScript", "payments-v2-js.wasm"),
+            ] {
+                if let Ok(bytes) = std::fs::read(dir.join(file)) {
+                    plugins.push((lang.into(), bytes));
+                }
+            }
+        }
+        plugins
+    }
+
     fn new(options: &Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let host = Host::open(&dir.path().join("host"), HostOptions::default()).unwrap();
@@ -1213,18 +1231,7 @@ impl Bench {
             "cold start, deploy to first event processed",
             "time with the compiled-code cache / time without it",
         );
-        let mut plugins: Vec<(String, Vec<u8>)> =
-            vec![("Rust".into(), kappa_plugins::PAYMENTS_V2.bytes.to_vec())];
-        if let Some(dir) = &self.options.polyglot {
-            for (lang, file) in [
-                ("Python", "payments-v2-python.wasm"),
-                ("JavaScript", "payments-v2-js.wasm"),
-            ] {
-                if let Ok(bytes) = std::fs::read(dir.join(file)) {
-                    plugins.push((lang.into(), bytes));
-                }
-            }
-        }
+        let plugins = self.plugins();
         for (lang, bytes) in &plugins {
             // Interpreters take ~15 s to compile: one run each for them.
             let runs = if lang == "Rust" { self.options.runs } else { 1 };
@@ -1284,18 +1291,7 @@ impl Bench {
             topic,
             payments(15, self.options.keys, events),
         );
-        let mut plugins: Vec<(String, Vec<u8>)> =
-            vec![("Rust".into(), kappa_plugins::PAYMENTS_V2.bytes.to_vec())];
-        if let Some(dir) = &self.options.polyglot {
-            for (lang, file) in [
-                ("Python", "payments-v2-python.wasm"),
-                ("JavaScript", "payments-v2-js.wasm"),
-            ] {
-                if let Ok(bytes) = std::fs::read(dir.join(file)) {
-                    plugins.push((lang.into(), bytes));
-                }
-            }
-        }
+        let plugins = self.plugins();
         let mut rust_steady = f64::NAN;
         let mut rust_peak = f64::NAN;
         for (i, (lang, bytes)) in plugins.iter().enumerate() {

@@ -87,6 +87,14 @@ impl Client {
         }
     }
 
+    /// The server could not be reached, or the connection broke.
+    fn unreachable(&self, e: &reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            server: self.base.to_string(),
+            reason: root_cause(e),
+        }
+    }
+
     fn url(&self, segments: &[&str]) -> Result<reqwest::Url, ClientError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -104,15 +112,9 @@ impl Client {
             .authorized(req)
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                server: self.base.to_string(),
-                reason: root_cause(&e),
-            })?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Unreachable {
-            server: self.base.to_string(),
-            reason: root_cause(&e),
-        })?;
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Other(format!("unexpected answer from the server: {e}")))
@@ -345,10 +347,7 @@ impl Client {
             .authorized(self.http.get(self.url(&["metrics"])?))
             .send()
             .await
-            .map_err(|e| ClientError::Unreachable {
-                server: self.base.to_string(),
-                reason: root_cause(&e),
-            })?;
+            .map_err(|e| self.unreachable(&e))?;
         resp.text()
             .await
             .map_err(|e| ClientError::Other(e.to_string()))
