@@ -242,16 +242,17 @@ fn check_refuses_each_wrong_file_with_the_precise_reason() {
         "{reasons:?}"
     );
 
-    let (report, _, _) = check(&built.join("contract_v0_2_0.wasm"));
-    assert_eq!(report["contract"], "0.2.0", "{report}");
-    let reasons = refused(&built.join("contract_v0_2_0.wasm"));
+    let (report, _, _) = check(&built.join("contract_v0_99_0.wasm"));
+    assert_eq!(report["contract"], "0.99.0", "{report}");
+    let reasons = refused(&built.join("contract_v0_99_0.wasm"));
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     assert!(
         reasons[0].starts_with(
             "unsupported contract version: the component was built against \
-             kappa:processor@0.2.0 (it imports `kappa:processor/view@0.2.0`, \
-             `kappa:processor/logging@0.2.0`"
-        ) && reasons[0].ends_with("but this host supports only kappa:processor@0.1.0"),
+             kappa:processor@0.99.0 (it imports `kappa:processor/view@0.99.0`, \
+             `kappa:processor/logging@0.99.0`"
+        ) && reasons[0]
+            .ends_with("but this host supports only kappa:processor@0.1.0, kappa:processor@0.2.0"),
         "{reasons:?}"
     );
 

@@ -15,14 +15,20 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::types::{ComponentItem, Type};
 
 use crate::error::{Error, Result};
-use crate::runtime::{CONTRACT_PACKAGE, Runtime, SUPPORTED_CONTRACTS};
+use crate::runtime::{CONTRACT_PACKAGE, DEFAULT_CONTRACT, Runtime, SUPPORTED_CONTRACTS};
 
-/// The exports of the processor world and their types, as `describe_item`
-/// writes them.
-pub const EXPECTED_EXPORTS: &[(&str, &str)] = &[
-    ("init", "func(config: string) -> result<_, error>"),
-    ("process", "func(events: list<event>) -> result<_, error>"),
-];
+/// The exports of the processor world of contract `version` and their
+/// types, as `describe_item` writes them.
+pub fn expected_exports(version: &str) -> [(&'static str, &'static str); 2] {
+    let process = match version {
+        "0.1.0" => "func(events: list<event>) -> result<_, error>",
+        _ => "func(batch: event-batch) -> result<_, error>",
+    };
+    [
+        ("init", "func(config: string) -> result<_, error>"),
+        ("process", process),
+    ]
+}
 
 /// The named types of the contract, in the structural form `describe_type`
 /// writes, each after the types it uses; a structure equal to one is written
@@ -33,6 +39,16 @@ const NAMED_TYPES: &[(&str, &str)] = &[
         "event",
         "record { partition: u32, offset: u64, timestamp: s64, key: option<list<u8>>, \
          value: list<u8>, headers: list<header> }",
+    ),
+    (
+        "event-header",
+        "record { event: u32, name: string, value: list<u8> }",
+    ),
+    (
+        "event-batch",
+        "record { partition: u32, offsets: list<u64>, timestamps: list<s64>, \
+         key-lengths: list<s32>, value-lengths: list<u32>, data: list<u8>, \
+         headers: list<event-header> }",
     ),
     ("event-error", "record { offset: u64, message: string }"),
     (
@@ -138,11 +154,10 @@ pub fn check(bytes: &[u8]) -> Result<CheckReport> {
             .collect();
     }
     match loaded {
-        Ok(_) => {
-            // Exports alone do not name a version: the one they type-check as.
-            if report.contract.is_none() {
-                report.contract = SUPPORTED_CONTRACTS.last().map(|v| (*v).to_owned());
-            }
+        Ok(plugin) => {
+            // The version the runtime runs it as: the one its imports name,
+            // or the one its exports type-check as.
+            report.contract = Some(plugin.contract.to_owned());
         }
         Err(e) => {
             if report.contract.is_none() {
@@ -187,12 +202,17 @@ fn reasons(report: &CheckReport, unsupported: &[(String, Vec<String>)]) -> Vec<S
              (plus WASI 0.2, linked inert)"
         ));
     }
-    let world = format!(
-        "{CONTRACT_PACKAGE}/processor@{}",
-        SUPPORTED_CONTRACTS.last().copied().unwrap_or_default()
-    );
+    // The world to compare with: the version the imports name, else the one
+    // `kappa plugin new` writes.
+    let version = report
+        .contract
+        .as_deref()
+        .filter(|v| SUPPORTED_CONTRACTS.contains(v))
+        .unwrap_or(DEFAULT_CONTRACT);
+    let world = format!("{CONTRACT_PACKAGE}/processor@{version}");
+    let expected = expected_exports(version);
     let find = |name: &str| report.exports.iter().find(|e| e.name == name);
-    let has_processor_export = EXPECTED_EXPORTS.iter().any(|(n, _)| find(n).is_some());
+    let has_processor_export = expected.iter().any(|(n, _)| find(n).is_some());
     if !has_processor_export && !report.exports.is_empty() {
         let names: Vec<String> = report.exports.iter().map(|e| e.name.clone()).collect();
         let what = if names.iter().any(|n| n.starts_with("wasi:cli/run@")) {
@@ -207,12 +227,12 @@ fn reasons(report: &CheckReport, unsupported: &[(String, Vec<String>)]) -> Vec<S
         ));
         return reasons;
     }
-    for (name, expected) in EXPECTED_EXPORTS {
+    for (name, expected) in expected {
         match find(name) {
             None => reasons.push(format!(
                 "missing export `{name}`: the world {world} exports `{name}: {expected}`"
             )),
-            Some(found) if found.ty != *expected => reasons.push(format!(
+            Some(found) if found.ty != expected => reasons.push(format!(
                 "export `{name}` has the wrong type: `{}`, but the world {world} expects \
                  `{expected}`",
                 found.ty
@@ -401,9 +421,35 @@ mod tests {
             .iter()
             .map(|e| (e.name.as_str(), e.ty.as_str()))
             .collect();
-        assert_eq!(exports, EXPECTED_EXPORTS);
+        assert_eq!(exports, expected_exports("0.1.0"));
         assert_eq!(report.contract.as_deref(), Some("0.1.0"));
         assert!(report.imports.refused.is_empty());
+    }
+
+    #[test]
+    fn a_plugin_of_contract_0_2_0_is_reported_as_such() {
+        let report = check(kappa_plugins::PAYMENTS_V2.bytes).unwrap();
+        assert!(report.valid, "{report:?}");
+        assert_eq!(report.contract.as_deref(), Some("0.2.0"));
+        let exports: Vec<(&str, &str)> = report
+            .exports
+            .iter()
+            .map(|e| (e.name.as_str(), e.ty.as_str()))
+            .collect();
+        assert_eq!(exports, expected_exports("0.2.0"));
+        assert!(
+            report
+                .imports
+                .kappa
+                .iter()
+                .all(|name| name.ends_with("@0.2.0")),
+            "{report:?}"
+        );
+        let text = render("payments-v2.wasm", &report);
+        assert!(
+            text.contains("process: func(batch: event-batch) -> result<_, error>"),
+            "{text}"
+        );
     }
 
     #[test]

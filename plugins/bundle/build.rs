@@ -21,6 +21,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("payments-v2", "PAYMENTS_V2"),
     ("starter", "STARTER"),
     ("faulty", "FAULTY"),
+    ("echo-v1", "ECHO_V1"),
+    ("echo-v2", "ECHO_V2"),
 ];
 
 fn main() -> ExitCode {

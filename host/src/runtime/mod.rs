@@ -14,6 +14,9 @@
 //! - A batch's view writes are buffered in the store's state (so the guest
 //!   reads its own writes) and handed back to the caller, which commits them
 //!   with the batch's offsets.
+//! - Every contract version in [`SUPPORTED_CONTRACTS`] is linked; a plugin is
+//!   run through the version its imports and exports type-check against, and
+//!   the rest of the host never sees the difference.
 
 pub mod bindings;
 mod sandbox;
@@ -31,11 +34,16 @@ use crate::error::{Error, Result};
 use crate::log::Record;
 use crate::registry::Settings;
 use crate::store::{Snapshot, Writes};
-use bindings::{Event, GuestError, Header, Processor, ProcessorPre};
+use bindings::{v0_1, v0_2};
 use sandbox::CapturedOutput;
 
-/// The contract versions this host speaks, newest last.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+/// The contract versions this host speaks, the default ([`DEFAULT_CONTRACT`])
+/// first, newest last.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
+/// The contract `kappa plugin new` writes (one record per event, the simplest
+/// to program), and the one a component that names none is checked against
+/// first.
+pub const DEFAULT_CONTRACT: &str = "0.1.0";
 /// The WIT package of the contract.
 pub const CONTRACT_PACKAGE: &str = "kappa:processor";
 /// How often the epoch advances; the granularity of batch time limits.
@@ -74,7 +82,9 @@ impl Drop for Runtime {
 
 /// A validated, compiled plugin, ready to instantiate.
 pub struct Plugin {
-    pre: ProcessorPre<HostState>,
+    pre: Pre,
+    /// The contract version the plugin speaks (`0.1.0`, `0.2.0`).
+    pub contract: &'static str,
     /// sha256 of the component bytes.
     pub digest: String,
     /// Whether the machine code came from the on-disk cache.
@@ -87,6 +97,7 @@ impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")
             .field("digest", &self.digest)
+            .field("contract", &self.contract)
             .field("from_cache", &self.from_cache)
             .finish()
     }
@@ -107,8 +118,10 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| Error::Internal(format!("linking WASI: {e:#}")))?;
-        Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| Error::Internal(format!("linking the processor contract: {e:#}")))?;
+        v0_1::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Internal(format!("linking the processor contract 0.1.0: {e:#}")))?;
+        v0_2::Processor::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Internal(format!("linking the processor contract 0.2.0: {e:#}")))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
@@ -134,22 +147,50 @@ impl Runtime {
     pub fn load(&self, bytes: &[u8], digest: &str) -> Result<Plugin> {
         let started = Instant::now();
         let (component, from_cache) = self.compile(bytes, digest)?;
-        self.check_imports(&component)?;
+        let declared = self.check_imports(&component)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             Error::invalid(format!(
                 "the component's imports cannot be satisfied by this host: {e:#}"
             ))
         })?;
-        let pre = ProcessorPre::new(instance_pre).map_err(|e| {
-            Error::invalid(format!(
+        // The version the imports name, else (a plugin that imports neither
+        // the view nor logging) whichever the exports type-check against, in
+        // the order of SUPPORTED_CONTRACTS, whose first is the default, so
+        // that an error names the default.
+        let candidates: Vec<&'static str> = match declared {
+            Some(version) => vec![version],
+            None => SUPPORTED_CONTRACTS.to_vec(),
+        };
+        let mut first_error = None;
+        let mut found = None;
+        for &version in &candidates {
+            let typed = match version {
+                "0.1.0" => v0_1::ProcessorPre::new(instance_pre.clone()).map(Pre::V0_1),
+                _ => v0_2::ProcessorPre::new(instance_pre.clone()).map(Pre::V0_2),
+            };
+            match typed {
+                Ok(pre) => {
+                    found = Some((pre, version));
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert((version, e));
+                }
+            }
+        }
+        let Some((pre, contract)) = found else {
+            let (version, e) = first_error.ok_or_else(|| {
+                Error::Internal("no contract version to check the component against".into())
+            })?;
+            return Err(Error::invalid(format!(
                 "the component does not export the `processor` world of \
-                 {CONTRACT_PACKAGE}@{}: {e:#} (exports found: {})",
-                SUPPORTED_CONTRACTS.join(", "),
+                 {CONTRACT_PACKAGE}@{version}: {e:#} (exports found: {})",
                 export_names(&self.engine, &component)
-            ))
-        })?;
+            )));
+        };
         Ok(Plugin {
             pre,
+            contract,
             digest: digest.to_owned(),
             from_cache,
             load_time: started.elapsed(),
@@ -223,18 +264,30 @@ impl Runtime {
         }
     }
 
-    /// Names a refused import precisely, before the linker's generic error.
-    fn check_imports(&self, component: &Component) -> Result<()> {
+    /// Names a refused import precisely, before the linker's generic error,
+    /// and returns the contract version the imports name, if any.
+    fn check_imports(&self, component: &Component) -> Result<Option<&'static str>> {
         let ty = component.component_type();
+        let mut declared: Option<&'static str> = None;
         for (name, _) in ty.imports(&self.engine) {
             if let Some(rest) = name.strip_prefix(CONTRACT_PACKAGE) {
                 let version = rest.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
-                if !SUPPORTED_CONTRACTS.contains(&version) {
+                let Some(&supported) = SUPPORTED_CONTRACTS.iter().find(|v| **v == version) else {
                     return Err(Error::invalid(format!(
                         "the component was built against {CONTRACT_PACKAGE}@{version} \
                          (import `{name}`), but this host supports {}",
                         SUPPORTED_CONTRACTS.join(", ")
                     )));
+                };
+                match declared {
+                    Some(other) if other != supported => {
+                        return Err(Error::invalid(format!(
+                            "the component mixes contract versions: it imports both \
+                             {CONTRACT_PACKAGE}@{other} and {CONTRACT_PACKAGE}@{supported} \
+                             (import `{name}`); build it against one WIT package"
+                        )));
+                    }
+                    _ => declared = Some(supported),
                 }
             } else if !name.starts_with("wasi:") {
                 return Err(Error::invalid(format!(
@@ -244,7 +297,7 @@ impl Runtime {
                 )));
             }
         }
-        Ok(())
+        Ok(declared)
     }
 
     /// Creates an instance of `plugin` for version `label` and runs its
@@ -280,13 +333,22 @@ impl Runtime {
             timeout_ms: settings.batch_timeout_ms,
         };
         instance.store.set_epoch_deadline(timeout_ticks);
-        let bindings = plugin
-            .pre
-            .instantiate(&mut instance.store)
-            .map_err(|e| instance.failure("failed to instantiate", None, &e))?;
+        let bindings = match &plugin.pre {
+            Pre::V0_1(pre) => pre.instantiate(&mut instance.store).map(Bindings::V0_1),
+            Pre::V0_2(pre) => pre.instantiate(&mut instance.store).map(Bindings::V0_2),
+        }
+        .map_err(|e| instance.failure("failed to instantiate", None, &e))?;
         instance.store.set_epoch_deadline(timeout_ticks);
         instance.store.data_mut().log_budget = LOG_BUDGET_PER_CALL;
-        match bindings.call_init(&mut instance.store, &settings.config) {
+        let init = match &bindings {
+            Bindings::V0_1(b) => b
+                .call_init(&mut instance.store, &settings.config)
+                .map(|r| r.map_err(GuestError::from)),
+            Bindings::V0_2(b) => b
+                .call_init(&mut instance.store, &settings.config)
+                .map(|r| r.map_err(GuestError::from)),
+        };
+        match init {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 return Err(CallFailure {
@@ -328,11 +390,57 @@ fn export_names(engine: &Engine, component: &Component) -> String {
     }
 }
 
+/// The compiled, type-checked plugin, for the contract version it speaks.
+enum Pre {
+    V0_1(v0_1::ProcessorPre<HostState>),
+    V0_2(v0_2::ProcessorPre<HostState>),
+}
+
+/// The exports of one instance, for the contract version it speaks.
+enum Bindings {
+    V0_1(v0_1::Processor),
+    V0_2(v0_2::Processor),
+}
+
+/// A guest's `error`, whatever the contract version (they are the same type
+/// in every version so far).
+enum GuestError {
+    InvalidConfig(String),
+    InvalidEvent { offset: u64, message: String },
+    Internal(String),
+}
+
+impl From<v0_1::GuestError> for GuestError {
+    fn from(e: v0_1::GuestError) -> Self {
+        match e {
+            v0_1::GuestError::InvalidConfig(m) => GuestError::InvalidConfig(m),
+            v0_1::GuestError::InvalidEvent(ev) => GuestError::InvalidEvent {
+                offset: ev.offset,
+                message: ev.message,
+            },
+            v0_1::GuestError::Internal(m) => GuestError::Internal(m),
+        }
+    }
+}
+
+impl From<v0_2::GuestError> for GuestError {
+    fn from(e: v0_2::GuestError) -> Self {
+        match e {
+            v0_2::GuestError::InvalidConfig(m) => GuestError::InvalidConfig(m),
+            v0_2::GuestError::InvalidEvent(ev) => GuestError::InvalidEvent {
+                offset: ev.offset,
+                message: ev.message,
+            },
+            v0_2::GuestError::Internal(m) => GuestError::Internal(m),
+        }
+    }
+}
+
 fn describe_guest_error(e: &GuestError) -> String {
     match e {
         GuestError::InvalidConfig(m) => format!("invalid configuration: {m}"),
-        GuestError::InvalidEvent(ev) => {
-            format!("invalid event at offset {}: {}", ev.offset, ev.message)
+        GuestError::InvalidEvent { offset, message } => {
+            format!("invalid event at offset {offset}: {message}")
         }
         GuestError::Internal(m) => m.clone(),
     }
@@ -352,7 +460,7 @@ pub struct CallFailure {
 /// drops it and creates a fresh one if it needs to call the plugin again.
 pub struct Instance {
     store: Store<HostState>,
-    bindings: Option<Processor>,
+    bindings: Option<Bindings>,
     output: CapturedOutput,
     timeout_ticks: u64,
     timeout_ms: u64,
@@ -378,7 +486,6 @@ impl Instance {
         writes: Writes,
         events: Vec<Record>,
     ) -> std::result::Result<Writes, (Writes, CallFailure)> {
-        let events: Vec<Event> = events.into_iter().map(to_event).collect();
         let before = writes.clone();
         self.store.data_mut().batch = Some(Batch {
             snapshot,
@@ -396,7 +503,19 @@ impl Instance {
                 },
             ));
         };
-        let result = bindings.call_process(&mut self.store, &events);
+        let result = match bindings {
+            Bindings::V0_1(b) => {
+                let events: Vec<v0_1::Event> = events.into_iter().map(to_event).collect();
+                b.call_process(&mut self.store, &events)
+                    .map(|r| r.map_err(GuestError::from))
+            }
+            Bindings::V0_2(b) => match to_columns(events) {
+                Ok(batch) => b
+                    .call_process(&mut self.store, &batch)
+                    .map(|r| r.map_err(GuestError::from)),
+                Err(message) => Ok(Err(GuestError::Internal(message))),
+            },
+        };
         let batch = self.store.data_mut().batch.take();
         let printed = self.output.take();
         if !printed.is_empty() {
@@ -413,7 +532,7 @@ impl Instance {
             )),
             (Ok(Err(e)), _) => {
                 let offset = match &e {
-                    GuestError::InvalidEvent(ev) => Some(ev.offset),
+                    GuestError::InvalidEvent { offset, .. } => Some(*offset),
                     _ => None,
                 };
                 Err((
@@ -477,8 +596,8 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
 }
 
-fn to_event(r: Record) -> Event {
-    Event {
+fn to_event(r: Record) -> v0_1::Event {
+    v0_1::Event {
         partition: r.partition,
         offset: r.offset,
         timestamp: r.timestamp,
@@ -487,9 +606,59 @@ fn to_event(r: Record) -> Event {
         headers: r
             .headers
             .into_iter()
-            .map(|(name, value)| Header { name, value })
+            .map(|(name, value)| v0_1::Header { name, value })
             .collect(),
     }
+}
+
+/// Lays a batch out in the columns of contract 0.2.0: a fixed number of lists
+/// whatever the batch's size, so that lowering it into the guest costs a few
+/// allocations and copies instead of three per event. Fails only for a batch
+/// no guest could address (over 4 GiB of keys and values).
+fn to_columns(events: Vec<Record>) -> std::result::Result<v0_2::EventBatch, String> {
+    let n = events.len();
+    let data_len: usize = events
+        .iter()
+        .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.len())
+        .sum();
+    if u32::try_from(data_len).is_err() {
+        return Err(format!(
+            "a batch of {n} events holds {data_len} bytes of keys and values, over the 4 GiB \
+             a guest can address"
+        ));
+    }
+    let mut batch = v0_2::EventBatch {
+        partition: events.first().map_or(0, |r| r.partition),
+        offsets: Vec::with_capacity(n),
+        timestamps: Vec::with_capacity(n),
+        key_lengths: Vec::with_capacity(n),
+        value_lengths: Vec::with_capacity(n),
+        data: Vec::with_capacity(data_len),
+        headers: Vec::new(),
+    };
+    for (index, r) in events.into_iter().enumerate() {
+        batch.offsets.push(r.offset);
+        batch.timestamps.push(r.timestamp);
+        // Both fit: their sum fits in u32, checked above.
+        batch.key_lengths.push(match &r.key {
+            Some(key) => i32::try_from(key.len()).unwrap_or(i32::MAX),
+            None => -1,
+        });
+        batch
+            .value_lengths
+            .push(u32::try_from(r.value.len()).unwrap_or(u32::MAX));
+        if let Some(key) = &r.key {
+            batch.data.extend_from_slice(key);
+        }
+        batch.data.extend_from_slice(&r.value);
+        let event = u32::try_from(index).unwrap_or(u32::MAX);
+        batch.headers.extend(
+            r.headers
+                .into_iter()
+                .map(|(name, value)| v0_2::EventHeader { event, name, value }),
+        );
+    }
+    Ok(batch)
 }
 
 /// The view state of the call in progress.
@@ -526,8 +695,9 @@ impl HostState {
     }
 }
 
-impl bindings::kappa::processor::view::Host for HostState {
-    fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+/// The view, as every contract version's `view` interface gives it.
+impl HostState {
+    fn view_get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
         let batch = self.batch()?;
         if let Some(pending) = batch.writes.get(&key) {
             return Ok(pending.clone());
@@ -538,7 +708,7 @@ impl bindings::kappa::processor::view::Host for HostState {
             .map_err(|e| wasmtime::format_err!("reading the view failed: {e}"))
     }
 
-    fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+    fn view_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
         if key.len() > MAX_KEY_BYTES {
             wasmtime::bail!(
                 "view key of {} bytes exceeds the limit of {MAX_KEY_BYTES}",
@@ -560,37 +730,76 @@ impl bindings::kappa::processor::view::Host for HostState {
         Ok(())
     }
 
-    fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+    fn view_delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
         let batch = self.batch()?;
         batch.write_bytes += key.len();
         batch.writes.insert(key, None);
         Ok(())
     }
-}
 
-impl bindings::kappa::processor::logging::Host for HostState {
-    fn log(&mut self, level: bindings::Level, message: String) {
+    fn log(&mut self, level: tracing::Level, message: String) {
         if self.log_budget == 0 {
             return;
         }
         self.log_budget -= 1;
         let plugin = self.label.as_str();
         match level {
-            bindings::Level::Trace => tracing::trace!(target: "kappa::plugin", plugin, "{message}"),
-            bindings::Level::Debug => tracing::debug!(target: "kappa::plugin", plugin, "{message}"),
-            bindings::Level::Info => tracing::info!(target: "kappa::plugin", plugin, "{message}"),
-            bindings::Level::Warn => tracing::warn!(target: "kappa::plugin", plugin, "{message}"),
-            bindings::Level::Error => tracing::error!(target: "kappa::plugin", plugin, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(target: "kappa::plugin", plugin, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "kappa::plugin", plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "kappa::plugin", plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "kappa::plugin", plugin, "{message}"),
+            tracing::Level::ERROR => tracing::error!(target: "kappa::plugin", plugin, "{message}"),
         }
     }
 }
 
-impl bindings::kappa::processor::types::Host for HostState {}
+/// Implements a contract version's imports on `HostState`; the versions so
+/// far import identical `view` and `logging` interfaces.
+macro_rules! contract_imports {
+    ($v:ident) => {
+        impl $v::kappa::processor::view::Host for HostState {
+            fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+                self.view_get(key)
+            }
+
+            fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+                self.view_put(key, value)
+            }
+
+            fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+                self.view_delete(key)
+            }
+        }
+
+        impl $v::kappa::processor::logging::Host for HostState {
+            fn log(&mut self, level: $v::Level, message: String) {
+                let level = match level {
+                    $v::Level::Trace => tracing::Level::TRACE,
+                    $v::Level::Debug => tracing::Level::DEBUG,
+                    $v::Level::Info => tracing::Level::INFO,
+                    $v::Level::Warn => tracing::Level::WARN,
+                    $v::Level::Error => tracing::Level::ERROR,
+                };
+                HostState::log(self, level, message);
+            }
+        }
+
+        impl $v::kappa::processor::types::Host for HostState {}
+    };
+}
+
+contract_imports!(v0_1);
+contract_imports!(v0_2);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_contract_is_listed_first() {
+        assert_eq!(SUPPORTED_CONTRACTS.first(), Some(&DEFAULT_CONTRACT));
+    }
 
     #[test]
     fn header_check_names_the_problem() {

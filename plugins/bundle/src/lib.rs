@@ -18,7 +18,8 @@ pub struct Plugin {
     pub bytes: &'static [u8],
 }
 
-// PAYMENTS_V1, PAYMENTS_V2, STARTER, FAULTY and ALL, written by build.rs.
+// PAYMENTS_V1, PAYMENTS_V2, STARTER, FAULTY, ECHO_V1, ECHO_V2 and ALL, written
+// by build.rs.
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 #[cfg(test)]
@@ -28,7 +29,17 @@ mod tests {
     #[test]
     fn every_plugin_is_a_component_read_from_its_path() {
         let names: Vec<_> = ALL.iter().map(|p| p.name).collect();
-        assert_eq!(names, ["payments-v1", "payments-v2", "starter", "faulty"]);
+        assert_eq!(
+            names,
+            [
+                "payments-v1",
+                "payments-v2",
+                "starter",
+                "faulty",
+                "echo-v1",
+                "echo-v2"
+            ]
+        );
         for plugin in ALL {
             // A component's preamble: magic, then version 0x0d and layer 1
             // (a core module has layer 0).

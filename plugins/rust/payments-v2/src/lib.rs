@@ -15,6 +15,15 @@
 //!
 //! The rules live in [`process_batch`] and [`Window::record`], which need no
 //! bindings, so they are tested natively.
+//!
+//! It speaks contract `kappa:processor@0.2.0`, which passes a batch in
+//! columns (read in place with `kappa-guest`): its rules are cheap per event,
+//! so the cost of passing events in would otherwise dominate. Version 1 speaks
+//! 0.1.0; the host runs both side by side.
+
+// The generated export of `process` takes the 13 flattened fields of
+// `event-batch` as parameters, as the canonical ABI passes them.
+#![allow(clippy::too_many_arguments)]
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -26,7 +35,7 @@ use payments_core::{
 use serde::Deserialize;
 
 wit_bindgen::generate!({
-    path: "../../../wit/processor-0.1.0",
+    path: "../../../wit/processor-0.2.0",
     world: "processor",
 });
 
@@ -192,17 +201,41 @@ impl Guest for Component {
         Ok(())
     }
 
-    fn process(events: Vec<Event>) -> Result<(), Error> {
+    fn process(batch: EventBatch) -> Result<(), Error> {
         let config = CONFIG
             .get()
             .ok_or_else(|| Error::Internal("process called before init".into()))?;
-        let inputs = events.iter().map(|e| Input {
-            offset: e.offset,
-            timestamp: e.timestamp,
-            key: e.key.as_deref(),
-            value: &e.value,
+        let columns = kappa_guest::Columns {
+            partition: batch.partition,
+            offsets: &batch.offsets,
+            timestamps: &batch.timestamps,
+            key_lengths: &batch.key_lengths,
+            value_lengths: &batch.value_lengths,
+            data: &batch.data,
+        };
+        let events = columns
+            .events()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        // `process_batch` takes plain inputs; a malformed batch (a host bug)
+        // is kept aside and reported once the iteration stops at it.
+        let mut malformed = None;
+        let inputs = events.map_while(|event| match event {
+            Ok(e) => Some(Input {
+                offset: e.offset,
+                timestamp: e.timestamp,
+                key: e.key,
+                value: e.value,
+            }),
+            Err(e) => {
+                malformed = Some(e);
+                None
+            }
         });
-        process_batch(&config, &mut HostView, inputs).map_err(|failure| match failure {
+        let result = process_batch(&config, &mut HostView, inputs);
+        if let Some(e) = malformed {
+            return Err(Error::Internal(e.to_string()));
+        }
+        result.map_err(|failure| match failure {
             Failure::Event { offset, message } => {
                 Error::InvalidEvent(EventError { offset, message })
             }

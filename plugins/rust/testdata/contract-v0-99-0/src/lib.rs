@@ -1,4 +1,4 @@
-//! A processor written against `kappa:processor@0.2.0` (a copy of the 0.1.0
+//! A processor written against `kappa:processor@0.99.0` (a copy of the 0.1.0
 //! contract with another version): its imports name a contract version the
 //! host does not support.
 
