@@ -637,21 +637,21 @@ fn to_columns(events: Vec<Record>) -> std::result::Result<v0_2::EventBatch, Stri
         headers: Vec::new(),
     };
     for (index, r) in events.into_iter().enumerate() {
+        let too_large = || format!("the event at offset {} is too large for a batch", r.offset);
         batch.offsets.push(r.offset);
         batch.timestamps.push(r.timestamp);
-        // Both fit: their sum fits in u32, checked above.
         batch.key_lengths.push(match &r.key {
-            Some(key) => i32::try_from(key.len()).unwrap_or(i32::MAX),
+            Some(key) => i32::try_from(key.len()).map_err(|_| too_large())?,
             None => -1,
         });
         batch
             .value_lengths
-            .push(u32::try_from(r.value.len()).unwrap_or(u32::MAX));
+            .push(u32::try_from(r.value.len()).map_err(|_| too_large())?);
         if let Some(key) = &r.key {
             batch.data.extend_from_slice(key);
         }
         batch.data.extend_from_slice(&r.value);
-        let event = u32::try_from(index).unwrap_or(u32::MAX);
+        let event = u32::try_from(index).map_err(|_| too_large())?;
         batch.headers.extend(
             r.headers
                 .into_iter()
@@ -795,6 +795,44 @@ contract_imports!(v0_2);
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_lay_keys_and_values_back_to_back() {
+        let record = |offset, key: Option<&[u8]>, value: &[u8], headers: &[(&str, &[u8])]| Record {
+            partition: 2,
+            offset,
+            timestamp: -(offset as i64),
+            key: key.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+                .collect(),
+        };
+        let batch = to_columns(vec![
+            record(7, None, b"v0", &[]),
+            record(8, Some(b""), b"", &[("a", b"1"), ("b", b"")]),
+            record(9, Some(b"k2"), b"v2", &[("c", b"3")]),
+        ])
+        .unwrap();
+        assert_eq!(batch.partition, 2);
+        assert_eq!(batch.offsets, [7, 8, 9]);
+        assert_eq!(batch.timestamps, [-7, -8, -9]);
+        assert_eq!(batch.key_lengths, [-1, 0, 2]);
+        assert_eq!(batch.value_lengths, [2, 0, 2]);
+        assert_eq!(batch.data, b"v0k2v2");
+        let headers: Vec<(u32, &str, &[u8])> = batch
+            .headers
+            .iter()
+            .map(|h| (h.event, h.name.as_str(), h.value.as_slice()))
+            .collect();
+        assert_eq!(
+            headers,
+            [(1, "a", &b"1"[..]), (1, "b", &b""[..]), (2, "c", &b"3"[..])]
+        );
+        let empty = to_columns(Vec::new()).unwrap();
+        assert!(empty.offsets.is_empty() && empty.data.is_empty());
+    }
 
     #[test]
     fn the_default_contract_is_listed_first() {
