@@ -256,6 +256,16 @@ fn check_refuses_each_wrong_file_with_the_precise_reason() {
         "{reasons:?}"
     );
 
+    let reasons = refused(&built.join("mixed_contracts.wasm"));
+    assert_eq!(
+        reasons,
+        [
+            "the component mixes contract versions: it imports both kappa:processor@0.1.0 and \
+          kappa:processor@0.2.0 (import `kappa:processor/logging@0.2.0`); build it against \
+          one WIT package"
+        ]
+    );
+
     let (report, _, _) = check(&built.join("ungranted_import.wasm"));
     assert_eq!(
         report["imports"]["refused"],
