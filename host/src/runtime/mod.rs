@@ -166,7 +166,10 @@ impl Runtime {
         for &version in &candidates {
             let typed = match version {
                 "0.1.0" => v0_1::ProcessorPre::new(instance_pre.clone()).map(Pre::V0_1),
-                _ => v0_2::ProcessorPre::new(instance_pre.clone()).map(Pre::V0_2),
+                "0.2.0" => v0_2::ProcessorPre::new(instance_pre.clone()).map(Pre::V0_2),
+                other => Err(wasmtime::format_err!(
+                    "internal error: no bindings for contract {other}"
+                )),
             };
             match typed {
                 Ok(pre) => {
