@@ -32,10 +32,17 @@ fn every_section_runs_and_views_match_the_native_baseline() {
     assert!(report.machine.contains("cores"), "{}", report.machine);
     for section in &report.sections {
         assert!(section.figures.len() >= 2, "{section:?}");
-        // The first figure of each section is its baseline.
-        assert_eq!(section.figures[0].ratio, Some(1.0), "{section:?}");
+        // The first figure of each section is its baseline (memory growth
+        // may be too small to divide by at these sizes: then no ratio).
+        let baseline = section.figures[0].ratio;
+        if section.id == 7 {
+            assert!(matches!(baseline, Some(1.0) | None), "{section:?}");
+        } else {
+            assert_eq!(baseline, Some(1.0), "{section:?}");
+        }
         for f in &section.figures {
             assert!(f.value.is_finite() && f.value >= 0.0, "{f:?}");
+            assert!(f.ratio.is_none_or(f64::is_finite), "{f:?}");
         }
     }
     for id in [1, 2, 3] {
