@@ -44,11 +44,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-// The allocator of the `kappa` binary (host/src/main.rs), so that the
-// figures are the product's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use kappa::eventlog::EventLog;
 use kappa::log::{EmbeddedLog, LogOptions, NewRecord, Record};
 use kappa::registry::{Settings, VersionId};
@@ -56,6 +51,11 @@ use kappa::runtime::{Instance, Plugin, Runtime};
 use kappa::store::{Snapshot, View, Writes};
 use kappa::workload::PaymentGenerator;
 use kappa::{Host, HostOptions};
+
+// The allocator of the `kappa` binary (host/src/main.rs), so that the
+// figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What to run and how big.
 #[derive(Debug, Clone)]
@@ -1348,10 +1348,7 @@ impl Bench {
             // A ratio only to a baseline that grew measurably: the
             // allocator may serve a version from memory that earlier
             // sections freed but kept resident, which shows as no growth.
-            let ratio = |x: f64, base: f64| match i {
-                0 => (base >= MEASURABLE_BYTES).then_some(1.0),
-                _ => (base >= MEASURABLE_BYTES).then(|| x / base),
-            };
+            let ratio = |x: f64, base: f64| (base >= MEASURABLE_BYTES).then(|| x / base);
             s.figure(
                 format!("{lang}, resident per version"),
                 steady / 1e6,

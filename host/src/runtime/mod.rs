@@ -413,32 +413,6 @@ enum GuestError {
     Internal(String),
 }
 
-impl From<v0_1::GuestError> for GuestError {
-    fn from(e: v0_1::GuestError) -> Self {
-        match e {
-            v0_1::GuestError::InvalidConfig(m) => GuestError::InvalidConfig(m),
-            v0_1::GuestError::InvalidEvent(ev) => GuestError::InvalidEvent {
-                offset: ev.offset,
-                message: ev.message,
-            },
-            v0_1::GuestError::Internal(m) => GuestError::Internal(m),
-        }
-    }
-}
-
-impl From<v0_2::GuestError> for GuestError {
-    fn from(e: v0_2::GuestError) -> Self {
-        match e {
-            v0_2::GuestError::InvalidConfig(m) => GuestError::InvalidConfig(m),
-            v0_2::GuestError::InvalidEvent(ev) => GuestError::InvalidEvent {
-                offset: ev.offset,
-                message: ev.message,
-            },
-            v0_2::GuestError::Internal(m) => GuestError::Internal(m),
-        }
-    }
-}
-
 fn describe_guest_error(e: &GuestError) -> String {
     match e {
         GuestError::InvalidConfig(m) => format!("invalid configuration: {m}"),
@@ -756,10 +730,24 @@ impl HostState {
     }
 }
 
-/// Implements a contract version's imports on `HostState`; the versions so
-/// far import identical `view` and `logging` interfaces.
+/// Implements a contract version's imports on `HostState`, and reads its
+/// `error` as a [`GuestError`]; the versions so far share identical `view`
+/// and `logging` interfaces and `error` type.
 macro_rules! contract_imports {
     ($v:ident) => {
+        impl From<$v::GuestError> for GuestError {
+            fn from(e: $v::GuestError) -> Self {
+                match e {
+                    $v::GuestError::InvalidConfig(m) => GuestError::InvalidConfig(m),
+                    $v::GuestError::InvalidEvent(ev) => GuestError::InvalidEvent {
+                        offset: ev.offset,
+                        message: ev.message,
+                    },
+                    $v::GuestError::Internal(m) => GuestError::Internal(m),
+                }
+            }
+        }
+
         impl $v::kappa::processor::view::Host for HostState {
             fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
                 self.view_get(key)

@@ -8,21 +8,15 @@
 //! from the batch: no allocation, no copy.
 //!
 //! The crate knows nothing of the generated bindings (each plugin generates
-//! its own), so a plugin passes the fields of its `EventBatch`:
+//! its own `EventBatch` type), so [`columns!`] borrows the fields of a plugin's
+//! `EventBatch` by name:
 //!
 //! ```
 //! # struct EventBatch { partition: u32, offsets: Vec<u64>, timestamps: Vec<i64>,
 //! #     key_lengths: Vec<i32>, value_lengths: Vec<u32>, data: Vec<u8> }
 //! # let batch = EventBatch { partition: 0, offsets: vec![7], timestamps: vec![1],
 //! #     key_lengths: vec![1], value_lengths: vec![2], data: b"abc".to_vec() };
-//! let columns = kappa_guest::Columns {
-//!     partition: batch.partition,
-//!     offsets: &batch.offsets,
-//!     timestamps: &batch.timestamps,
-//!     key_lengths: &batch.key_lengths,
-//!     value_lengths: &batch.value_lengths,
-//!     data: &batch.data,
-//! };
+//! let columns = kappa_guest::columns!(batch);
 //! for event in columns.events()? {
 //!     let event = event?;
 //!     assert_eq!((event.offset, event.key, event.value), (7, Some(&b"a"[..]), &b"bc"[..]));
@@ -32,6 +26,23 @@
 //!
 //! Headers are not columns of their own: `event-batch.headers` is already a
 //! list of `(event index, name, value)`, ordered by event.
+
+/// The [`Columns`] of a generated `EventBatch` value (any expression with the
+/// fields of `event-batch`), borrowed from it.
+#[macro_export]
+macro_rules! columns {
+    ($batch:expr) => {{
+        let batch = &$batch;
+        $crate::Columns {
+            partition: batch.partition,
+            offsets: &batch.offsets,
+            timestamps: &batch.timestamps,
+            key_lengths: &batch.key_lengths,
+            value_lengths: &batch.value_lengths,
+            data: &batch.data,
+        }
+    }};
+}
 
 /// The columns of one `event-batch`, borrowed from it.
 #[derive(Debug, Clone, Copy)]

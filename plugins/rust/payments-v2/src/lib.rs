@@ -205,14 +205,7 @@ impl Guest for Component {
         let config = CONFIG
             .get()
             .ok_or_else(|| Error::Internal("process called before init".into()))?;
-        let columns = kappa_guest::Columns {
-            partition: batch.partition,
-            offsets: &batch.offsets,
-            timestamps: &batch.timestamps,
-            key_lengths: &batch.key_lengths,
-            value_lengths: &batch.value_lengths,
-            data: &batch.data,
-        };
+        let columns = kappa_guest::columns!(batch);
         let events = columns
             .events()
             .map_err(|e| Error::Internal(e.to_string()))?;
