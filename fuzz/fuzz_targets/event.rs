@@ -1,7 +1,7 @@
 //! Fuzz target: a `kappa produce` JSON line, or a produce request body.
-//! The property is `kappa::fuzzing::check_event_input`.
+//! The property is `kappa_log::fuzzing::check_event_input`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    kappa::fuzzing::check_event_input(data);
+    kappa_log::fuzzing::check_event_input(data);
 });

@@ -28,11 +28,10 @@ pub mod demo;
 pub mod diff;
 pub mod error;
 pub mod eventlog;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod kafka;
 pub mod lifecycle;
-pub mod log;
+/// The embedded log, a crate of its own (`host/log`), under its old path.
+pub use kappa_log as log;
 pub mod metrics;
 pub mod model;
 pub mod peers;

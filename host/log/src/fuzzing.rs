@@ -18,8 +18,17 @@
 //!
 //! Not part of the API: hidden from the docs, for the fuzz targets only.
 
-use crate::log::{EmbeddedLog, LogError, LogOptions, NewRecord, Record, fuzz_support};
-use crate::model::{EventLine, ProduceRequest};
+use serde::Deserialize;
+
+use crate::event::EventLine;
+use crate::{EmbeddedLog, LogError, LogOptions, NewRecord, Record, fuzz_support};
+
+/// A produce request body as the host reads it: its events (the host's own
+/// request type has more fields, which this property does not need).
+#[derive(Deserialize)]
+struct ProduceRequest {
+    events: Vec<EventLine>,
+}
 
 /// Timestamp handed to events without one.
 const NOW_MS: i64 = 1_767_225_600_000;
@@ -178,7 +187,7 @@ mod tests {
     /// where the fuzzer is not run.
     fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/corpus")
+            .join("../../fuzz/corpus")
             .join(target);
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))

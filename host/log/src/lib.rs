@@ -28,6 +28,9 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod partition;
 mod partitioner;
 pub use partitioner::partition_for_key;
@@ -37,7 +40,7 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
-/// The record codec for `crate::fuzzing` (and the fuzz targets through it):
+/// The record codec for [`fuzzing`] (and the fuzz targets through it):
 /// the same functions the log's readers and writers use, on bytes in memory.
 pub(crate) mod fuzz_support {
     use super::record::{self, FRAME_HEADER_LEN};
