@@ -400,6 +400,18 @@ fn fill(log: &dyn EventLog, topic: &str, records: Vec<NewRecord>) {
     }
 }
 
+/// Which side of a pair runs first in run `run`: native then Wasm in even
+/// runs, Wasm then native in odd ones (`true` is the Wasm side), so that an
+/// effect of order (the previous run's final sync, a warmer cache) falls on
+/// each side equally often and cancels in the median of the ratios.
+fn pair_order(run: usize) -> [bool; 2] {
+    if run % 2 == 0 {
+        [false, true]
+    } else {
+        [true, false]
+    }
+}
+
 /// The median of the ratios `a[i] / b[i]`: each pair is measured back to
 /// back, so a change of the machine's load during the run moves both terms
 /// of a pair and cancels out, where a ratio of two medians would not.
@@ -702,15 +714,22 @@ impl Bench {
         let (mut native, mut wasm, mut host) = (Vec::new(), Vec::new(), Vec::new());
         let (mut native_cpu, mut wasm_cpu) = (Vec::new(), Vec::new());
         let mut digests = Vec::new();
-        for _ in 0..self.options.runs {
-            let (t, cpu, d) = self.cpu_timed_replay(ONE, &[0], batch, &mut Native::new());
-            native.push(t);
-            native_cpu.push(cpu);
-            digests.push(("native", d));
-            let (t, cpu, d) = self.cpu_timed_replay(ONE, &[0], batch, &mut self.wasm(&self.rust));
-            wasm.push(t);
-            wasm_cpu.push(cpu);
-            digests.push(("wasm", d));
+        for run in 0..self.options.runs {
+            for wasm_side in pair_order(run) {
+                let (t, cpu, d) = if wasm_side {
+                    self.cpu_timed_replay(ONE, &[0], batch, &mut self.wasm(&self.rust))
+                } else {
+                    self.cpu_timed_replay(ONE, &[0], batch, &mut Native::new())
+                };
+                let (times, cpus, name) = if wasm_side {
+                    (&mut wasm, &mut wasm_cpu, "wasm")
+                } else {
+                    (&mut native, &mut native_cpu, "native")
+                };
+                times.push(t);
+                cpus.push(cpu);
+                digests.push((name, d));
+            }
             let (t, d) = self.host_replay("replay", ONE, kappa_plugins::PAYMENTS_V2.bytes);
             host.push(t);
             digests.push(("host", d));
@@ -773,12 +792,15 @@ impl Bench {
         // CPU time (less disturbed by other processes than elapsed time).
         for &b in &self.options.batch_sweep {
             let (mut tn, mut tw) = (Vec::new(), Vec::new());
-            for _ in 0..self.options.runs {
-                tn.push(self.cpu_timed_replay(ONE, &[0], b, &mut Native::new()).1);
-                tw.push(
-                    self.cpu_timed_replay(ONE, &[0], b, &mut self.wasm(&self.rust))
-                        .1,
-                );
+            for run in 0..self.options.runs {
+                for wasm_side in pair_order(run) {
+                    if wasm_side {
+                        let cpu = self.cpu_timed_replay(ONE, &[0], b, &mut self.wasm(&self.rust));
+                        tw.push(cpu.1);
+                    } else {
+                        tn.push(self.cpu_timed_replay(ONE, &[0], b, &mut Native::new()).1);
+                    }
+                }
             }
             let ratio = paired_ratio(&tw, &tn);
             let (tn, tw) = (median(tn), median(tw));
