@@ -714,11 +714,7 @@ impl Host {
                         offset: None,
                         message: e.to_string(),
                     })
-                    .and_then(|snap| {
-                        instance
-                            .process(snap, Writes::new(), events)
-                            .map_err(|(_, f)| f)
-                    });
+                    .and_then(|snap| instance.process(snap, events));
                 match outcome {
                     Ok(writes) => {
                         if let Err(e) = run.view.commit(partition, last + 1, &writes, false) {
@@ -737,7 +733,9 @@ impl Host {
                     }
                     Err(failure) => {
                         // Find the exact event on a fresh instance, applying
-                        // the good events before it.
+                        // the good events before it. The failed instance is
+                        // dropped first, so the two never hold memory at once.
+                        drop(instance);
                         match self.pinpoint(run, plugin, &topic, partition, next, last, failure) {
                             Ok((fresh, next_offset)) => {
                                 instance = fresh;
@@ -853,12 +851,14 @@ impl Host {
     }
 
     /// After a failed batch `first..=last` of `partition`: replays its events
-    /// one at a time on a fresh instance to name the exact event. Under the
-    /// `stop` policy it commits the events before it and returns the failure;
-    /// under `skip` it records the event as a dead letter, commits past it and
-    /// goes on. If every event succeeds alone (a time limit hit by a large
-    /// batch, say), it commits them all. Returns the instance to carry on with
-    /// and the partition's next offset.
+    /// one at a time on a fresh instance to name the exact event, committing
+    /// each one's writes with its offset (so that the host holds the pending
+    /// writes of one event at a time, as in any batch within the memory
+    /// limit). Under the `stop` policy it returns the failure, the events
+    /// before it applied; under `skip` it records the event as a dead letter,
+    /// commits past it and goes on. If every event succeeds alone (a time or
+    /// memory limit hit by a large batch, say), they are all applied. Returns
+    /// the instance to carry on with and the partition's next offset.
     #[allow(clippy::too_many_arguments)]
     fn pinpoint(
         &self,
@@ -917,7 +917,6 @@ impl Host {
         let commit_err = |next: u64| {
             move |e: crate::store::StoreError| (Some(next), format!("committing the view: {e}"))
         };
-        let mut writes = Writes::new();
         let mut next = first;
         let mut failed_alone = false;
         for event in events {
@@ -926,18 +925,18 @@ impl Host {
                 .view
                 .snapshot()
                 .map_err(|e| (Some(offset), e.to_string()))?;
-            match fresh.process(snapshot, writes, vec![event]) {
-                Ok(w) => {
-                    writes = w;
+            match fresh.process(snapshot, vec![event]) {
+                Ok(writes) => {
                     next = offset + 1;
+                    run.view
+                        .commit(partition, next, &writes, false)
+                        .map_err(commit_err(next))?;
                 }
-                Err((w, f)) => {
+                Err(f) => {
                     failed_alone = true;
                     let offset = f.offset.unwrap_or(offset);
                     if settings.on_error == OnError::Stop {
-                        run.view
-                            .commit(partition, next, &w, true)
-                            .map_err(commit_err(next))?;
+                        run.view.sync().map_err(commit_err(next))?;
                         return Err((Some(offset), f.message));
                     }
                     tracing::warn!(
@@ -947,9 +946,9 @@ impl Host {
                     self.dead_letter(&id, partition, offset, &f.message);
                     next = offset + 1;
                     run.view
-                        .commit(partition, next, &w, true)
+                        .commit(partition, next, &Writes::new(), true)
                         .map_err(commit_err(next))?;
-                    writes = Writes::new();
+                    drop(fresh);
                     fresh = instantiate(&f.message)?;
                 }
             }
@@ -961,9 +960,6 @@ impl Host {
                 failure.message
             );
         }
-        run.view
-            .commit(partition, next, &writes, false)
-            .map_err(commit_err(next))?;
         Ok((fresh, next))
     }
 
