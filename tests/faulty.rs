@@ -450,3 +450,38 @@ fn many_tiny_writes_fail_their_version_at_its_memory_limit_and_the_host_holds() 
     assert_eq!(total, 33);
     assert_eq!(server.version("faulty@0.0.1")["lag"], 0);
 }
+
+#[test]
+fn a_batch_over_the_memory_limit_whose_events_fit_alone_is_applied_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    produce(
+        &server,
+        &(0..64).map(|_| event("k", "ok")).collect::<Vec<_>>(),
+    );
+    // Every event writes 2,000 keys of its own: about 0.3 MiB alone, about
+    // 21 MiB for the 64 events of the first batch, over the limit of 16.
+    let config = r#"{"mode":"tiny-writes","writes":2000,"fail_on":""}"#;
+    let out = deploy_faulty(
+        &server,
+        "1.0.0",
+        config,
+        &["--memory-limit-mb", "16", "--wait"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = server.wait_applied("faulty@1.0.0");
+    assert_eq!(v["applied_offsets"][0], 64, "{v}");
+    assert_eq!(
+        server.json(&["get", "faulty@1.0.0", "k"])["row"]["value"],
+        64
+    );
+    assert_eq!(
+        server.json(&["digest", "faulty@1.0.0"])["rows"],
+        64 * 2000 + 1
+    );
+}

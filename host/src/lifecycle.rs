@@ -621,7 +621,11 @@ impl Host {
         // Batches start at FIRST_BATCH events and double with each full one
         // up to `batch_size`: a replay shows progress (or meets a failing
         // event) at once, and a long one soon runs at the full batch size.
-        let mut batch_limit = FIRST_BATCH.min(self.options.batch_size).max(1);
+        // A batch that fails as a whole while each of its events succeeds
+        // alone (its writes together over the memory limit, say) lowers the
+        // ceiling to half its size, so the next ones fit.
+        let mut max_batch = self.options.batch_size.max(1);
+        let mut batch_limit = FIRST_BATCH.min(max_batch);
         let mut buf: Vec<Record> = Vec::with_capacity(batch_limit);
 
         while !run.stop.load(Ordering::Relaxed) {
@@ -728,7 +732,7 @@ impl Host {
                         }
                         applied[p] = last + 1;
                         if count as usize >= batch_limit {
-                            batch_limit = (batch_limit * 2).min(self.options.batch_size);
+                            batch_limit = (batch_limit * 2).min(max_batch);
                         }
                     }
                     Err(failure) => {
@@ -737,9 +741,13 @@ impl Host {
                         // dropped first, so the two never hold memory at once.
                         drop(instance);
                         match self.pinpoint(run, plugin, &topic, partition, next, last, failure) {
-                            Ok((fresh, next_offset)) => {
+                            Ok((fresh, next_offset, every_event_passed)) => {
                                 instance = fresh;
                                 applied[p] = next_offset;
+                                if every_event_passed {
+                                    max_batch = (count as usize / 2).max(1);
+                                    batch_limit = batch_limit.min(max_batch);
+                                }
                             }
                             Err((offset, message)) => {
                                 self.fail(&id, Some(partition), offset, message);
@@ -858,7 +866,8 @@ impl Host {
     /// before it applied; under `skip` it records the event as a dead letter,
     /// commits past it and goes on. If every event succeeds alone (a time or
     /// memory limit hit by a large batch, say), they are all applied. Returns
-    /// the instance to carry on with and the partition's next offset.
+    /// the instance to carry on with, the partition's next offset and whether
+    /// every event succeeded alone.
     #[allow(clippy::too_many_arguments)]
     fn pinpoint(
         &self,
@@ -869,7 +878,7 @@ impl Host {
         first: u64,
         last: u64,
         failure: CallFailure,
-    ) -> std::result::Result<(Instance, u64), (Option<u64>, String)> {
+    ) -> std::result::Result<(Instance, u64, bool), (Option<u64>, String)> {
         let id = run.record.id();
         let label = id.to_string();
         let settings = &run.record.settings;
@@ -960,7 +969,7 @@ impl Host {
                 failure.message
             );
         }
-        Ok((fresh, next))
+        Ok((fresh, next, !failed_alone))
     }
 
     fn dead_letter(&self, id: &VersionId, partition: u32, offset: u64, message: &str) {

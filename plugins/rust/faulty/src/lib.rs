@@ -13,9 +13,10 @@
 //! - `loop`: never returns;
 //! - `grow-memory`: allocates and touches memory without bound;
 //! - `huge-output`: puts one 64 MiB value under `huge`;
-//! - `tiny-writes`: puts `writes` distinct 4-byte keys (big-endian counters
-//!   from 0) with empty values, all in the one call (default: 2^32, more
-//!   than any memory limit lets a batch hold).
+//! - `tiny-writes`: puts `writes` distinct 4-byte keys with empty values, all
+//!   in the one call (default: 2^32, more than any memory limit lets a batch
+//!   hold); the keys are big-endian counters from `offset * writes`, so that
+//!   each event writes keys of its own.
 //!
 //! These act on every event instead, whatever its value:
 //! - `clock`: writes the nanoseconds since the Unix epoch that
@@ -173,8 +174,9 @@ fn misbehave(config: &Config, offset: u64) -> Result<(), Error> {
         }
         Mode::TinyWrites => {
             // Keys wrap past 2^32 writes: they stay 4 bytes.
+            let from = offset.wrapping_mul(config.writes);
             for n in 0..config.writes {
-                view::put(&(n as u32).to_be_bytes(), b"");
+                view::put(&(from.wrapping_add(n) as u32).to_be_bytes(), b"");
             }
             Ok(())
         }
