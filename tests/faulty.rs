@@ -2,7 +2,10 @@
 //! fail only their own version, with partition, offset and reason, while a
 //! healthy version on the same topic keeps processing; a `skip` policy turns
 //! poison events into dead letters; clocks and randomness are deterministic;
-//! a plugin cannot reach files, the environment or the network.
+//! a plugin cannot reach files, the environment or the network; the view
+//! writes a batch holds in host memory count against the version's memory
+//! limit, so many tiny writes fail that version while the host's resident
+//! memory stays bounded.
 
 #![allow(clippy::unwrap_used)]
 

@@ -8,9 +8,9 @@
 //! - Compiled code is cached on disk by digest, so a restart loads machine code
 //!   instead of running Cranelift again.
 //! - Isolation: each instance has its own store with a memory limit
-//!   ([`budget::InstanceMemory`]) and a time limit per call (epoch interruption, ticked by
-//!   one background thread), so a trap, an endless loop or a memory blow-up
-//!   fails the call, which fails that version only.
+//!   ([`budget::InstanceMemory`]) and a time limit per call (epoch
+//!   interruption, ticked by one background thread), so a trap, an endless
+//!   loop or a memory blow-up fails the call, which fails that version only.
 //! - A batch's view writes are buffered in the store's state (so the guest
 //!   reads its own writes) and handed back to the caller, which commits them
 //!   with the batch's offsets. They count against the memory limit together
