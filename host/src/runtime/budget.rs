@@ -26,7 +26,9 @@ use crate::store::Writes;
 /// to 640, at the worst fill a tree reaches by inserts alone (5 of 11 slots:
 /// 128 bytes a slot), its share of the internal nodes above (about 25 bytes),
 /// and the allocator's rounding of a small key (up to 7 bytes). A sequential
-/// or random fill takes less: 100 to 120 bytes measured with 4-byte keys.
+/// or random fill takes less: one batch of 1 and 5 million distinct
+/// 4-byte keys with empty values raised the host's peak resident memory by
+/// 117 and 132 bytes a write, its commit included.
 pub const ENTRY_OVERHEAD: usize = 160;
 
 /// Bytes one table element takes in the host (a pointer, per wasmtime).
