@@ -488,3 +488,31 @@ fn a_batch_over_the_memory_limit_whose_events_fit_alone_is_applied_whole() {
         64 * 2000 + 1
     );
 }
+
+#[test]
+fn a_long_error_message_is_kept_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    produce(&server, &[event("k", "ok"), event("k", "boom")]);
+    let out = deploy_faulty(
+        &server,
+        "1.0.0",
+        r#"{"mode":"error","message_bytes":1000000}"#,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = wait_failed(&server, "faulty@1.0.0");
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(message.len() < 4096 + 200, "{} bytes kept", message.len());
+    assert!(
+        message.contains("poison event at offset 1xxx")
+            && message.ends_with("(cut; 1000024 bytes in all)"),
+        "{}",
+        &message[message.len().saturating_sub(200)..]
+    );
+}

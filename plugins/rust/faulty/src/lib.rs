@@ -9,7 +9,8 @@
 //! triggers the mode:
 //! - `none` (default): nothing, it only counts;
 //! - `trap`: panics with `poison event at offset N`;
-//! - `error`: returns `invalid-event` for that offset;
+//! - `error`: returns `invalid-event` for that offset (its message followed
+//!   by `message_bytes` bytes of `x`, default none);
 //! - `loop`: never returns;
 //! - `grow-memory`: allocates and touches memory without bound;
 //! - `huge-output`: puts one 64 MiB value under `huge`;
@@ -79,6 +80,8 @@ struct Config {
     connect: String,
     /// `tiny-writes`: how many.
     writes: u64,
+    /// `error`: bytes appended to the message.
+    message_bytes: usize,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             write: "/tmp/kappa-escape".into(),
             connect: "127.0.0.1:7070".into(),
             writes: 1 << 32,
+            message_bytes: 0,
         }
     }
 }
@@ -147,7 +151,10 @@ fn misbehave(config: &Config, offset: u64) -> Result<(), Error> {
         Mode::Trap => panic!("poison event at offset {offset}"),
         Mode::Error => Err(Error::InvalidEvent(EventError {
             offset,
-            message: format!("poison event at offset {offset}"),
+            message: format!(
+                "poison event at offset {offset}{}",
+                "x".repeat(config.message_bytes)
+            ),
         })),
         Mode::Loop => {
             // black_box keeps the optimizer from reasoning the loop away.
