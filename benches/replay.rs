@@ -501,9 +501,9 @@ struct Wasm(Instance);
 
 impl Processor for Wasm {
     fn process(&mut self, snapshot: Snapshot, events: Vec<Record>) -> Writes {
-        match self.0.process(snapshot, Writes::new(), events) {
+        match self.0.process(snapshot, events) {
             Ok(writes) => writes,
-            Err((_, failure)) => panic!("the plugin failed: {}", failure.message),
+            Err(failure) => panic!("the plugin failed: {}", failure.message),
         }
     }
 }

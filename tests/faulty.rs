@@ -2,7 +2,10 @@
 //! fail only their own version, with partition, offset and reason, while a
 //! healthy version on the same topic keeps processing; a `skip` policy turns
 //! poison events into dead letters; clocks and randomness are deterministic;
-//! a plugin cannot reach files, the environment or the network.
+//! a plugin cannot reach files, the environment or the network; the view
+//! writes a batch holds in host memory count against the version's memory
+//! limit, so many tiny writes fail that version while the host's resident
+//! memory stays bounded.
 
 #![allow(clippy::unwrap_used)]
 
@@ -327,5 +330,189 @@ fn a_plugin_cannot_reach_files_environment_or_network() {
     assert_eq!(
         server.json(&["get", "faulty@1.0.0", "k"])["row"]["value"],
         1
+    );
+}
+
+/// A field of `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`: resident
+/// memory now and at its peak).
+fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable {line:?}"));
+    kib << 10
+}
+
+#[test]
+fn many_tiny_writes_fail_their_version_at_its_memory_limit_and_the_host_holds() {
+    const VERSIONS: u64 = 4;
+    const LIMIT_MIB: u64 = 32;
+    // Each failing version holds at most its limit in pending writes (and
+    // one batch at a time); the rest is room for four instances, their
+    // stacks and the healthy version's work.
+    const BOUND: u64 = (VERSIONS * LIMIT_MIB + 96) << 20;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    let mut lines: Vec<String> = (0..20)
+        .map(|i| event(&format!("k{}", i % 3), "ok"))
+        .collect();
+    lines.push(event("k0", "boom"));
+    lines.extend((0..10).map(|i| event(&format!("k{}", i % 3), "ok")));
+    produce(&server, &lines);
+    let healthy = server.json(&[
+        "deploy",
+        kappa_plugins::STARTER.path,
+        "--name",
+        "counts",
+        "--version",
+        "1.0.0",
+        "--topic",
+        "events",
+        "--wait",
+    ]);
+    assert_eq!(healthy["state"], "promoted");
+    // The faulty component compiled once (its machine code is cached), so
+    // that the measure below sees only what the versions hold.
+    let out = deploy_faulty(&server, "0.0.1", r#"{"mode":"none"}"#, &["--wait"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = server.pid();
+    let baseline = proc_status_bytes(pid, "VmRSS");
+
+    let limit = LIMIT_MIB.to_string();
+    let versions: Vec<String> = (1..=VERSIONS).map(|n| format!("1.0.{n}")).collect();
+    for version in &versions {
+        let out = deploy_faulty(
+            &server,
+            version,
+            r#"{"mode":"tiny-writes"}"#,
+            &["--memory-limit-mb", &limit],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for version in &versions {
+        let failed = wait_failed(&server, &format!("faulty@{version}"));
+        let f = &failed["failure"];
+        assert_eq!(
+            (f["partition"].as_u64(), f["offset"].as_u64()),
+            (Some(0), Some(20)),
+            "{f}"
+        );
+        let message = f["message"].as_str().unwrap();
+        for needle in [
+            "exceeded its memory limit of 32.0 MiB",
+            "--memory-limit-mb",
+            "pending view writes",
+        ] {
+            assert!(message.contains(needle), "`{needle}` not in: {message}");
+        }
+        assert_eq!(failed["applied_offsets"][0], 20, "{failed}");
+    }
+    let peak = proc_status_bytes(pid, "VmHWM");
+    eprintln!(
+        "host memory: {} MiB resident before, {} MiB at the peak (bound {} MiB)",
+        baseline >> 20,
+        peak >> 20,
+        (baseline + BOUND) >> 20
+    );
+    assert!(
+        peak <= baseline + BOUND,
+        "the host's resident memory peaked at {} MiB, over {} MiB before plus the bound of {} MiB",
+        peak >> 20,
+        baseline >> 20,
+        BOUND >> 20
+    );
+
+    // The host is up and the healthy version keeps processing.
+    produce(&server, &[event("k1", "ok"), event("k2", "ok")]);
+    let counts = server.wait_applied("counts@1.0.0");
+    assert_eq!(counts["state"], "promoted", "{counts}");
+    let total: u64 = ["k0", "k1", "k2"]
+        .iter()
+        .map(|k| {
+            server.json(&["get", "counts", k])["row"]["value"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 33);
+    assert_eq!(server.version("faulty@0.0.1")["lag"], 0);
+}
+
+#[test]
+fn a_batch_over_the_memory_limit_whose_events_fit_alone_is_applied_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    produce(
+        &server,
+        &(0..64).map(|_| event("k", "ok")).collect::<Vec<_>>(),
+    );
+    // Every event writes 2,000 keys of its own: about 0.3 MiB alone, about
+    // 21 MiB for the 64 events of the first batch, over the limit of 16.
+    let config = r#"{"mode":"tiny-writes","writes":2000,"fail_on":""}"#;
+    let out = deploy_faulty(
+        &server,
+        "1.0.0",
+        config,
+        &["--memory-limit-mb", "16", "--wait"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = server.wait_applied("faulty@1.0.0");
+    assert_eq!(v["applied_offsets"][0], 64, "{v}");
+    assert_eq!(
+        server.json(&["get", "faulty@1.0.0", "k"])["row"]["value"],
+        64
+    );
+    assert_eq!(
+        server.json(&["digest", "faulty@1.0.0"])["rows"],
+        64 * 2000 + 1
+    );
+}
+
+#[test]
+fn a_long_error_message_is_kept_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    produce(&server, &[event("k", "ok"), event("k", "boom")]);
+    let out = deploy_faulty(
+        &server,
+        "1.0.0",
+        r#"{"mode":"error","message_bytes":1000000}"#,
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = wait_failed(&server, "faulty@1.0.0");
+    let message = failed["failure"]["message"].as_str().unwrap();
+    assert!(message.len() < 4096 + 200, "{} bytes kept", message.len());
+    assert!(
+        message.contains("poison event at offset 1xxx")
+            && message.ends_with("(cut; 1000024 bytes in all)"),
+        "{}",
+        &message[message.len().saturating_sub(200)..]
     );
 }

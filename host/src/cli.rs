@@ -141,7 +141,8 @@ enum Command {
         /// Time limit of one batch, ms.
         #[arg(long)]
         batch_timeout_ms: Option<u64>,
-        /// Memory limit of the plugin, MiB.
+        /// Memory limit of the plugin, MiB: its linear memories and the view
+        /// writes of its batch in progress.
         #[arg(long)]
         memory_limit_mb: Option<u64>,
         /// What to do with an event the plugin fails on: `stop` the version

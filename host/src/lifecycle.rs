@@ -621,7 +621,11 @@ impl Host {
         // Batches start at FIRST_BATCH events and double with each full one
         // up to `batch_size`: a replay shows progress (or meets a failing
         // event) at once, and a long one soon runs at the full batch size.
-        let mut batch_limit = FIRST_BATCH.min(self.options.batch_size).max(1);
+        // A batch that fails as a whole while each of its events succeeds
+        // alone (its writes together over the memory limit, say) lowers the
+        // ceiling to half its size, so the next ones fit.
+        let mut max_batch = self.options.batch_size.max(1);
+        let mut batch_limit = FIRST_BATCH.min(max_batch);
         let mut buf: Vec<Record> = Vec::with_capacity(batch_limit);
 
         while !run.stop.load(Ordering::Relaxed) {
@@ -714,11 +718,7 @@ impl Host {
                         offset: None,
                         message: e.to_string(),
                     })
-                    .and_then(|snap| {
-                        instance
-                            .process(snap, Writes::new(), events)
-                            .map_err(|(_, f)| f)
-                    });
+                    .and_then(|snap| instance.process(snap, events));
                 match outcome {
                     Ok(writes) => {
                         if let Err(e) = run.view.commit(partition, last + 1, &writes, false) {
@@ -732,16 +732,22 @@ impl Host {
                         }
                         applied[p] = last + 1;
                         if count as usize >= batch_limit {
-                            batch_limit = (batch_limit * 2).min(self.options.batch_size);
+                            batch_limit = (batch_limit * 2).min(max_batch);
                         }
                     }
                     Err(failure) => {
                         // Find the exact event on a fresh instance, applying
-                        // the good events before it.
+                        // the good events before it. The failed instance is
+                        // dropped first, so the two never hold memory at once.
+                        drop(instance);
                         match self.pinpoint(run, plugin, &topic, partition, next, last, failure) {
-                            Ok((fresh, next_offset)) => {
+                            Ok((fresh, next_offset, every_event_passed)) => {
                                 instance = fresh;
                                 applied[p] = next_offset;
+                                if every_event_passed {
+                                    max_batch = (count as usize / 2).max(1);
+                                    batch_limit = batch_limit.min(max_batch);
+                                }
                             }
                             Err((offset, message)) => {
                                 self.fail(&id, Some(partition), offset, message);
@@ -853,12 +859,15 @@ impl Host {
     }
 
     /// After a failed batch `first..=last` of `partition`: replays its events
-    /// one at a time on a fresh instance to name the exact event. Under the
-    /// `stop` policy it commits the events before it and returns the failure;
-    /// under `skip` it records the event as a dead letter, commits past it and
-    /// goes on. If every event succeeds alone (a time limit hit by a large
-    /// batch, say), it commits them all. Returns the instance to carry on with
-    /// and the partition's next offset.
+    /// one at a time on a fresh instance to name the exact event, committing
+    /// each one's writes with its offset (so that the host holds the pending
+    /// writes of one event at a time, as in any batch within the memory
+    /// limit). Under the `stop` policy it returns the failure, the events
+    /// before it applied; under `skip` it records the event as a dead letter,
+    /// commits past it and goes on. If every event succeeds alone (a time or
+    /// memory limit hit by a large batch, say), they are all applied. Returns
+    /// the instance to carry on with, the partition's next offset and whether
+    /// every event succeeded alone.
     #[allow(clippy::too_many_arguments)]
     fn pinpoint(
         &self,
@@ -869,7 +878,7 @@ impl Host {
         first: u64,
         last: u64,
         failure: CallFailure,
-    ) -> std::result::Result<(Instance, u64), (Option<u64>, String)> {
+    ) -> std::result::Result<(Instance, u64, bool), (Option<u64>, String)> {
         let id = run.record.id();
         let label = id.to_string();
         let settings = &run.record.settings;
@@ -917,7 +926,6 @@ impl Host {
         let commit_err = |next: u64| {
             move |e: crate::store::StoreError| (Some(next), format!("committing the view: {e}"))
         };
-        let mut writes = Writes::new();
         let mut next = first;
         let mut failed_alone = false;
         for event in events {
@@ -926,18 +934,18 @@ impl Host {
                 .view
                 .snapshot()
                 .map_err(|e| (Some(offset), e.to_string()))?;
-            match fresh.process(snapshot, writes, vec![event]) {
-                Ok(w) => {
-                    writes = w;
+            match fresh.process(snapshot, vec![event]) {
+                Ok(writes) => {
                     next = offset + 1;
+                    run.view
+                        .commit(partition, next, &writes, false)
+                        .map_err(commit_err(next))?;
                 }
-                Err((w, f)) => {
+                Err(f) => {
                     failed_alone = true;
                     let offset = f.offset.unwrap_or(offset);
                     if settings.on_error == OnError::Stop {
-                        run.view
-                            .commit(partition, next, &w, true)
-                            .map_err(commit_err(next))?;
+                        run.view.sync().map_err(commit_err(next))?;
                         return Err((Some(offset), f.message));
                     }
                     tracing::warn!(
@@ -947,9 +955,9 @@ impl Host {
                     self.dead_letter(&id, partition, offset, &f.message);
                     next = offset + 1;
                     run.view
-                        .commit(partition, next, &w, true)
+                        .commit(partition, next, &Writes::new(), true)
                         .map_err(commit_err(next))?;
-                    writes = Writes::new();
+                    drop(fresh);
                     fresh = instantiate(&f.message)?;
                 }
             }
@@ -961,10 +969,7 @@ impl Host {
                 failure.message
             );
         }
-        run.view
-            .commit(partition, next, &writes, false)
-            .map_err(commit_err(next))?;
-        Ok((fresh, next))
+        Ok((fresh, next, !failed_alone))
     }
 
     fn dead_letter(&self, id: &VersionId, partition: u32, offset: u64, message: &str) {

@@ -135,7 +135,8 @@ pub struct Settings {
     /// Longest time one `process` call may run before the version fails.
     #[serde(default = "default_batch_timeout_ms")]
     pub batch_timeout_ms: u64,
-    /// Largest linear memory the plugin may grow to.
+    /// The plugin's memory limit: all its linear memories and tables, and
+    /// the view writes the host holds for its batch in progress.
     #[serde(default = "default_memory_limit")]
     pub memory_limit_bytes: u64,
     /// What to do with an event the plugin fails on.

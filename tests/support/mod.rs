@@ -66,6 +66,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Runs `kappa ARGS --server URL`, returning its output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_stdin(args, None)

@@ -229,6 +229,11 @@ impl LogError {
             source,
         }
     }
+
+    /// Whether this is [`LogError::Unavailable`]: retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, LogError::Unavailable(_))
+    }
 }
 
 /// Contents of `topic.json`.

@@ -8,17 +8,22 @@
 //! - Compiled code is cached on disk by digest, so a restart loads machine code
 //!   instead of running Cranelift again.
 //! - Isolation: each instance has its own store with a memory limit
-//!   (`StoreLimits`) and a time limit per call (epoch interruption, ticked by
-//!   one background thread), so a trap, an endless loop or a memory blow-up
-//!   fails the call, which fails that version only.
+//!   ([`budget::InstanceMemory`]) and a time limit per call (epoch
+//!   interruption, ticked by one background thread), so a trap, an endless
+//!   loop or a memory blow-up fails the call, which fails that version only.
 //! - A batch's view writes are buffered in the store's state (so the guest
 //!   reads its own writes) and handed back to the caller, which commits them
-//!   with the batch's offsets.
+//!   with the batch's offsets. They count against the memory limit together
+//!   with the linear memories and tables ([`budget`]).
+//! - Everything else a plugin can make the host hold is capped: its log
+//!   messages and error strings ([`MAX_GUEST_MESSAGE_BYTES`]), its printed
+//!   output (the last 4 KiB), its WASI handles ([`MAX_WASI_HANDLES`]).
 //! - Every contract version in [`SUPPORTED_CONTRACTS`] is linked; a plugin is
 //!   run through the version its imports and exports type-check against, and
 //!   the rest of the host never sees the difference.
 
 pub mod bindings;
+pub mod budget;
 mod sandbox;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::error::{Error, Result};
@@ -35,6 +40,7 @@ use crate::log::Record;
 use crate::registry::Settings;
 use crate::store::{Snapshot, Writes};
 use bindings::{v0_1, v0_2};
+use budget::{ENTRY_OVERHEAD, InstanceMemory, PendingWrites, mib};
 use sandbox::CapturedOutput;
 
 /// The contract versions this host speaks, the default ([`DEFAULT_CONTRACT`])
@@ -56,6 +62,13 @@ pub const MAX_VALUE_BYTES: usize = 16 << 20;
 pub const MAX_BATCH_WRITE_BYTES: usize = 256 << 20;
 /// Guest log messages kept per batch; the rest are counted, not logged.
 const LOG_BUDGET_PER_CALL: u32 = 100;
+/// Longest guest string the host keeps: a log message, or the message of an
+/// error the guest returns (which a failure or a dead letter records); the
+/// rest is cut off.
+pub const MAX_GUEST_MESSAGE_BYTES: usize = 4096;
+/// Most WASI resources (streams, pollables) one instance may hold open at
+/// once; a plugin that opens more without closing them traps.
+pub const MAX_WASI_HANDLES: usize = 10_000;
 
 /// Owns the engine, the linker (what plugins may import) and the compiled-code
 /// cache. One per host, shared by every version.
@@ -312,20 +325,9 @@ impl Runtime {
         settings: &Settings,
     ) -> std::result::Result<Instance, CallFailure> {
         let output = CapturedOutput::new(4096);
-        let memory_limit = usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX);
-        let state = HostState {
-            wasi: sandbox::wasi_ctx(&output),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(memory_limit)
-                .trap_on_grow_failure(true)
-                .build(),
-            batch: None,
-            label: label.to_owned(),
-            log_budget: LOG_BUDGET_PER_CALL,
-        };
+        let state = HostState::new(&output, label, settings);
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();
         let timeout_ticks = (settings.batch_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
         let mut instance = Instance {
@@ -415,12 +417,25 @@ enum GuestError {
 
 fn describe_guest_error(e: &GuestError) -> String {
     match e {
-        GuestError::InvalidConfig(m) => format!("invalid configuration: {m}"),
+        GuestError::InvalidConfig(m) => format!("invalid configuration: {}", cut(m)),
         GuestError::InvalidEvent { offset, message } => {
-            format!("invalid event at offset {offset}: {message}")
+            format!("invalid event at offset {offset}: {}", cut(message))
         }
-        GuestError::Internal(m) => m.clone(),
+        GuestError::Internal(m) => cut(m).into_owned(),
     }
+}
+
+/// `s` cut to [`MAX_GUEST_MESSAGE_BYTES`] (at a character boundary), saying
+/// how long it was.
+fn cut(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_GUEST_MESSAGE_BYTES {
+        return s.into();
+    }
+    let mut end = MAX_GUEST_MESSAGE_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (cut; {} bytes in all)", &s[..end], s.len()).into()
 }
 
 /// Why a call into a plugin failed. `offset` names the event when the guest
@@ -453,32 +468,28 @@ impl std::fmt::Debug for Instance {
 
 impl Instance {
     /// Runs `process` on `events` (one partition, offset order) against the
-    /// view as of `snapshot` plus `writes` (the uncommitted writes of earlier
-    /// calls that the caller will commit together with these). Returns the
-    /// writes with this batch's added; on failure they are left as they were
-    /// before the call.
+    /// view as of `snapshot`, and returns the batch's writes, for the caller
+    /// to commit with the batch's offsets. They are held in host memory until
+    /// then, counted against the memory limit: a batch whose writes would
+    /// exceed it fails.
     pub fn process(
         &mut self,
         snapshot: Snapshot,
-        writes: Writes,
         events: Vec<Record>,
-    ) -> std::result::Result<Writes, (Writes, CallFailure)> {
-        let before = writes.clone();
-        self.store.data_mut().batch = Some(Batch {
+    ) -> std::result::Result<Writes, CallFailure> {
+        let state = self.store.data_mut();
+        state.batch = Some(Batch {
             snapshot,
-            writes,
-            write_bytes: 0,
+            writes: PendingWrites::new(),
         });
-        self.store.data_mut().log_budget = LOG_BUDGET_PER_CALL;
+        state.memory.pending = 0;
+        state.log_budget = LOG_BUDGET_PER_CALL;
         self.store.set_epoch_deadline(self.timeout_ticks);
         let Some(bindings) = self.bindings.as_ref() else {
-            return Err((
-                before,
-                CallFailure {
-                    offset: None,
-                    message: "the instance was not initialized".into(),
-                },
-            ));
+            return Err(CallFailure {
+                offset: None,
+                message: "the instance was not initialized".into(),
+            });
         };
         let result = match bindings {
             Bindings::V0_1(b) => {
@@ -494,39 +505,31 @@ impl Instance {
             },
         };
         let batch = self.store.data_mut().batch.take();
+        self.store.data_mut().memory.pending = 0;
         let printed = self.output.take();
         if !printed.is_empty() {
             tracing::info!(plugin = %self.store.data().label, "plugin output: {}", printed.trim_end());
         }
         match (result, batch) {
-            (Ok(Ok(())), Some(batch)) => Ok(batch.writes),
-            (Ok(Ok(())), None) => Err((
-                before,
-                CallFailure {
-                    offset: None,
-                    message: "internal error: batch state lost".into(),
-                },
-            )),
+            (Ok(Ok(())), Some(batch)) => Ok(batch.writes.into_writes()),
+            (Ok(Ok(())), None) => Err(CallFailure {
+                offset: None,
+                message: "internal error: batch state lost".into(),
+            }),
             (Ok(Err(e)), _) => {
                 let offset = match &e {
                     GuestError::InvalidEvent { offset, .. } => Some(*offset),
                     _ => None,
                 };
-                Err((
-                    before,
-                    CallFailure {
-                        offset,
-                        message: format!("returned an error: {}", describe_guest_error(&e)),
-                    },
-                ))
+                Err(CallFailure {
+                    offset,
+                    message: format!("returned an error: {}", describe_guest_error(&e)),
+                })
             }
-            (Err(e), _) => {
-                let failure = CallFailure {
-                    offset: None,
-                    message: self.describe_trap(&e, &printed),
-                };
-                Err((before, failure))
-            }
+            (Err(e), _) => Err(CallFailure {
+                offset: None,
+                message: self.describe_trap(&e, &printed),
+            }),
         }
     }
 
@@ -641,18 +644,34 @@ fn to_columns(events: Vec<Record>) -> std::result::Result<v0_2::EventBatch, Stri
 /// The view state of the call in progress.
 struct Batch {
     snapshot: Snapshot,
-    writes: Writes,
-    write_bytes: usize,
+    writes: PendingWrites,
 }
 
 /// Per-instance host state: WASI, limits, and the batch in progress.
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    memory: InstanceMemory,
     batch: Option<Batch>,
     label: String,
     log_budget: u32,
+}
+
+impl HostState {
+    fn new(output: &CapturedOutput, label: &str, settings: &Settings) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_WASI_HANDLES);
+        HostState {
+            wasi: sandbox::wasi_ctx(output),
+            table,
+            memory: InstanceMemory::new(
+                usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX),
+            ),
+            batch: None,
+            label: label.to_owned(),
+            log_budget: LOG_BUDGET_PER_CALL,
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -698,19 +717,42 @@ impl HostState {
                 value.len()
             );
         }
-        let batch = self.batch()?;
-        batch.write_bytes += key.len() + value.len();
-        if batch.write_bytes > MAX_BATCH_WRITE_BYTES {
-            wasmtime::bail!("one batch wrote over {MAX_BATCH_WRITE_BYTES} bytes to the view");
-        }
-        batch.writes.insert(key, Some(value));
-        Ok(())
+        self.pend(key, Some(value))
     }
 
     fn view_delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        if key.len() > MAX_KEY_BYTES {
+            wasmtime::bail!(
+                "view key of {} bytes exceeds the limit of {MAX_KEY_BYTES}",
+                key.len()
+            );
+        }
+        self.pend(key, None)
+    }
+
+    /// Adds a write to the batch's pending writes, within the per-batch cap
+    /// and the memory limit.
+    fn pend(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
+        let (limit, allowed) = (self.memory.limit, self.memory.allowed_for_writes());
+        let instance = self.memory.linear + self.memory.tables;
         let batch = self.batch()?;
-        batch.write_bytes += key.len();
-        batch.writes.insert(key, None);
+        if let Err(over) = batch.writes.set(key, value, allowed) {
+            wasmtime::bail!(
+                "exceeded its memory limit of {} (raise it with --memory-limit-mb): the \
+                 batch's pending view writes would take {} of host memory ({} keys pending, \
+                 each counted at its key and value bytes plus {ENTRY_OVERHEAD}) beside {} of linear \
+                 memory and tables",
+                mib(limit),
+                mib(over.cost),
+                over.entries,
+                mib(instance)
+            );
+        }
+        let (cost, data_bytes) = (batch.writes.cost(), batch.writes.data_bytes());
+        if data_bytes > MAX_BATCH_WRITE_BYTES {
+            wasmtime::bail!("one batch wrote over {MAX_BATCH_WRITE_BYTES} bytes to the view");
+        }
+        self.memory.pending = cost;
         Ok(())
     }
 
@@ -719,6 +761,7 @@ impl HostState {
             return;
         }
         self.log_budget -= 1;
+        let message = cut(&message);
         let plugin = self.label.as_str();
         match level {
             tracing::Level::TRACE => tracing::trace!(target: "kappa::plugin", plugin, "{message}"),
@@ -823,6 +866,37 @@ mod tests {
         );
         let empty = to_columns(Vec::new()).unwrap();
         assert!(empty.offsets.is_empty() && empty.data.is_empty());
+    }
+
+    #[test]
+    fn guest_strings_are_cut_to_the_limit() {
+        let long = "é".repeat(MAX_GUEST_MESSAGE_BYTES);
+        let described = describe_guest_error(&GuestError::InvalidEvent {
+            offset: 3,
+            message: long.clone(),
+        });
+        assert!(
+            described.len() < MAX_GUEST_MESSAGE_BYTES + 100,
+            "{}",
+            described.len()
+        );
+        assert!(described.ends_with(&format!("(cut; {} bytes in all)", long.len())));
+        assert!(described.starts_with("invalid event at offset 3: éé"));
+        assert_eq!(cut("short"), "short");
+        let exact = "x".repeat(MAX_GUEST_MESSAGE_BYTES);
+        assert_eq!(cut(&exact), exact.as_str());
+    }
+
+    #[test]
+    fn an_instance_state_caps_wasi_handles_and_counts_from_zero() {
+        let settings = Settings {
+            memory_limit_bytes: 64 << 20,
+            ..Settings::default()
+        };
+        let state = HostState::new(&CapturedOutput::new(16), "p@1.0.0", &settings);
+        assert_eq!(state.table.max_capacity(), MAX_WASI_HANDLES);
+        assert_eq!(state.memory.limit, 64 << 20);
+        assert_eq!(state.memory.allowed_for_writes(), 64 << 20);
     }
 
     #[test]

@@ -9,10 +9,15 @@
 //! triggers the mode:
 //! - `none` (default): nothing, it only counts;
 //! - `trap`: panics with `poison event at offset N`;
-//! - `error`: returns `invalid-event` for that offset;
+//! - `error`: returns `invalid-event` for that offset (its message followed
+//!   by `message_bytes` bytes of `x`, default none);
 //! - `loop`: never returns;
 //! - `grow-memory`: allocates and touches memory without bound;
-//! - `huge-output`: puts one 64 MiB value under `huge`.
+//! - `huge-output`: puts one 64 MiB value under `huge`;
+//! - `tiny-writes`: puts `writes` distinct 4-byte keys with empty values, all
+//!   in the one call (default: 2^32, more than any memory limit lets a batch
+//!   hold); the keys are big-endian counters from `offset * writes`, so that
+//!   each event writes keys of its own.
 //!
 //! These act on every event instead, whatever its value:
 //! - `clock`: writes the nanoseconds since the Unix epoch that
@@ -55,6 +60,7 @@ enum Mode {
     Loop,
     GrowMemory,
     HugeOutput,
+    TinyWrites,
     InitPanic,
     Clock,
     Random,
@@ -72,6 +78,10 @@ struct Config {
     write: String,
     /// `escape`: a TCP address to connect to.
     connect: String,
+    /// `tiny-writes`: how many.
+    writes: u64,
+    /// `error`: bytes appended to the message.
+    message_bytes: usize,
 }
 
 impl Default for Config {
@@ -82,6 +92,8 @@ impl Default for Config {
             read: "/etc/hostname".into(),
             write: "/tmp/kappa-escape".into(),
             connect: "127.0.0.1:7070".into(),
+            writes: 1 << 32,
+            message_bytes: 0,
         }
     }
 }
@@ -114,7 +126,7 @@ impl Guest for Faulty {
         CONFIG.with_borrow(|config| {
             for event in &events {
                 if contains(&event.value, config.fail_on.as_bytes()) {
-                    misbehave(config.mode, event.offset)?;
+                    misbehave(config, event.offset)?;
                 }
                 match config.mode {
                     Mode::Clock => view::put(b"clock", clock().as_bytes()),
@@ -133,13 +145,16 @@ impl Guest for Faulty {
     }
 }
 
-/// Does what `mode` says to the poison event at `offset`.
-fn misbehave(mode: Mode, offset: u64) -> Result<(), Error> {
-    match mode {
+/// Does what the configured mode says to the poison event at `offset`.
+fn misbehave(config: &Config, offset: u64) -> Result<(), Error> {
+    match config.mode {
         Mode::Trap => panic!("poison event at offset {offset}"),
         Mode::Error => Err(Error::InvalidEvent(EventError {
             offset,
-            message: format!("poison event at offset {offset}"),
+            message: format!(
+                "poison event at offset {offset}{}",
+                "x".repeat(config.message_bytes)
+            ),
         })),
         Mode::Loop => {
             // black_box keeps the optimizer from reasoning the loop away.
@@ -162,6 +177,14 @@ fn misbehave(mode: Mode, offset: u64) -> Result<(), Error> {
         }
         Mode::HugeOutput => {
             view::put(b"huge", &vec![b'x'; HUGE]);
+            Ok(())
+        }
+        Mode::TinyWrites => {
+            // Keys wrap past 2^32 writes: they stay 4 bytes.
+            let from = offset.wrapping_mul(config.writes);
+            for n in 0..config.writes {
+                view::put(&(from.wrapping_add(n) as u32).to_be_bytes(), b"");
+            }
             Ok(())
         }
         Mode::None | Mode::InitPanic | Mode::Clock | Mode::Random | Mode::Escape => Ok(()),

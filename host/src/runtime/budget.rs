@@ -1,0 +1,311 @@
+//! The host memory one plugin instance makes the host hold, counted against
+//! its version's memory limit (`--memory-limit-mb`).
+//!
+//! Two things grow with what a plugin does: its own linear memories and
+//! tables (allocated by wasmtime, seen here through [`ResourceLimiter`]), and
+//! the view writes of the batch in progress, which the host buffers until the
+//! batch commits ([`PendingWrites`]). Both count against one budget, the
+//! version's memory limit: a plugin that makes millions of tiny writes fails
+//! exactly as one that allocates without bound, instead of taking host memory
+//! that no limit covers.
+//!
+//! Pending writes are counted at their cost in the host's memory: key and
+//! value bytes plus [`ENTRY_OVERHEAD`] per distinct key. Overwriting a key
+//! replaces its value's bytes (the entry is counted once); a delete is an
+//! entry without a value.
+
+use std::collections::btree_map::Entry;
+
+use wasmtime::ResourceLimiter;
+
+use crate::store::Writes;
+
+/// Host bytes one pending write takes beyond its key and value bytes: the
+/// slot of a `BTreeMap<Vec<u8>, Option<Vec<u8>>>` entry (two 24-byte
+/// vectors) in a leaf node of 11 slots, 544 bytes that the allocator rounds
+/// to 640, at the worst fill a tree reaches by inserts alone (5 of 11 slots:
+/// 128 bytes a slot), its share of the internal nodes above (about 25 bytes),
+/// and the allocator's rounding of a small key (up to 7 bytes). A sequential
+/// or random fill takes less: one batch of 1 and 5 million distinct
+/// 4-byte keys with empty values raised the host's peak resident memory by
+/// 117 and 132 bytes a write, its commit included.
+pub const ENTRY_OVERHEAD: usize = 160;
+
+/// Bytes one table element takes in the host (a pointer, per wasmtime).
+const TABLE_ELEMENT_BYTES: usize = size_of::<usize>();
+
+/// The view writes of one batch, not yet committed, with what they cost.
+#[derive(Debug, Default)]
+pub struct PendingWrites {
+    writes: Writes,
+    /// Key and value bytes, for the per-batch write cap.
+    data_bytes: usize,
+    /// Host bytes: data plus [`ENTRY_OVERHEAD`] per entry.
+    cost: usize,
+}
+
+/// A write refused because the pending writes would cost more than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    /// What the pending writes would cost with this write, in bytes.
+    pub cost: usize,
+    /// Distinct keys pending before this write.
+    pub entries: usize,
+}
+
+impl PendingWrites {
+    /// No writes.
+    pub fn new() -> Self {
+        PendingWrites::default()
+    }
+
+    /// What an entry for `key` with `value` costs in host memory.
+    pub fn entry_cost(key: &[u8], value: Option<&[u8]>) -> usize {
+        ENTRY_OVERHEAD + key.len() + value.map_or(0, <[u8]>::len)
+    }
+
+    /// Host bytes the pending writes take.
+    pub fn cost(&self) -> usize {
+        self.cost
+    }
+
+    /// Key and value bytes of the pending writes.
+    pub fn data_bytes(&self) -> usize {
+        self.data_bytes
+    }
+
+    /// Distinct keys written.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The pending value of `key`: `Some(None)` when it was deleted, `None`
+    /// when the batch has not written it.
+    pub fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.writes.get(key)
+    }
+
+    /// Records `value` (`None`: a delete) under `key`, unless the pending
+    /// writes would then cost more than `allowed` bytes; a refused write
+    /// changes nothing.
+    pub fn set(
+        &mut self,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        allowed: usize,
+    ) -> Result<(), OverBudget> {
+        let value_len = value.as_ref().map_or(0, Vec::len);
+        let entries = self.writes.len();
+        match self.writes.entry(key) {
+            Entry::Occupied(mut slot) => {
+                let old_len = slot.get().as_ref().map_or(0, Vec::len);
+                let cost = self.cost - old_len + value_len;
+                if cost > allowed {
+                    return Err(OverBudget { cost, entries });
+                }
+                self.cost = cost;
+                self.data_bytes = self.data_bytes - old_len + value_len;
+                slot.insert(value);
+            }
+            Entry::Vacant(slot) => {
+                let added = ENTRY_OVERHEAD + slot.key().len() + value_len;
+                let cost = self.cost + added;
+                if cost > allowed {
+                    return Err(OverBudget { cost, entries });
+                }
+                self.cost = cost;
+                self.data_bytes += slot.key().len() + value_len;
+                slot.insert(value);
+            }
+        }
+        Ok(())
+    }
+
+    /// The writes, for the commit.
+    pub fn into_writes(self) -> Writes {
+        self.writes
+    }
+}
+
+/// The memory a plugin instance holds outside its pending writes: every
+/// linear memory and table it has, as wasmtime allocates them.
+#[derive(Debug)]
+pub struct InstanceMemory {
+    /// The version's memory limit, bytes.
+    pub limit: usize,
+    /// Bytes of all linear memories of the instance.
+    pub linear: usize,
+    /// Bytes of all tables of the instance.
+    pub tables: usize,
+    /// Cost of the pending writes of the batch in progress, kept in step
+    /// by the caller so that growing memory counts them too.
+    pub pending: usize,
+}
+
+impl InstanceMemory {
+    /// Nothing allocated yet, under `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        InstanceMemory {
+            limit,
+            linear: 0,
+            tables: 0,
+            pending: 0,
+        }
+    }
+
+    /// What pending writes may cost, given the memories and tables.
+    pub fn allowed_for_writes(&self) -> usize {
+        self.limit.saturating_sub(self.linear + self.tables)
+    }
+
+    fn used(&self) -> usize {
+        self.linear + self.tables + self.pending
+    }
+}
+
+/// Mebibytes, for messages.
+pub fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+impl ResourceLimiter for InstanceMemory {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        let added = desired.saturating_sub(current);
+        if self.used() + added > self.limit {
+            wasmtime::bail!(
+                "exceeded its memory limit of {} (raise it with --memory-limit-mb): growing \
+                 linear memory by {} to {} in all, beside {} of pending view writes",
+                mib(self.limit),
+                mib(added),
+                mib(self.linear + added),
+                mib(self.pending)
+            );
+        }
+        // Counted once permitted: a growth the system then fails to make
+        // (out of address space) stays counted, which errs on the safe side.
+        self.linear += added;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        let added = desired
+            .saturating_sub(current)
+            .saturating_mul(TABLE_ELEMENT_BYTES);
+        if self.used().saturating_add(added) > self.limit {
+            wasmtime::bail!(
+                "exceeded its memory limit of {} (raise it with --memory-limit-mb): growing \
+                 a table by {}",
+                mib(self.limit),
+                mib(added)
+            );
+        }
+        self.tables += added;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const E: usize = ENTRY_OVERHEAD;
+
+    #[test]
+    fn inserts_overwrites_and_deletes_are_counted_once_per_key() {
+        let mut w = PendingWrites::new();
+        w.set(b"key1".to_vec(), Some(b"abc".to_vec()), usize::MAX)
+            .unwrap();
+        assert_eq!((w.cost(), w.data_bytes(), w.len()), (E + 7, 7, 1));
+        // Overwriting the same key replaces the value's bytes, not the entry.
+        w.set(b"key1".to_vec(), Some(b"abcdef".to_vec()), usize::MAX)
+            .unwrap();
+        assert_eq!((w.cost(), w.data_bytes(), w.len()), (E + 10, 10, 1));
+        w.set(b"key1".to_vec(), Some(Vec::new()), usize::MAX)
+            .unwrap();
+        assert_eq!((w.cost(), w.data_bytes()), (E + 4, 4));
+        // A delete is an entry without a value: of a written key, it frees
+        // the value; of a new key, it costs an entry.
+        w.set(b"key1".to_vec(), Some(b"xyz".to_vec()), usize::MAX)
+            .unwrap();
+        w.set(b"key1".to_vec(), None, usize::MAX).unwrap();
+        assert_eq!((w.cost(), w.len()), (E + 4, 1));
+        assert_eq!(w.get(b"key1"), Some(&None));
+        w.set(b"k2".to_vec(), None, usize::MAX).unwrap();
+        assert_eq!((w.cost(), w.data_bytes(), w.len()), (2 * E + 6, 6, 2));
+        assert_eq!(w.get(b"k3"), None);
+        let writes = w.into_writes();
+        assert_eq!(writes.len(), 2);
+    }
+
+    #[test]
+    fn a_write_over_the_allowance_is_refused_and_changes_nothing() {
+        let mut w = PendingWrites::new();
+        let allowed = 3 * E + 12;
+        for key in [b"aaaa", b"bbbb", b"cccc"] {
+            w.set(key.to_vec(), Some(Vec::new()), allowed).unwrap();
+        }
+        assert_eq!(w.cost(), allowed);
+        let refused = w.set(b"dddd".to_vec(), Some(Vec::new()), allowed);
+        assert_eq!(
+            refused,
+            Err(OverBudget {
+                cost: 4 * E + 16,
+                entries: 3
+            })
+        );
+        assert_eq!((w.cost(), w.len()), (allowed, 3));
+        assert_eq!(w.get(b"dddd"), None);
+        // Growing an existing value past it is refused too, and keeps the
+        // old value; shrinking one is always allowed.
+        assert!(w.set(b"aaaa".to_vec(), Some(vec![1]), allowed).is_err());
+        assert_eq!(w.get(b"aaaa"), Some(&Some(Vec::new())));
+        w.set(b"aaaa".to_vec(), None, allowed).unwrap();
+        assert_eq!(w.cost(), allowed);
+        assert_eq!(
+            PendingWrites::entry_cost(b"aaaa", Some(b"v")),
+            ENTRY_OVERHEAD + 5
+        );
+    }
+
+    #[test]
+    fn memories_tables_and_pending_writes_share_the_limit() {
+        let mib = 1 << 20;
+        let mut m = InstanceMemory::new(10 * mib);
+        assert!(m.memory_growing(0, 4 * mib, None).unwrap());
+        assert!(m.table_growing(0, 1000, None).unwrap());
+        assert_eq!(m.tables, 1000 * TABLE_ELEMENT_BYTES);
+        assert_eq!(m.allowed_for_writes(), 6 * mib - m.tables);
+        m.pending = 5 * mib;
+        let err = m.memory_growing(4 * mib, 6 * mib, None).unwrap_err();
+        assert!(err.to_string().contains("--memory-limit-mb"), "{err}");
+        assert_eq!(m.linear, 4 * mib);
+        m.pending = 0;
+        // Growth past the memory's own maximum is refused, not counted.
+        assert!(!m.memory_growing(4 * mib, 6 * mib, Some(5 * mib)).unwrap());
+        assert_eq!(m.linear, 4 * mib);
+        assert!(m.memory_growing(4 * mib, 6 * mib, None).unwrap());
+        assert_eq!(m.allowed_for_writes(), 4 * mib - m.tables);
+    }
+}
