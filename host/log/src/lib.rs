@@ -230,10 +230,6 @@ impl LogError {
         }
     }
 
-    /// Whether this is [`LogError::Unavailable`]: retrying later may succeed.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, LogError::Unavailable(_))
-    }
 }
 
 /// Contents of `topic.json`.
