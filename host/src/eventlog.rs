@@ -163,18 +163,11 @@ impl EventLog for EmbeddedLog {
     }
 }
 
-impl LogError {
-    /// Whether this is [`LogError::Unavailable`]: retrying later may succeed.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, LogError::Unavailable(_))
-    }
-}
-
 /// `kappa serve` options that choose the log.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
     /// The log: `embedded` (files in the data directory) or `kafka`.
-    #[arg(long = "log", env = "KAPPA_LOG", default_value = "embedded",
+    #[arg(long = "log", env = "KAPPA_LOG_BACKEND", default_value = "embedded",
           value_parser = ["embedded", "kafka"])]
     pub log: String,
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (with --log kafka).
