@@ -3,8 +3,8 @@
 //! every subcommand that prints data takes `--json` (the shapes of
 //! `crate::model`, documented in `docs/api.md`).
 //!
-//! Exit codes: 0 success, 1 the operation failed (the server refused it, or a
-//! key was not found), 2 bad usage or bad input (nothing was sent).
+//! Exit codes (`EXIT_CODES`, shown by `kappa --help`): 0 success, 1 the
+//! operation failed, 2 bad usage or bad input (nothing was changed).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -20,33 +20,47 @@ use crate::lifecycle::{Host, HostOptions};
 use crate::model::{EventLine, ProcessorStatus, ProduceReport, State, StatusReport, VersionStatus};
 use crate::registry::{Settings, VersionId};
 
+/// The heading of the options every subcommand takes, in `--help`.
+const GLOBAL: &str = "Global options";
+
+/// The exit codes, as `kappa --help` prints them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    the operation failed: refused in the current state (HTTP 409), a key not found,
+       a version that failed, the server unreachable or failing (5xx), a token refused (401)
+  2    bad usage or bad input, nothing was changed: wrong arguments, an unreadable file,
+       or a request the server refused as such (HTTP 400 invalid, 404 not found,
+       413 too large)
+  130  interrupted (Ctrl-C while waiting)";
+
 /// kappa: versioned WebAssembly processors over one replayable event log.
 #[derive(Debug, Parser)]
-#[command(name = "kappa", version, about, long_about = None)]
+#[command(name = "kappa", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     /// Address of the kappa server the client commands talk to.
-    #[arg(long, global = true, env = "KAPPA_SERVER", default_value = DEFAULT_SERVER)]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
     /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     json: bool,
     /// Log level of `serve` and `demo` (error, warn, info, debug, trace), or
     /// a tracing filter like `kappa=debug`.
-    #[arg(long, global = true, env = "KAPPA_LOG", default_value = "info")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_LOG", default_value = "info")]
     log_level: String,
     /// Format of the logs of `serve` and `demo` on stderr: `text` for people,
     /// `json` for one JSON object a line.
-    #[arg(long, global = true, env = "KAPPA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Bearer token. `serve` then requires it of every request that changes
     /// something (and of reads with --auth-reads); the client commands send
     /// it. Prefer KAPPA_TOKEN or --token-file: other users can see a command
     /// line.
-    #[arg(long, global = true, env = "KAPPA_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Read the bearer token from this file (surrounding white space is
     /// ignored); takes precedence over --token.
-    #[arg(long, global = true, env = "KAPPA_TOKEN_FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -92,6 +106,8 @@ enum Command {
     Topic(TopicCommand),
     /// Append events to a topic from JSON lines (a file or stdin). Each line:
     /// {"key": ..., "value": ..., "timestamp": ms, "partition": n, "headers": {..}}.
+    /// Blank lines are skipped; errors name lines counted from 1, blank ones
+    /// included.
     Produce {
         /// The topic.
         topic: String,
@@ -139,11 +155,11 @@ enum Command {
         #[arg(long)]
         auto_promote: bool,
         /// Time limit of one batch, ms.
-        #[arg(long)]
-        batch_timeout_ms: Option<u64>,
+        #[arg(long, default_value_t = Settings::default().batch_timeout_ms)]
+        batch_timeout_ms: u64,
         /// Memory limit of the plugin, MiB.
-        #[arg(long)]
-        memory_limit_mb: Option<u64>,
+        #[arg(long, default_value_t = Settings::default().memory_limit_bytes >> 20)]
+        memory_limit_mb: u64,
         /// What to do with an event the plugin fails on: `stop` the version
         /// (it is marked failed), or `skip` it and list it as a dead letter.
         #[arg(long, default_value = "stop")]
@@ -182,9 +198,9 @@ enum Command {
         /// Only keys with this prefix.
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Most rows to print.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// Most rows to print (1 to 10,000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        limit: u64,
         /// Start after this key (the `next_after` of a previous page).
         #[arg(long)]
         after: Option<String>,
@@ -248,7 +264,8 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
     /// Write the example components built into this binary (payments-v1,
-    /// payments-v2, starter, faulty) as .wasm files into a directory.
+    /// payments-v2, starter, faulty, echo-v1, echo-v2) as .wasm files into a
+    /// directory.
     Examples {
         /// Directory to write into (created if missing).
         dir: PathBuf,
@@ -296,9 +313,22 @@ struct Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         Failure {
-            code: 1,
+            code: exit_code(&e),
             message: e.to_string(),
         }
+    }
+}
+
+/// The exit code of a failed request (see `EXIT_CODES`): 2 when the server
+/// refused the request as such (it is wrong whatever the state: 400, 404,
+/// 413), else 1.
+fn exit_code(e: &ClientError) -> u8 {
+    match e {
+        ClientError::Api {
+            status: 400 | 404 | 413,
+            ..
+        } => 2,
+        _ => 1,
     }
 }
 
@@ -344,8 +374,11 @@ pub fn main() -> ExitCode {
 fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colour only on a terminal: never escape codes in a redirected log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -368,7 +401,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let client = || {
         Client::new(&cli.server)
             .map(|c| c.with_token(token.clone()))
-            .map_err(Failure::from)
+            .map_err(|e| usage(e.to_string()))
     };
     match cli.command {
         Command::Serve {
@@ -481,13 +514,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if report.valid {
                 Ok(())
             } else {
+                // The text report above lists the reasons; say them once.
                 Err(Failure {
                     code: 1,
-                    message: format!(
-                        "{} is not a valid plugin for this host: {}",
-                        file.display(),
-                        report.reasons.join("; ")
-                    ),
+                    message: if json {
+                        format!(
+                            "{} is not a valid plugin for this host: {}",
+                            file.display(),
+                            report.reasons.join("; ")
+                        )
+                    } else {
+                        format!(
+                            "{} is not a valid plugin for this host (the reasons are above)",
+                            file.display()
+                        )
+                    },
                 })
             }
         }
@@ -512,7 +553,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "{:<24} {:>3} partitions {:>12} events",
                     t.name,
                     t.partitions,
-                    t.end_offsets.iter().sum::<u64>()
+                    group(t.end_offsets.iter().sum::<u64>())
                 );
             }
             Ok(())
@@ -527,10 +568,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut next = from;
             let mut left = limit;
             let mut events = Vec::new();
+            let mut end = next;
             while left > 0 {
                 let page = client
                     .consume(&topic, partition, next, left.min(10_000))
                     .await?;
+                end = page.end_offset;
                 if page.events.is_empty() {
                     break;
                 }
@@ -539,14 +582,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 events.extend(page.events);
             }
             if json {
-                return print_json(&events);
+                print_json(&events)?;
+            } else {
+                for e in &events {
+                    let line = serde_json::to_string(e).map_err(|e| Failure {
+                        code: 1,
+                        message: e.to_string(),
+                    })?;
+                    println!("{line}");
+                }
             }
-            for e in &events {
-                let line = serde_json::to_string(e).map_err(|e| Failure {
-                    code: 1,
-                    message: e.to_string(),
-                })?;
-                println!("{line}");
+            if next < end {
+                eprintln!(
+                    "(stopped at --limit {limit}: partition {partition} has more, up to offset \
+                     {}; next page: --from {next}, or a larger --limit)",
+                    end - 1
+                );
             }
             Ok(())
         }
@@ -575,14 +626,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
                 (None, None) => String::new(),
             };
-            let defaults = Settings::default();
             let settings = Settings {
                 config,
                 auto_promote,
-                batch_timeout_ms: batch_timeout_ms.unwrap_or(defaults.batch_timeout_ms),
-                memory_limit_bytes: memory_limit_mb
-                    .map(|mb| mb << 20)
-                    .unwrap_or(defaults.memory_limit_bytes),
+                batch_timeout_ms,
+                memory_limit_bytes: memory_limit_mb.saturating_mul(1 << 20),
                 on_error,
             };
             let client = client()?;
@@ -601,8 +649,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         } else {
                             "compiled"
                         },
-                        report.compile_ms,
-                        report.events_to_replay
+                        group(report.compile_ms),
+                        group(report.events_to_replay)
                     );
                 } else {
                     println!(
@@ -669,7 +717,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             after,
         } => {
             let page = client()?
-                .scan(&view, &prefix, after.as_deref(), limit)
+                .scan(&view, &prefix, after.as_deref(), limit as usize)
                 .await?;
             if json {
                 return print_json(&page);
@@ -903,6 +951,9 @@ async fn produce(
             let event = EventLine::parse_line(&line)
                 .and_then(|e| e.clone().into_record(0).map(|_| e))
                 .map_err(|e| {
+                    // One position, in lines: the JSON parser's own "line 1"
+                    // is this line.
+                    let e = e.replace(" at line 1 column ", " at column ");
                     usage(format!(
                         "{source}: line {n}: {e}; {} events before it were appended, nothing after",
                         total.appended
@@ -919,7 +970,7 @@ async fn produce(
                 .produce(topic, std::mem::take(&mut pending))
                 .await
                 .map_err(|e| Failure {
-                    code: 1,
+                    code: exit_code(&e),
                     message: format!(
                         "{e} (events of lines {first_pending_line} and after were not appended; \
                          {} events before them were)",
@@ -1008,7 +1059,7 @@ async fn wait_caught_up(
                     "{}: {} ({} events applied)",
                     v.id,
                     v.state,
-                    v.applied_offsets.iter().sum::<u64>()
+                    group(v.applied_offsets.iter().sum::<u64>())
                 );
             }
             return Ok(v);
@@ -1045,13 +1096,14 @@ fn interrupted(bar: Option<&indicatif::ProgressBar>, id: &VersionId) -> Failure 
 
 /// One line of replay progress: done/total, percent, rate, ETA.
 pub(crate) fn progress_line(v: &VersionStatus) -> String {
-    let total: u64 = v.end_offsets.iter().sum();
-    let done = total.saturating_sub(v.lag);
+    let (done, total) = done_total(v);
     format!(
-        "{}: replaying {done}/{total} events ({:.1}%), {:.0} events/s, ETA {}",
+        "{}: replaying {}/{} events ({:.1}%), {} events/s, ETA {}",
         v.id,
-        v.progress * 100.0,
-        v.events_per_second,
+        group(done),
+        group(total),
+        v.progress.unwrap_or(0.0) * 100.0,
+        group_rate(v.events_per_second),
         v.eta_seconds
             .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"))
     )
@@ -1067,30 +1119,58 @@ fn bar_style() -> indicatif::ProgressStyle {
     .progress_chars("█▉▊▋▌▍▎▏ ")
 }
 
+/// Events applied and events to apply in all, from where the version
+/// started reading (0/0 once retired: it has no view).
+fn done_total(v: &VersionStatus) -> (u64, u64) {
+    let Some(lag) = v.lag else {
+        return (0, 0);
+    };
+    let total: u64 = match v.progress {
+        // The total counts from where the version started (the earliest
+        // retained offsets on Kafka): done / total is the progress.
+        Some(p) if p < 1.0 => (lag as f64 / (1.0 - p)).round() as u64,
+        _ => v.end_offsets.iter().sum::<u64>().max(lag),
+    };
+    (total.saturating_sub(lag), total)
+}
+
 fn bar_message(v: &VersionStatus) -> String {
-    let pct = v.progress * 100.0;
+    let pct = v.progress.unwrap_or(0.0) * 100.0;
+    let lag = v.lag.unwrap_or(0);
     match v.state {
         State::Replaying => format!(
-            "{pct:.1}% · {:.0} events/s · ETA {}",
-            v.events_per_second,
+            "{pct:.1}% · {} events/s · ETA {}",
+            group_rate(v.events_per_second),
             v.eta_seconds
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"))
         ),
         State::Failed => format!("failed {}", failure_text(v)),
-        State::Retired => "retired".to_owned(),
-        _ if v.lag > 0 => format!(
-            "{} · lag {} · {:.0} events/s",
-            v.state, v.lag, v.events_per_second
+        State::Retired => "retired · view dropped".to_owned(),
+        _ if lag > 0 => format!(
+            "{} · lag {} · {} events/s",
+            v.state,
+            group(lag),
+            group_rate(v.events_per_second)
         ),
-        _ => format!("{} · {:.0} events/s", v.state, v.events_per_second),
+        _ => format!("{} · {} events/s", v.state, group_rate(v.events_per_second)),
     }
 }
 
 fn update_bar(bar: &indicatif::ProgressBar, v: &VersionStatus) {
-    let total: u64 = v.end_offsets.iter().sum();
+    if v.state == State::Retired {
+        // No bar for a version without a view: only its state.
+        bar.set_style(retired_style());
+    }
+    let (done, total) = done_total(v);
     bar.set_length(total);
-    bar.set_position(total.saturating_sub(v.lag));
+    bar.set_position(done);
     bar.set_message(bar_message(v));
+}
+
+/// The line of a retired version in `status --watch`: no bar, no counts.
+fn retired_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{prefix:18!} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
 }
 
 /// Status of every processor, or of one with only its topic.
@@ -1259,7 +1339,7 @@ impl WatchScreen {
                     "topic {}: {} partitions, {} events",
                     t.name,
                     t.partitions,
-                    t.end_offsets.iter().sum::<u64>()
+                    group(t.end_offsets.iter().sum::<u64>())
                 )
             })
             .collect();
@@ -1322,13 +1402,22 @@ pub(crate) fn render_status(report: &StatusReport) -> String {
             "VERSION", "STATE", "PROGRESS", "LAG", "EVENTS/S", "ETA", "DIGEST"
         ));
         for v in &p.versions {
+            // A retired version has no view: no progress, lag or rate.
+            let (progress, lag, rate) = match (v.progress, v.lag) {
+                (Some(progress), Some(lag)) => (
+                    format!("{:.1}%", progress * 100.0),
+                    group(lag),
+                    group_rate(v.events_per_second),
+                ),
+                _ => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+            };
             out.push_str(&format!(
-                "  {:<12} {:<10} {:>7.1}% {:>10} {:>12.0} {:>8}  {}\n",
+                "  {:<12} {:<10} {:>8} {:>10} {:>12} {:>8}  {}\n",
                 v.version,
                 v.state.to_string(),
-                v.progress * 100.0,
-                v.lag,
-                v.events_per_second,
+                progress,
+                lag,
+                rate,
                 v.eta_seconds
                     .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),
                 &v.digest[..v.digest.len().min(12)]
@@ -1352,7 +1441,7 @@ pub(crate) fn render_status(report: &StatusReport) -> String {
             "topic {}: {} partitions, {} events (end offsets {:?})\n",
             t.name,
             t.partitions,
-            t.end_offsets.iter().sum::<u64>(),
+            group(t.end_offsets.iter().sum::<u64>()),
             t.end_offsets
         ));
     }
@@ -1416,5 +1505,36 @@ impl DiffReport {
     }
     fn b_label(&self) -> &str {
         self.b.split_once('@').map_or(&self.b, |(_, v)| v)
+    }
+}
+
+/// `n` with thousands separators: `1234567` as `1,234,567`.
+pub(crate) fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate rounded to a whole number, with thousands separators.
+pub(crate) fn group_rate(rate: f64) -> String {
+    group(rate.max(0.0).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(super::group(0), "0");
+        assert_eq!(super::group(999), "999");
+        assert_eq!(super::group(1000), "1,000");
+        assert_eq!(super::group(89_237), "89,237");
+        assert_eq!(super::group(1_234_567), "1,234,567");
+        assert_eq!(super::group_rate(89_236.6), "89,237");
     }
 }

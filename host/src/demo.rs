@@ -177,7 +177,8 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
     say(&format!(
         "payments@2.0.0 caught up; it waits for a promotion. Meanwhile payments@1.0.0 stayed {} \
          with a lag of {} events.",
-        s1.state, s1.lag
+        s1.state,
+        crate::cli::group(s1.lag.unwrap_or(0))
     ));
 
     step(4, "Diff the two views at the same log position");
