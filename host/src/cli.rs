@@ -46,8 +46,9 @@ struct Cli {
     json: bool,
     /// Log level of `serve` and `demo` (error, warn, info, debug, trace), or
     /// a tracing filter like `kappa=debug`.
-    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_LOG", default_value = "info")]
-    log_level: String,
+    /// [default: info; warn for `demo`, whose story is on stdout]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_LOG")]
+    log_level: Option<String>,
     /// Format of the logs of `serve` and `demo` on stderr: `text` for people,
     /// `json` for one JSON object a line.
     #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -258,6 +259,10 @@ enum Command {
         /// Events of history before the first deploy.
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+        /// Keep the demo's server running afterwards (its dashboard and API)
+        /// until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -351,7 +356,14 @@ fn usage(message: impl Into<String>) -> Failure {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level, cli.log_format);
+    let level = cli.log_level.clone().unwrap_or_else(|| {
+        match cli.command {
+            Command::Demo { .. } => "warn",
+            _ => "info",
+        }
+        .to_owned()
+    });
+    init_tracing(&level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -436,7 +448,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             serve(data_dir, listen, options, host_options).await
         }
-        Command::Demo { data_dir, events } => crate::demo::run(data_dir, events, json)
+        Command::Demo {
+            data_dir,
+            events,
+            keep,
+        } => crate::demo::run(data_dir, events, json, keep)
             .await
             .map_err(|e| Failure {
                 code: 1,
@@ -1460,10 +1476,10 @@ pub(crate) fn render_diff(r: &DiffReport) -> String {
         } else {
             format!(" (keys {}*)", r.prefix)
         },
-        r.counts.added,
-        r.counts.removed,
-        r.counts.changed,
-        r.counts.unchanged
+        group(r.counts.added),
+        group(r.counts.removed),
+        group(r.counts.changed),
+        group(r.counts.unchanged)
     );
     let show =
         |v: &Option<serde_json::Value>| v.as_ref().map_or_else(|| "-".to_owned(), render_json);
