@@ -1060,10 +1060,11 @@ async fn wait_caught_up(
     tokio::pin!(ctrl_c);
     let mut last_print = std::time::Instant::now() - Duration::from_secs(10);
     let version = id.version.to_string();
+    let mut last: Option<VersionStatus> = None;
     loop {
         let v = tokio::select! {
             v = client.version(&id.name, &version) => v?,
-            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id)),
+            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id, last.as_ref())),
         };
         if v.state != State::Replaying {
             if let Some(bar) = &bar {
@@ -1089,16 +1090,26 @@ async fn wait_caught_up(
             }
             None => {}
         }
+        last = Some(v);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id)),
+            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id, last.as_ref())),
         }
     }
 }
 
-fn interrupted(bar: Option<&indicatif::ProgressBar>, id: &VersionId) -> Failure {
+fn interrupted(
+    bar: Option<&indicatif::ProgressBar>,
+    id: &VersionId,
+    last: Option<&VersionStatus>,
+) -> Failure {
     if let Some(bar) = bar {
-        bar.abandon();
+        // Cleared, then said once as a plain line: redrawing the bar after
+        // the terminal echoed ^C would show it twice.
+        bar.finish_and_clear();
+        if let Some(v) = last {
+            eprintln!("{}", progress_line(v));
+        }
     }
     Failure {
         code: 130,
@@ -1125,14 +1136,13 @@ pub(crate) fn progress_line(v: &VersionStatus) -> String {
     )
 }
 
-/// The style of a version's progress bar: id, bar, done/total, then a
-/// message with state, rate, ETA and lag (see `bar_message`).
+/// The style of a version's progress bar: id, bar, then a message with
+/// done/total, state, rate, ETA and lag (see `bar_message`), all from one
+/// status so that the count and the percentage always agree.
 fn bar_style() -> indicatif::ProgressStyle {
-    indicatif::ProgressStyle::with_template(
-        "{prefix:18!} {bar:20.cyan/blue} {human_pos:>9}/{human_len:<9} {msg}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("█▉▊▋▌▍▎▏ ")
+    indicatif::ProgressStyle::with_template("{prefix:18!} {bar:20.cyan/blue} {wide_msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("█▉▊▋▌▍▎▏ ")
 }
 
 /// Events applied and events to apply in all, from where the version
@@ -1153,7 +1163,9 @@ fn done_total(v: &VersionStatus) -> (u64, u64) {
 fn bar_message(v: &VersionStatus) -> String {
     let pct = v.progress.unwrap_or(0.0) * 100.0;
     let lag = v.lag.unwrap_or(0);
-    match v.state {
+    let (done, total) = done_total(v);
+    let counts = format!("{}/{}", group(done), group(total));
+    let rest = match v.state {
         State::Replaying => format!(
             "{pct:.1}% · {} events/s · ETA {}",
             group_rate(v.events_per_second),
@@ -1169,6 +1181,10 @@ fn bar_message(v: &VersionStatus) -> String {
             group_rate(v.events_per_second)
         ),
         _ => format!("{} · {} events/s", v.state, group_rate(v.events_per_second)),
+    };
+    match v.state {
+        State::Retired => rest,
+        _ => format!("{counts} {rest}"),
     }
 }
 
@@ -1185,7 +1201,7 @@ fn update_bar(bar: &indicatif::ProgressBar, v: &VersionStatus) {
 
 /// The line of a retired version in `status --watch`: no bar, no counts.
 fn retired_style() -> indicatif::ProgressStyle {
-    indicatif::ProgressStyle::with_template("{prefix:18!} {msg}")
+    indicatif::ProgressStyle::with_template("{prefix:18!} {wide_msg}")
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
 }
 
@@ -1227,7 +1243,6 @@ async fn watch_status(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut last_error = None;
-    let mut last = None;
     loop {
         let fetched = tokio::select! {
             r = fetch_status(client, name) => r,
@@ -1248,7 +1263,6 @@ async fn watch_status(
                     None => println!("{}", render_status(&report)),
                 }
                 let _ = std::io::stdout().flush();
-                last = Some(report);
             }
             Err(f) => {
                 if last_error.as_deref() != Some(f.message.as_str()) {
@@ -1266,7 +1280,7 @@ async fn watch_status(
         }
     }
     if let Some(screen) = screen {
-        screen.leave(last.as_ref());
+        screen.leave();
     }
     Ok(())
 }
@@ -1366,16 +1380,16 @@ impl WatchScreen {
         });
     }
 
-    /// Clears the bars and prints the last status as the plain table, for
-    /// the terminal's scrollback.
-    fn leave(self, last: Option<&StatusReport>) {
-        let _ = self.multi.clear();
+    /// Leaves the last screen as it is, for the terminal's scrollback, and
+    /// the cursor on a line of its own below it. (Clearing it to print the
+    /// table instead would move the cursor up by the screen's height, but
+    /// the terminal's echo of ^C after a full-width line may have scrolled
+    /// one line more, leaving a duplicated header.)
+    fn leave(self) {
         // The bars, dropped after this, draw nothing more.
         self.multi
             .set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        if let Some(report) = last {
-            print!("{}", render_status(report));
-        }
+        println!();
     }
 }
 
@@ -1543,6 +1557,7 @@ pub(crate) fn group_rate(rate: f64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     #[test]
     fn numbers_are_grouped_by_thousands() {
@@ -1552,5 +1567,34 @@ mod tests {
         assert_eq!(super::group(89_237), "89,237");
         assert_eq!(super::group(1_234_567), "1,234,567");
         assert_eq!(super::group_rate(89_236.6), "89,237");
+    }
+
+    fn version(
+        state: &str,
+        lag: serde_json::Value,
+        progress: serde_json::Value,
+    ) -> super::VersionStatus {
+        serde_json::from_value(serde_json::json!({
+            "id": "p@1.0.0", "name": "p", "version": "1.0.0", "digest": "00", "topic": "t",
+            "state": state, "caught_up": false, "applied_offsets": [],
+            "end_offsets": [1_000_000, 2_200_000], "lag": lag, "progress": progress,
+            "events_per_second": 89_237.4, "eta_seconds": 2.0, "processed_since_start": 0,
+            "failure": null, "settings": {}, "deployed_at_ms": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn progress_counts_and_percentages_agree_and_a_retired_version_has_none() {
+        let v = version("replaying", 2_600_000.into(), 0.1875.into());
+        assert_eq!(super::done_total(&v), (600_000, 3_200_000));
+        assert_eq!(
+            super::bar_message(&v),
+            "600,000/3,200,000 18.8% · 89,237 events/s · ETA 2.0 s"
+        );
+        assert!(super::progress_line(&v).contains("600,000/3,200,000 events (18.8%)"));
+        let retired = version("retired", serde_json::Value::Null, serde_json::Value::Null);
+        assert_eq!(super::done_total(&retired), (0, 0));
+        assert_eq!(super::bar_message(&retired), "retired · view dropped");
     }
 }
