@@ -375,24 +375,60 @@ fn dashboard_shows_versions_progress_diff_and_promotes_in_a_browser() {
     );
     assert_eq!(full, json!([1501, 1501]));
 
-    // Promoting a version that is still replaying is refused: the page shows
-    // the API's own message.
-    browser.click(r#"tr[data-version="stalled@0.1.0"] button.promote"#);
-    let message = browser.wait_for(
-        "the refusal message",
-        r#"const m = document.getElementById('message');
-           return !m.hidden && m.dataset.kind === 'error' ? m.textContent : null;"#,
+    // A version that is still replaying cannot be promoted (its view is
+    // partial): its Promote button is disabled and says why; a caught-up one
+    // is offered.
+    let promote = browser.eval(
+        r#"const b = document.querySelector('tr[data-version="stalled@0.1.0"] button.promote');
+           const c = document.querySelector('tr[data-version="payments@2.0.0"] button.promote');
+           return {disabled: b.disabled, title: b.title, caught_up: c.disabled};"#,
+        &[],
+    );
+    assert_eq!(promote["disabled"], true, "{promote}");
+    assert!(
+        promote["title"]
+            .as_str()
+            .unwrap()
+            .contains("Still replaying"),
+        "{promote}"
+    );
+    assert_eq!(promote["caught_up"], false, "{promote}");
+
+    // Each version says when it was deployed, and with which settings.
+    let deployed = browser.eval(
+        r#"const d = document.querySelector('tr[data-version="stalled@0.1.0"] .deployed');
+           return {text: d.textContent, title: d.title};"#,
         &[],
     );
     assert!(
-        message.as_str().unwrap().contains("still replaying"),
-        "{message}"
+        deployed["text"].as_str().unwrap().starts_with("deployed "),
+        "{deployed}"
     );
+    assert!(
+        deployed["title"]
+            .as_str()
+            .unwrap()
+            .contains("--batch-timeout-ms 600000"),
+        "{deployed}"
+    );
+    // Numbers and their headers are aligned alike, in every card alike.
+    let aligned = browser.eval(
+        r#"const th = [...document.querySelectorAll('[data-processor=payments] th')]
+             .find(h => h.textContent === 'lag');
+           const td = document.querySelector('tr[data-version="payments@1.0.0"] td.lag');
+           const widths = [...document.querySelectorAll('table.versions')]
+             .map(t => [...t.querySelectorAll('th')].map(h => Math.round(h.getBoundingClientRect().width)).join(','));
+           return {th: getComputedStyle(th).textAlign, td: getComputedStyle(td).textAlign,
+                   same: new Set(widths).size === 1};"#,
+        &[],
+    );
+    assert_eq!(aligned, json!({"th": "right", "td": "right", "same": true}));
 
     // The diff of v1 and v2, accounts only: changed rows, the changed field
     // highlighted on both sides.
     browser.fill("#diff-prefix", "account/");
     browser.fill("#diff-limit", "5");
+    browser.fill("#diff-wait", "2");
     browser.click("#diff-run");
     let diff = browser.wait_for(
         "the diff rows",

@@ -176,7 +176,7 @@
             "tr",
             {},
             ...["version", "state", "progress", "lag", "events/s", "ETA", "digest", ""].map((h) =>
-              el("th", { text: h }),
+              el("th", { text: h, class: ["lag", "events/s", "ETA"].includes(h) ? "num" : "" }),
             ),
           ),
         ),
@@ -218,7 +218,8 @@
       );
     });
     const cells = {
-      version: el("td", { class: "version", text: v.version }),
+      version: el("td", { class: "version" }, el("div", { text: v.version })),
+      deployed: el("div", { class: "deployed muted" }),
       badge: el("span", { class: "badge" }),
       failure: el("div", { class: "failure" }),
       bar: el("progress", { class: "replay", max: 1, value: 0 }),
@@ -242,6 +243,7 @@
       el("td", {}, cells.digest),
       el("td", { class: "actions" }, promote, retire),
     );
+    cells.version.append(cells.deployed);
     row.cells_ = cells;
     view.tbody.append(row);
     view.rows.set(v.id, row);
@@ -275,13 +277,30 @@
     setText(c.eta, v.state === "replaying" ? fmtEta(v.eta_seconds) : "–");
     setText(c.digest, v.digest.slice(0, 12));
     c.digest.title = `sha256 ${v.digest}`;
+    setText(c.deployed, `deployed ${new Date(v.deployed_at_ms).toLocaleString()}`);
+    c.deployed.title = settingsText(v.settings);
     const active = v.state !== "retired" && v.state !== "failed";
     c.promote.hidden = !active || v.version === promoted;
+    // The server refuses to promote a partial view: offered once caught up.
+    c.promote.disabled = v.state === "replaying";
     c.promote.title =
       v.state === "replaying"
         ? "Still replaying: the server refuses to promote a partial view"
         : `Point the alias ${v.name} at ${v.version}`;
     c.retire.hidden = v.state === "retired" || v.version === promoted;
+  }
+
+  // A version's deploy settings, as `kappa deploy` flags.
+  function settingsText(s) {
+    if (!s) return "";
+    const parts = [
+      `--on-error ${s.on_error}`,
+      `--batch-timeout-ms ${s.batch_timeout_ms}`,
+      `--memory-limit-mb ${Math.round(s.memory_limit_bytes / 1048576)}`,
+    ];
+    if (s.auto_promote) parts.push("--auto-promote");
+    if (s.config) parts.push(`--config ${JSON.stringify(s.config)}`);
+    return `settings: ${parts.join(" ")}`;
   }
 
   function renderStatus(status) {
@@ -447,6 +466,7 @@
       b: `${q.name}@${q.b}`,
       limit: String(q.limit),
     });
+    if (q.waitMs > 0) params.set("wait_ms", String(q.waitMs));
     if (q.prefix) params.set("prefix", q.prefix);
     if (after !== null && after !== undefined) params.set("after", after);
     button.disabled = true;
@@ -474,6 +494,8 @@
         b: $("diff-b").value,
         prefix: $("diff-prefix").value,
         limit,
+        // Like `kappa diff --wait SECONDS`: wait for a replaying version.
+        waitMs: Math.min(3600, Math.max(0, parseFloat($("diff-wait").value) || 0)) * 1000,
       };
       if (!diffQuery.name || !diffQuery.a || !diffQuery.b) {
         showMessage("choose a processor and two of its versions to compare", "error");
