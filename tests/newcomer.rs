@@ -302,6 +302,7 @@ fn help_addresses_and_messages_say_things_once_and_plainly() {
     assert!(help[global..].contains("--server"), "{help}");
     assert!(own.contains("[default: 10000]"), "{help}");
     assert!(own.contains("[default: 512]"), "{help}");
+    assert!(help.contains("Exit codes:"), "{help}");
     // `plugin examples` names every plugin it writes.
     let help = text(&kappa(&["plugin", "examples", "--help"]).stdout);
     for plugin in kappa_plugins::ALL {

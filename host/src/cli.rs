@@ -355,7 +355,15 @@ fn usage(message: impl Into<String>) -> Failure {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    // The exit codes under every subcommand's --help too.
+    let matches = Cli::command()
+        .mut_subcommands(|c| c.after_help(EXIT_CODES))
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let level = cli.log_level.clone().unwrap_or_else(|| {
         match cli.command {
             Command::Demo { .. } => "warn",
@@ -753,7 +761,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             println!(
                 "{}  {}  ({} rows, offsets {:?})",
-                d.sha256, d.id, d.rows, d.offsets
+                d.sha256,
+                d.id,
+                group(d.rows),
+                d.offsets
             );
             Ok(())
         }

@@ -253,8 +253,13 @@
   function renderVersion(view, v, promoted) {
     const row = versionRow(view, v);
     const c = row.cells_;
-    const total = v.end_offsets.reduce((a, b) => a + b, 0);
-    const done = Math.max(0, total - v.lag);
+    // Counted from where the version started (the earliest retained offsets
+    // on Kafka), like its progress, so that the count and the share agree.
+    const ends = v.end_offsets.reduce((a, b) => a + b, 0);
+    const lag = v.lag ?? 0;
+    const total =
+      v.progress !== null && v.progress < 1 ? Math.round(lag / (1 - v.progress)) : Math.max(ends, lag);
+    const done = Math.max(0, total - lag);
     row.dataset.state = v.state;
     setText(c.badge, v.state.replace("_", " "));
     c.badge.dataset.state = v.state;
