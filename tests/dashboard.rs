@@ -394,6 +394,35 @@ fn dashboard_shows_versions_progress_diff_and_promotes_in_a_browser() {
     );
     assert_eq!(promote["caught_up"], false, "{promote}");
 
+    // Charts: events/s and lag of each version over the last minutes, from
+    // one point a poll; a replaying version's progress per partition.
+    let chart = browser.wait_for(
+        "a chart of two polls",
+        r#"const c = document.querySelector('tr[data-version="stalled@0.1.0"] svg.chart');
+           if (!c || Number(c.dataset.points) < 2) return null;
+           return {lines: [...c.querySelectorAll('polyline')].map(l => l.getAttribute('class')),
+                   points: c.querySelector('polyline.rate-line').getAttribute('points').split(' ').length,
+                   label: c.getAttribute('aria-label')};"#,
+        &[],
+    );
+    assert_eq!(chart["lines"], json!(["rate-line", "lag-line"]), "{chart}");
+    assert!(chart["points"].as_u64().unwrap() >= 2, "{chart}");
+    assert!(
+        chart["label"].as_str().unwrap().contains("lag now"),
+        "{chart}"
+    );
+    let partitions = browser.eval(
+        r#"const box = document.querySelector('tr[data-version="stalled@0.1.0"] .partitions');
+           const done = document.querySelector('tr[data-version="payments@2.0.0"] .partitions');
+           return {bars: [...box.querySelectorAll('progress.partition')].map(p => p.max),
+                   hidden_when_caught_up: done.hidden};"#,
+        &[],
+    );
+    assert_eq!(
+        partitions,
+        json!({"bars": [2001], "hidden_when_caught_up": true})
+    );
+
     // Each version says when it was deployed, and with which settings.
     let deployed = browser.eval(
         r#"const d = document.querySelector('tr[data-version="stalled@0.1.0"] .deployed');
@@ -461,6 +490,21 @@ fn dashboard_shows_versions_progress_diff_and_promotes_in_a_browser() {
     );
     // Highlighted in both the v1 and the v2 value.
     assert_eq!(diff["highlighted"], json!(["flagged", "flagged"]), "{diff}");
+    // How the numeric field moved over the page's rows: v2 flags more.
+    let moves = browser.eval(
+        r#"return [...document.querySelectorAll('#diff-moves .move')]
+             .map(m => [m.dataset.path, m.textContent, m.querySelectorAll('rect').length]);"#,
+        &[],
+    );
+    assert_eq!(moves[0][0], "flagged", "{moves}");
+    assert!(
+        moves[0][1]
+            .as_str()
+            .unwrap()
+            .contains("5 rows changed by +"),
+        "{moves}"
+    );
+    assert_eq!(moves[0][2], 10, "{moves}");
     assert!(
         diff["summary"]
             .as_str()
