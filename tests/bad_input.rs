@@ -29,27 +29,27 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     let out = server.run_stdin(&["produce", "events"], Some(r#"{"key":"a","vlaue":1}"#));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `vlaue`"));
     let out = server.run_stdin(&["produce", "events"], Some(r#"{"value":1,"partition":7}"#));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("partition 7"));
     assert_eq!(ends(), before);
 
     // Unknown topic, unknown view, bad names.
     let out = server.run_stdin(&["produce", "nope"], Some(good));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
     assert!(
         server
-            .fails(&["get", "ghost", "k"], 1)
+            .fails(&["get", "ghost", "k"], 2)
             .contains("no processor named `ghost`")
     );
     assert!(
         server
-            .fails(&["scan", "ghost@1.0.0"], 1)
+            .fails(&["scan", "ghost@1.0.0"], 2)
             .contains("ghost@1.0.0")
     );
     assert!(
         server
-            .fails(&["get", "Bad Name", "k"], 1)
+            .fails(&["get", "Bad Name", "k"], 2)
             .contains("not a valid processor name")
     );
     assert!(
@@ -59,7 +59,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     );
     assert!(
         server
-            .fails(&["topic", "create", "../etc"], 1)
+            .fails(&["topic", "create", "../etc"], 2)
             .contains("../etc")
     );
 
@@ -70,7 +70,8 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let empty_component = dir.path().join("empty.wasm");
     std::fs::write(&empty_component, b"\0asm\x0d\0\x01\0").unwrap();
-    let deploy = |file: &std::path::Path, extra: &[&str]| {
+    // Bad input exits 2; a conflict with what is deployed, 1.
+    let deploy_code = |file: &std::path::Path, extra: &[&str], code: i32| {
         let mut args = vec![
             "deploy",
             file.to_str().unwrap(),
@@ -82,8 +83,9 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             "events",
         ];
         args.extend(extra);
-        server.fails(&args, 1)
+        server.fails(&args, code)
     };
+    let deploy = |file: &std::path::Path, extra: &[&str]| deploy_code(file, extra, 2);
     assert!(deploy(&text, &[]).contains("not WebAssembly"));
     assert!(deploy(&core, &[]).contains("core WebAssembly module, not a component"));
     let err = deploy(&empty_component, &[]);
@@ -103,7 +105,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             "--topic",
             "missing",
         ],
-        1,
+        2,
     );
     assert!(err.contains("missing"), "{err}");
     let err = deploy(v1, &["--config", r#"{"large_cents":"many"}"#]);
@@ -138,12 +140,12 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
         "events",
     ]);
     assert_eq!(again["created"], false);
-    let err = deploy(v1, &[]);
+    let err = deploy_code(v1, &[], 1);
     assert!(err.contains("immutable"), "{err}");
     // Promotion of a version that does not exist, diff across processors.
     assert!(
         server
-            .fails(&["promote", "p@9.0.0"], 1)
+            .fails(&["promote", "p@9.0.0"], 2)
             .contains("no version p@9.0.0")
     );
     server.json(&[
@@ -159,7 +161,7 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
     ]);
     assert!(
         server
-            .fails(&["diff", "p@1.0.0", "q@1.0.0"], 1)
+            .fails(&["diff", "p@1.0.0", "q@1.0.0"], 2)
             .contains("different processors")
     );
 

@@ -375,24 +375,89 @@ fn dashboard_shows_versions_progress_diff_and_promotes_in_a_browser() {
     );
     assert_eq!(full, json!([1501, 1501]));
 
-    // Promoting a version that is still replaying is refused: the page shows
-    // the API's own message.
-    browser.click(r#"tr[data-version="stalled@0.1.0"] button.promote"#);
-    let message = browser.wait_for(
-        "the refusal message",
-        r#"const m = document.getElementById('message');
-           return !m.hidden && m.dataset.kind === 'error' ? m.textContent : null;"#,
+    // A version that is still replaying cannot be promoted (its view is
+    // partial): its Promote button is disabled and says why; a caught-up one
+    // is offered.
+    let promote = browser.eval(
+        r#"const b = document.querySelector('tr[data-version="stalled@0.1.0"] button.promote');
+           const c = document.querySelector('tr[data-version="payments@2.0.0"] button.promote');
+           return {disabled: b.disabled, title: b.title, caught_up: c.disabled};"#,
+        &[],
+    );
+    assert_eq!(promote["disabled"], true, "{promote}");
+    assert!(
+        promote["title"]
+            .as_str()
+            .unwrap()
+            .contains("Still replaying"),
+        "{promote}"
+    );
+    assert_eq!(promote["caught_up"], false, "{promote}");
+
+    // Charts: events/s and lag of each version over the last minutes, from
+    // one point a poll; a replaying version's progress per partition.
+    let chart = browser.wait_for(
+        "a chart of two polls",
+        r#"const c = document.querySelector('tr[data-version="stalled@0.1.0"] svg.chart');
+           if (!c || Number(c.dataset.points) < 2) return null;
+           return {lines: [...c.querySelectorAll('polyline')].map(l => l.getAttribute('class')),
+                   points: c.querySelector('polyline.rate-line').getAttribute('points').split(' ').length,
+                   label: c.getAttribute('aria-label')};"#,
+        &[],
+    );
+    assert_eq!(chart["lines"], json!(["rate-line", "lag-line"]), "{chart}");
+    assert!(chart["points"].as_u64().unwrap() >= 2, "{chart}");
+    assert!(
+        chart["label"].as_str().unwrap().contains("lag now"),
+        "{chart}"
+    );
+    let partitions = browser.eval(
+        r#"const box = document.querySelector('tr[data-version="stalled@0.1.0"] .partitions');
+           const done = document.querySelector('tr[data-version="payments@2.0.0"] .partitions');
+           return {bars: [...box.querySelectorAll('progress.partition')].map(p => p.max),
+                   hidden_when_caught_up: done.hidden};"#,
+        &[],
+    );
+    assert_eq!(
+        partitions,
+        json!({"bars": [2001], "hidden_when_caught_up": true})
+    );
+
+    // Each version says when it was deployed, and with which settings.
+    let deployed = browser.eval(
+        r#"const d = document.querySelector('tr[data-version="stalled@0.1.0"] .deployed');
+           return {text: d.textContent, title: d.title};"#,
         &[],
     );
     assert!(
-        message.as_str().unwrap().contains("still replaying"),
-        "{message}"
+        deployed["text"].as_str().unwrap().starts_with("deployed "),
+        "{deployed}"
     );
+    assert!(
+        deployed["title"]
+            .as_str()
+            .unwrap()
+            .contains("--batch-timeout-ms 600000"),
+        "{deployed}"
+    );
+    // Numbers and their headers are aligned alike, in every card alike.
+    let aligned = browser.eval(
+        r#"const th = [...document.querySelectorAll('[data-processor=payments] th')]
+             .find(h => h.textContent === 'lag');
+           const td = document.querySelector('tr[data-version="payments@1.0.0"] td.lag');
+           const widths = [...document.querySelectorAll('table.versions')]
+             .map(t => [...t.querySelectorAll('th')].map(h => Math.round(h.getBoundingClientRect().width)).join(','));
+           return {th: getComputedStyle(th).textAlign, td: getComputedStyle(td).textAlign,
+                   same: new Set(widths).size === 1};"#,
+        &[],
+    );
+    assert_eq!(aligned, json!({"th": "right", "td": "right", "same": true}));
 
     // The diff of v1 and v2, accounts only: changed rows, the changed field
     // highlighted on both sides.
     browser.fill("#diff-prefix", "account/");
     browser.fill("#diff-limit", "5");
+    browser.fill("#diff-wait", "2");
     browser.click("#diff-run");
     let diff = browser.wait_for(
         "the diff rows",
@@ -425,6 +490,21 @@ fn dashboard_shows_versions_progress_diff_and_promotes_in_a_browser() {
     );
     // Highlighted in both the v1 and the v2 value.
     assert_eq!(diff["highlighted"], json!(["flagged", "flagged"]), "{diff}");
+    // How the numeric field moved over the page's rows: v2 flags more.
+    let moves = browser.eval(
+        r#"return [...document.querySelectorAll('#diff-moves .move')]
+             .map(m => [m.dataset.path, m.textContent, m.querySelectorAll('rect').length]);"#,
+        &[],
+    );
+    assert_eq!(moves[0][0], "flagged", "{moves}");
+    assert!(
+        moves[0][1]
+            .as_str()
+            .unwrap()
+            .contains("5 rows changed by +"),
+        "{moves}"
+    );
+    assert_eq!(moves[0][2], 10, "{moves}");
     assert!(
         diff["summary"]
             .as_str()

@@ -75,23 +75,26 @@ fn demo_tells_the_whole_story() {
     let digests = summary["digests"].as_object().unwrap();
     assert_eq!(digests.len(), 2);
 
-    // The narrated form explains each step.
+    // The narrated form explains each step, with the host's own logs kept
+    // out of it unless asked for (no --log-level here).
     let out = Command::new(KAPPA)
-        .args(["demo", "--events", "5000", "--log-level", "warn"])
+        .args(["demo", "--events", "5000"])
+        .env_remove("KAPPA_LOG")
         .output()
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{stderr}");
+    assert!(!stderr.contains("INFO"), "{stderr}");
     for step in [
+        "server: http://127.0.0.1:",
+        "5,000 card payments",
         "Deploy payments@1.0.0",
         "replaying",
         "Diff the two views",
         "Promote payments@2.0.0",
         "Roll back",
+        "Retire payments@2.0.0",
     ] {
         assert!(text.contains(step), "missing `{step}` in:\n{text}");
     }
@@ -117,4 +120,44 @@ fn quickstart_script_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("quickstart finished"));
+}
+
+#[test]
+fn demo_keep_leaves_its_server_running_until_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(KAPPA)
+        .args(["demo", "--events", "2000", "--keep"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = None;
+    loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.strip_prefix("server: ") {
+            url = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("The server stays up at") {
+            break;
+        }
+    }
+    let url = url.expect("the demo prints its server's address");
+    let out = Command::new(KAPPA)
+        .args(["status", "--json", "--server", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["processors"][0]["promoted"], "1.0.0", "{status}");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
 }

@@ -160,7 +160,7 @@ fn each_kind_of_misbehaviour_fails_only_its_version() {
 
     // A panic in init is refused at deploy, and nothing is registered.
     let out = deploy_faulty(&server, "0.5.0", r#"{"mode":"init-panic"}"#, &[]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("trapped in init") && err.contains("panicking in init"),

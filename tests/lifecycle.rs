@@ -151,7 +151,7 @@ fn deploy_replay_diff_promote_rollback_retire_and_restart() {
     server.json(&["promote", V2]);
     let retired = server.json(&["retire", V1]);
     assert_eq!(retired["state"], "retired");
-    let err = server.fails(&["get", V1, key], 1);
+    let err = server.fails(&["get", V1, key], 2);
     assert!(err.contains("dropped"), "{err}");
     let err = server.fails(&["rollback", "payments"], 1);
     assert!(err.contains("previous"), "{err}");

@@ -427,3 +427,122 @@ fn log_format_json_writes_one_json_object_a_line() {
         "{log}"
     );
 }
+
+#[test]
+fn text_logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(KAPPA)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "info"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = stderr.next().unwrap().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(line.contains("kappa serving"), "{line:?}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "escape codes in a redirected log: {line:?}"
+    );
+}
+
+#[test]
+fn a_fresh_host_exposes_host_series_with_help_and_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (status, _) = http(&server.url, "GET", "/healthz", b"");
+    assert_eq!(status, 200);
+    let (status, _) = http(&server.url, "GET", "/v1/processors/ghost", b"");
+    assert_eq!(status, 404);
+    let text = scrape(&server);
+    let (types, samples) = parse_prometheus(&text);
+
+    // Every family has its HELP and TYPE lines.
+    for name in types.keys() {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}: {text}"
+        );
+    }
+    let expected = [
+        ("kappa_build_info", "gauge"),
+        ("kappa_topics", "gauge"),
+        ("kappa_http_requests_total", "counter"),
+        ("kappa_http_request_duration_seconds", "histogram"),
+        ("process_start_time_seconds", "gauge"),
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_threads", "gauge"),
+        ("process_open_fds", "gauge"),
+    ];
+    for (name, kind) in expected {
+        assert_eq!(
+            types.get(name).map(String::as_str),
+            Some(kind),
+            "{name}: {text}"
+        );
+    }
+    assert_eq!(
+        value(
+            &samples,
+            "kappa_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&samples, "kappa_topics", &[]), Some(0.0));
+    assert!(value(&samples, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
+    assert!(value(&samples, "process_threads", &[]).unwrap() >= 1.0);
+    assert!(value(&samples, "process_open_fds", &[]).unwrap() >= 3.0);
+    assert!(value(&samples, "process_start_time_seconds", &[]).unwrap() > 1.7e9);
+    // The requests before this scrape, by route pattern and status.
+    let requests = |route: &str, status: &str| {
+        value(
+            &samples,
+            "kappa_http_requests_total",
+            &[("method", "GET"), ("route", route), ("status", status)],
+        )
+    };
+    assert_eq!(requests("/healthz", "200"), Some(1.0), "{text}");
+    assert_eq!(
+        requests("/v1/processors/{name}", "404"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "kappa_http_request_duration_seconds_count",
+            &[("route", "/healthz")]
+        ),
+        Some(1.0)
+    );
+
+    // A topic appears with its end offsets and appends, zero at first.
+    server.json(&["topic", "create", "events", "--partitions", "2"]);
+    let (types, samples) = parse_prometheus(&scrape(&server));
+    assert_eq!(types["kappa_topic_end_offset"], "gauge");
+    assert_eq!(types["kappa_topic_events_appended_total"], "counter");
+    assert_eq!(value(&samples, "kappa_topics", &[]), Some(1.0));
+    assert_eq!(
+        value(
+            &samples,
+            "kappa_topic_end_offset",
+            &[("topic", "events"), ("partition", "1")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "kappa_topic_events_appended_total",
+            &[("topic", "events")]
+        ),
+        Some(0.0)
+    );
+}

@@ -386,7 +386,7 @@ fn deploy_and_count(component: &Path, name: &str) {
             "{\"x\":1}",
             "--wait",
         ],
-        1,
+        2,
     );
     assert!(err.contains("takes no configuration"), "{err}");
 }

@@ -192,7 +192,7 @@ fn rust_python_and_js_build_identical_views_and_fail_alike() {
                     "--config",
                     config,
                 ],
-                1,
+                2,
             );
             assert!(
                 err.contains("invalid configuration"),

@@ -135,6 +135,7 @@ pub fn router(host: Arc<Host>) -> Router {
 /// nothing.
 pub fn router_with(host: Arc<Host>, options: &ServeOptions) -> Router {
     let access = Arc::new(options.access.clone());
+    let counted = host.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -161,6 +162,31 @@ pub fn router_with(host: Arc<Host>, options: &ServeOptions) -> Router {
             access,
             crate::access::middleware,
         ))
+        // Outermost, so that refused requests (401) are counted too.
+        .layer(axum::middleware::from_fn_with_state(counted, count_http))
+}
+
+/// Counts every request and its latency for `/metrics`, by method, route
+/// pattern and status.
+async fn count_http(
+    State(host): State<Arc<Host>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    host.metrics().http(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 async fn status(State(host): State<Arc<Host>>) -> ApiResult<crate::model::StatusReport> {
@@ -189,9 +215,12 @@ async fn produce(
     let now = now_ms();
     let mut events = Vec::with_capacity(req.events.len());
     for (i, line) in req.events.into_iter().enumerate() {
-        let record = line
-            .into_record(now)
-            .map_err(|e| Error::invalid(format!("event {i}: {e}; nothing was appended")))?;
+        let record = line.into_record(now).map_err(|e| {
+            Error::invalid(format!(
+                "event {} of the request (counting from 1): {e}; nothing was appended",
+                i + 1
+            ))
+        })?;
         events.push(record);
     }
     Ok(Json(blocking(move || host.produce(&topic, events)).await?))

@@ -3,8 +3,8 @@
 //! every subcommand that prints data takes `--json` (the shapes of
 //! `crate::model`, documented in `docs/api.md`).
 //!
-//! Exit codes: 0 success, 1 the operation failed (the server refused it, or a
-//! key was not found), 2 bad usage or bad input (nothing was sent).
+//! Exit codes (`EXIT_CODES`, shown by `kappa --help`): 0 success, 1 the
+//! operation failed, 2 bad usage or bad input (nothing was changed).
 
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
@@ -20,33 +20,48 @@ use crate::lifecycle::{Host, HostOptions};
 use crate::model::{EventLine, ProcessorStatus, ProduceReport, State, StatusReport, VersionStatus};
 use crate::registry::{Settings, VersionId};
 
+/// The heading of the options every subcommand takes, in `--help`.
+const GLOBAL: &str = "Global options";
+
+/// The exit codes, as `kappa --help` prints them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    the operation failed: refused in the current state (HTTP 409), a key not found,
+       a version that failed, the server unreachable or failing (5xx), a token refused (401)
+  2    bad usage or bad input, nothing was changed: wrong arguments, an unreadable file,
+       or a request the server refused as such (HTTP 400 invalid, 404 not found,
+       413 too large)
+  130  interrupted (Ctrl-C while waiting)";
+
 /// kappa: versioned WebAssembly processors over one replayable event log.
 #[derive(Debug, Parser)]
-#[command(name = "kappa", version, about, long_about = None)]
+#[command(name = "kappa", version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     /// Address of the kappa server the client commands talk to.
-    #[arg(long, global = true, env = "KAPPA_SERVER", default_value = DEFAULT_SERVER)]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
     /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     json: bool,
     /// Log level of `serve` and `demo` (error, warn, info, debug, trace), or
     /// a tracing filter like `kappa=debug`.
-    #[arg(long, global = true, env = "KAPPA_LOG", default_value = "info")]
-    log_level: String,
+    /// [default: info; warn for `demo`, whose story is on stdout]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_LOG")]
+    log_level: Option<String>,
     /// Format of the logs of `serve` and `demo` on stderr: `text` for people,
     /// `json` for one JSON object a line.
-    #[arg(long, global = true, env = "KAPPA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Bearer token. `serve` then requires it of every request that changes
     /// something (and of reads with --auth-reads); the client commands send
     /// it. Prefer KAPPA_TOKEN or --token-file: other users can see a command
     /// line.
-    #[arg(long, global = true, env = "KAPPA_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Read the bearer token from this file (surrounding white space is
     /// ignored); takes precedence over --token.
-    #[arg(long, global = true, env = "KAPPA_TOKEN_FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "KAPPA_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -92,6 +107,8 @@ enum Command {
     Topic(TopicCommand),
     /// Append events to a topic from JSON lines (a file or stdin). Each line:
     /// {"key": ..., "value": ..., "timestamp": ms, "partition": n, "headers": {..}}.
+    /// Blank lines are skipped; errors name lines counted from 1, blank ones
+    /// included.
     Produce {
         /// The topic.
         topic: String,
@@ -139,12 +156,12 @@ enum Command {
         #[arg(long)]
         auto_promote: bool,
         /// Time limit of one batch, ms.
-        #[arg(long)]
-        batch_timeout_ms: Option<u64>,
+        #[arg(long, default_value_t = Settings::default().batch_timeout_ms)]
+        batch_timeout_ms: u64,
         /// Memory limit of the plugin, MiB: its linear memories and the view
         /// writes of its batch in progress.
-        #[arg(long)]
-        memory_limit_mb: Option<u64>,
+        #[arg(long, default_value_t = Settings::default().memory_limit_bytes >> 20)]
+        memory_limit_mb: u64,
         /// What to do with an event the plugin fails on: `stop` the version
         /// (it is marked failed), or `skip` it and list it as a dead letter.
         #[arg(long, default_value = "stop")]
@@ -183,9 +200,9 @@ enum Command {
         /// Only keys with this prefix.
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Most rows to print.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// Most rows to print (1 to 10,000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        limit: u64,
         /// Start after this key (the `next_after` of a previous page).
         #[arg(long)]
         after: Option<String>,
@@ -243,13 +260,18 @@ enum Command {
         /// Events of history before the first deploy.
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
+        /// Keep the demo's server running afterwards (its dashboard and API)
+        /// until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
     /// Write the example components built into this binary (payments-v1,
-    /// payments-v2, starter, faulty) as .wasm files into a directory.
+    /// payments-v2, starter, faulty, echo-v1, echo-v2) as .wasm files into a
+    /// directory.
     Examples {
         /// Directory to write into (created if missing).
         dir: PathBuf,
@@ -297,9 +319,22 @@ struct Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         Failure {
-            code: 1,
+            code: exit_code(&e),
             message: e.to_string(),
         }
+    }
+}
+
+/// The exit code of a failed request (see `EXIT_CODES`): 2 when the server
+/// refused the request as such (it is wrong whatever the state: 400, 404,
+/// 413), else 1.
+fn exit_code(e: &ClientError) -> u8 {
+    match e {
+        ClientError::Api {
+            status: 400 | 404 | 413,
+            ..
+        } => 2,
+        _ => 1,
     }
 }
 
@@ -321,8 +356,23 @@ fn usage(message: impl Into<String>) -> Failure {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(&cli.log_level, cli.log_format);
+    use clap::{CommandFactory, FromArgMatches};
+    // The exit codes under every subcommand's --help too.
+    let matches = Cli::command()
+        .mut_subcommands(|c| c.after_help(EXIT_CODES))
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let level = cli.log_level.clone().unwrap_or_else(|| {
+        match cli.command {
+            Command::Demo { .. } => "warn",
+            _ => "info",
+        }
+        .to_owned()
+    });
+    init_tracing(&level, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -345,8 +395,11 @@ pub fn main() -> ExitCode {
 fn init_tracing(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colour only on a terminal: never escape codes in a redirected log.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -369,7 +422,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let client = || {
         Client::new(&cli.server)
             .map(|c| c.with_token(token.clone()))
-            .map_err(Failure::from)
+            .map_err(|e| usage(e.to_string()))
     };
     match cli.command {
         Command::Serve {
@@ -404,7 +457,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             serve(data_dir, listen, options, host_options).await
         }
-        Command::Demo { data_dir, events } => crate::demo::run(data_dir, events, json)
+        Command::Demo {
+            data_dir,
+            events,
+            keep,
+        } => crate::demo::run(data_dir, events, json, keep)
             .await
             .map_err(|e| Failure {
                 code: 1,
@@ -482,13 +539,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if report.valid {
                 Ok(())
             } else {
+                // The text report above lists the reasons; say them once.
                 Err(Failure {
                     code: 1,
-                    message: format!(
-                        "{} is not a valid plugin for this host: {}",
-                        file.display(),
-                        report.reasons.join("; ")
-                    ),
+                    message: if json {
+                        format!(
+                            "{} is not a valid plugin for this host: {}",
+                            file.display(),
+                            report.reasons.join("; ")
+                        )
+                    } else {
+                        format!(
+                            "{} is not a valid plugin for this host (the reasons are above)",
+                            file.display()
+                        )
+                    },
                 })
             }
         }
@@ -513,7 +578,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "{:<24} {:>3} partitions {:>12} events",
                     t.name,
                     t.partitions,
-                    t.end_offsets.iter().sum::<u64>()
+                    group(t.end_offsets.iter().sum::<u64>())
                 );
             }
             Ok(())
@@ -528,10 +593,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut next = from;
             let mut left = limit;
             let mut events = Vec::new();
+            let mut end = next;
             while left > 0 {
                 let page = client
                     .consume(&topic, partition, next, left.min(10_000))
                     .await?;
+                end = page.end_offset;
                 if page.events.is_empty() {
                     break;
                 }
@@ -540,14 +607,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 events.extend(page.events);
             }
             if json {
-                return print_json(&events);
+                print_json(&events)?;
+            } else {
+                for e in &events {
+                    let line = serde_json::to_string(e).map_err(|e| Failure {
+                        code: 1,
+                        message: e.to_string(),
+                    })?;
+                    println!("{line}");
+                }
             }
-            for e in &events {
-                let line = serde_json::to_string(e).map_err(|e| Failure {
-                    code: 1,
-                    message: e.to_string(),
-                })?;
-                println!("{line}");
+            if next < end {
+                eprintln!(
+                    "(stopped at --limit {limit}: partition {partition} has more, up to offset \
+                     {}; next page: --from {next}, or a larger --limit)",
+                    end - 1
+                );
             }
             Ok(())
         }
@@ -576,14 +651,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
                 (None, None) => String::new(),
             };
-            let defaults = Settings::default();
             let settings = Settings {
                 config,
                 auto_promote,
-                batch_timeout_ms: batch_timeout_ms.unwrap_or(defaults.batch_timeout_ms),
-                memory_limit_bytes: memory_limit_mb
-                    .map(|mb| mb << 20)
-                    .unwrap_or(defaults.memory_limit_bytes),
+                batch_timeout_ms,
+                memory_limit_bytes: memory_limit_mb.saturating_mul(1 << 20),
                 on_error,
             };
             let client = client()?;
@@ -602,8 +674,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         } else {
                             "compiled"
                         },
-                        report.compile_ms,
-                        report.events_to_replay
+                        group(report.compile_ms),
+                        group(report.events_to_replay)
                     );
                 } else {
                     println!(
@@ -670,7 +742,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             after,
         } => {
             let page = client()?
-                .scan(&view, &prefix, after.as_deref(), limit)
+                .scan(&view, &prefix, after.as_deref(), limit as usize)
                 .await?;
             if json {
                 return print_json(&page);
@@ -690,7 +762,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             println!(
                 "{}  {}  ({} rows, offsets {:?})",
-                d.sha256, d.id, d.rows, d.offsets
+                d.sha256,
+                d.id,
+                group(d.rows),
+                d.offsets
             );
             Ok(())
         }
@@ -904,6 +979,9 @@ async fn produce(
             let event = EventLine::parse_line(&line)
                 .and_then(|e| e.clone().into_record(0).map(|_| e))
                 .map_err(|e| {
+                    // One position, in lines: the JSON parser's own "line 1"
+                    // is this line.
+                    let e = e.replace(" at line 1 column ", " at column ");
                     usage(format!(
                         "{source}: line {n}: {e}; {} events before it were appended, nothing after",
                         total.appended
@@ -920,7 +998,7 @@ async fn produce(
                 .produce(topic, std::mem::take(&mut pending))
                 .await
                 .map_err(|e| Failure {
-                    code: 1,
+                    code: exit_code(&e),
                     message: format!(
                         "{e} (events of lines {first_pending_line} and after were not appended; \
                          {} events before them were)",
@@ -994,10 +1072,11 @@ async fn wait_caught_up(
     tokio::pin!(ctrl_c);
     let mut last_print = std::time::Instant::now() - Duration::from_secs(10);
     let version = id.version.to_string();
+    let mut last: Option<VersionStatus> = None;
     loop {
         let v = tokio::select! {
             v = client.version(&id.name, &version) => v?,
-            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id)),
+            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id, last.as_ref())),
         };
         if v.state != State::Replaying {
             if let Some(bar) = &bar {
@@ -1009,7 +1088,7 @@ async fn wait_caught_up(
                     "{}: {} ({} events applied)",
                     v.id,
                     v.state,
-                    v.applied_offsets.iter().sum::<u64>()
+                    group(v.applied_offsets.iter().sum::<u64>())
                 );
             }
             return Ok(v);
@@ -1023,16 +1102,26 @@ async fn wait_caught_up(
             }
             None => {}
         }
+        last = Some(v);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id)),
+            _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id, last.as_ref())),
         }
     }
 }
 
-fn interrupted(bar: Option<&indicatif::ProgressBar>, id: &VersionId) -> Failure {
+fn interrupted(
+    bar: Option<&indicatif::ProgressBar>,
+    id: &VersionId,
+    last: Option<&VersionStatus>,
+) -> Failure {
     if let Some(bar) = bar {
-        bar.abandon();
+        // Cleared, then said once as a plain line: redrawing the bar after
+        // the terminal echoed ^C would show it twice.
+        bar.finish_and_clear();
+        if let Some(v) = last {
+            eprintln!("{}", progress_line(v));
+        }
     }
     Failure {
         code: 130,
@@ -1046,52 +1135,86 @@ fn interrupted(bar: Option<&indicatif::ProgressBar>, id: &VersionId) -> Failure 
 
 /// One line of replay progress: done/total, percent, rate, ETA.
 pub(crate) fn progress_line(v: &VersionStatus) -> String {
-    let total: u64 = v.end_offsets.iter().sum();
-    let done = total.saturating_sub(v.lag);
+    let (done, total) = done_total(v);
     format!(
-        "{}: replaying {done}/{total} events ({:.1}%), {:.0} events/s, ETA {}",
+        "{}: replaying {}/{} events ({:.1}%), {} events/s, ETA {}",
         v.id,
-        v.progress * 100.0,
-        v.events_per_second,
+        group(done),
+        group(total),
+        v.progress.unwrap_or(0.0) * 100.0,
+        group_rate(v.events_per_second),
         v.eta_seconds
             .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"))
     )
 }
 
-/// The style of a version's progress bar: id, bar, done/total, then a
-/// message with state, rate, ETA and lag (see `bar_message`).
+/// The style of a version's progress bar: id, bar, then a message with
+/// done/total, state, rate, ETA and lag (see `bar_message`), all from one
+/// status so that the count and the percentage always agree.
 fn bar_style() -> indicatif::ProgressStyle {
-    indicatif::ProgressStyle::with_template(
-        "{prefix:18!} {bar:20.cyan/blue} {human_pos:>9}/{human_len:<9} {msg}",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("█▉▊▋▌▍▎▏ ")
+    indicatif::ProgressStyle::with_template("{prefix:18!} {bar:20.cyan/blue} {wide_msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("█▉▊▋▌▍▎▏ ")
+}
+
+/// Events applied and events to apply in all, from where the version
+/// started reading (0/0 once retired: it has no view).
+fn done_total(v: &VersionStatus) -> (u64, u64) {
+    let Some(lag) = v.lag else {
+        return (0, 0);
+    };
+    let total: u64 = match v.progress {
+        // The total counts from where the version started (the earliest
+        // retained offsets on Kafka): done / total is the progress.
+        Some(p) if p < 1.0 => (lag as f64 / (1.0 - p)).round() as u64,
+        _ => v.end_offsets.iter().sum::<u64>().max(lag),
+    };
+    (total.saturating_sub(lag), total)
 }
 
 fn bar_message(v: &VersionStatus) -> String {
-    let pct = v.progress * 100.0;
-    match v.state {
+    let pct = v.progress.unwrap_or(0.0) * 100.0;
+    let lag = v.lag.unwrap_or(0);
+    let (done, total) = done_total(v);
+    let counts = format!("{}/{}", group(done), group(total));
+    let rest = match v.state {
         State::Replaying => format!(
-            "{pct:.1}% · {:.0} events/s · ETA {}",
-            v.events_per_second,
+            "{pct:.1}% · {} events/s · ETA {}",
+            group_rate(v.events_per_second),
             v.eta_seconds
                 .map_or_else(|| "-".to_owned(), |s| format!("{s:.1} s"))
         ),
         State::Failed => format!("failed {}", failure_text(v)),
-        State::Retired => "retired".to_owned(),
-        _ if v.lag > 0 => format!(
-            "{} · lag {} · {:.0} events/s",
-            v.state, v.lag, v.events_per_second
+        State::Retired => "retired · view dropped".to_owned(),
+        _ if lag > 0 => format!(
+            "{} · lag {} · {} events/s",
+            v.state,
+            group(lag),
+            group_rate(v.events_per_second)
         ),
-        _ => format!("{} · {:.0} events/s", v.state, v.events_per_second),
+        _ => format!("{} · {} events/s", v.state, group_rate(v.events_per_second)),
+    };
+    match v.state {
+        State::Retired => rest,
+        _ => format!("{counts} {rest}"),
     }
 }
 
 fn update_bar(bar: &indicatif::ProgressBar, v: &VersionStatus) {
-    let total: u64 = v.end_offsets.iter().sum();
+    if v.state == State::Retired {
+        // No bar for a version without a view: only its state.
+        bar.set_style(retired_style());
+    }
+    let (done, total) = done_total(v);
     bar.set_length(total);
-    bar.set_position(total.saturating_sub(v.lag));
+    bar.set_position(done);
     bar.set_message(bar_message(v));
+}
+
+/// The line of a retired version in `status --watch`: no bar, no counts.
+fn retired_style() -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template("{prefix:18!} {wide_msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
 }
 
 /// Status of every processor, or of one with only its topic.
@@ -1132,7 +1255,6 @@ async fn watch_status(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut last_error = None;
-    let mut last = None;
     loop {
         let fetched = tokio::select! {
             r = fetch_status(client, name) => r,
@@ -1153,7 +1275,6 @@ async fn watch_status(
                     None => println!("{}", render_status(&report)),
                 }
                 let _ = std::io::stdout().flush();
-                last = Some(report);
             }
             Err(f) => {
                 if last_error.as_deref() != Some(f.message.as_str()) {
@@ -1171,7 +1292,7 @@ async fn watch_status(
         }
     }
     if let Some(screen) = screen {
-        screen.leave(last.as_ref());
+        screen.leave();
     }
     Ok(())
 }
@@ -1260,7 +1381,7 @@ impl WatchScreen {
                     "topic {}: {} partitions, {} events",
                     t.name,
                     t.partitions,
-                    t.end_offsets.iter().sum::<u64>()
+                    group(t.end_offsets.iter().sum::<u64>())
                 )
             })
             .collect();
@@ -1271,16 +1392,16 @@ impl WatchScreen {
         });
     }
 
-    /// Clears the bars and prints the last status as the plain table, for
-    /// the terminal's scrollback.
-    fn leave(self, last: Option<&StatusReport>) {
-        let _ = self.multi.clear();
+    /// Leaves the last screen as it is, for the terminal's scrollback, and
+    /// the cursor on a line of its own below it. (Clearing it to print the
+    /// table instead would move the cursor up by the screen's height, but
+    /// the terminal's echo of ^C after a full-width line may have scrolled
+    /// one line more, leaving a duplicated header.)
+    fn leave(self) {
         // The bars, dropped after this, draw nothing more.
         self.multi
             .set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        if let Some(report) = last {
-            print!("{}", render_status(report));
-        }
+        println!();
     }
 }
 
@@ -1323,13 +1444,22 @@ pub(crate) fn render_status(report: &StatusReport) -> String {
             "VERSION", "STATE", "PROGRESS", "LAG", "EVENTS/S", "ETA", "DIGEST"
         ));
         for v in &p.versions {
+            // A retired version has no view: no progress, lag or rate.
+            let (progress, lag, rate) = match (v.progress, v.lag) {
+                (Some(progress), Some(lag)) => (
+                    format!("{:.1}%", progress * 100.0),
+                    group(lag),
+                    group_rate(v.events_per_second),
+                ),
+                _ => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
+            };
             out.push_str(&format!(
-                "  {:<12} {:<10} {:>7.1}% {:>10} {:>12.0} {:>8}  {}\n",
+                "  {:<12} {:<10} {:>8} {:>10} {:>12} {:>8}  {}\n",
                 v.version,
                 v.state.to_string(),
-                v.progress * 100.0,
-                v.lag,
-                v.events_per_second,
+                progress,
+                lag,
+                rate,
                 v.eta_seconds
                     .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s")),
                 &v.digest[..v.digest.len().min(12)]
@@ -1353,7 +1483,7 @@ pub(crate) fn render_status(report: &StatusReport) -> String {
             "topic {}: {} partitions, {} events (end offsets {:?})\n",
             t.name,
             t.partitions,
-            t.end_offsets.iter().sum::<u64>(),
+            group(t.end_offsets.iter().sum::<u64>()),
             t.end_offsets
         ));
     }
@@ -1372,10 +1502,10 @@ pub(crate) fn render_diff(r: &DiffReport) -> String {
         } else {
             format!(" (keys {}*)", r.prefix)
         },
-        r.counts.added,
-        r.counts.removed,
-        r.counts.changed,
-        r.counts.unchanged
+        group(r.counts.added),
+        group(r.counts.removed),
+        group(r.counts.changed),
+        group(r.counts.unchanged)
     );
     let show =
         |v: &Option<serde_json::Value>| v.as_ref().map_or_else(|| "-".to_owned(), render_json);
@@ -1417,5 +1547,66 @@ impl DiffReport {
     }
     fn b_label(&self) -> &str {
         self.b.split_once('@').map_or(&self.b, |(_, v)| v)
+    }
+}
+
+/// `n` with thousands separators: `1234567` as `1,234,567`.
+pub(crate) fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A rate rounded to a whole number, with thousands separators.
+pub(crate) fn group_rate(rate: f64) -> String {
+    group(rate.max(0.0).round() as u64)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(super::group(0), "0");
+        assert_eq!(super::group(999), "999");
+        assert_eq!(super::group(1000), "1,000");
+        assert_eq!(super::group(89_237), "89,237");
+        assert_eq!(super::group(1_234_567), "1,234,567");
+        assert_eq!(super::group_rate(89_236.6), "89,237");
+    }
+
+    fn version(
+        state: &str,
+        lag: serde_json::Value,
+        progress: serde_json::Value,
+    ) -> super::VersionStatus {
+        serde_json::from_value(serde_json::json!({
+            "id": "p@1.0.0", "name": "p", "version": "1.0.0", "digest": "00", "topic": "t",
+            "state": state, "caught_up": false, "applied_offsets": [],
+            "end_offsets": [1_000_000, 2_200_000], "lag": lag, "progress": progress,
+            "events_per_second": 89_237.4, "eta_seconds": 2.0, "processed_since_start": 0,
+            "failure": null, "settings": {}, "deployed_at_ms": 0
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn progress_counts_and_percentages_agree_and_a_retired_version_has_none() {
+        let v = version("replaying", 2_600_000.into(), 0.1875.into());
+        assert_eq!(super::done_total(&v), (600_000, 3_200_000));
+        assert_eq!(
+            super::bar_message(&v),
+            "600,000/3,200,000 18.8% · 89,237 events/s · ETA 2.0 s"
+        );
+        assert!(super::progress_line(&v).contains("600,000/3,200,000 events (18.8%)"));
+        let retired = version("retired", serde_json::Value::Null, serde_json::Value::Null);
+        assert_eq!(super::done_total(&retired), (0, 0));
+        assert_eq!(super::bar_message(&retired), "retired · view dropped");
     }
 }

@@ -63,9 +63,22 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client of the server at `base` (e.g. `http://127.0.0.1:7070`).
+    /// An address without a scheme (`localhost:7070`) means `http://`.
     pub fn new(base: &str) -> Result<Self, ClientError> {
-        let base = reqwest::Url::parse(base)
-            .map_err(|e| ClientError::Other(format!("`{base}` is not a server address: {e}")))?;
+        let full = if base.contains("://") {
+            base.to_owned()
+        } else {
+            format!("http://{base}")
+        };
+        let base = reqwest::Url::parse(&full)
+            .ok()
+            .filter(|u| !u.cannot_be_a_base() && u.host().is_some())
+            .ok_or_else(|| {
+                ClientError::Other(format!(
+                    "`{base}` is not a server address: give HOST:PORT or a URL such as \
+                     http://127.0.0.1:7070"
+                ))
+            })?;
         Ok(Client {
             base,
             http: reqwest::Client::new(),

@@ -1,7 +1,9 @@
 //! `kappa demo`: the whole story on the embedded default, in a temporary
 //! data directory, explained step by step. It runs a real host in-process
 //! with its HTTP API on a loopback port and drives it through the same client
-//! the CLI uses, so what it shows is exactly what a user would get.
+//! the CLI uses, so what it shows is exactly what a user would get. It prints
+//! the server's address, so its dashboard can be watched while the story
+//! runs (and, with `--keep`, afterwards).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::cli::group;
 use crate::client::Client;
 use crate::lifecycle::{Host, HostOptions};
 use crate::model::State;
@@ -29,8 +32,14 @@ fn say(text: &str) {
     }
 }
 
-/// Runs the demo. With `json`, prints only a JSON summary at the end.
-pub async fn run(data_dir: Option<PathBuf>, events: usize, json: bool) -> anyhow::Result<()> {
+/// Runs the demo. With `json`, prints only a JSON summary at the end; with
+/// `keep`, leaves the server running afterwards until Ctrl-C.
+pub async fn run(
+    data_dir: Option<PathBuf>,
+    events: usize,
+    json: bool,
+    keep: bool,
+) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let dir = data_dir.unwrap_or_else(|| temp.path().to_owned());
     let quiet = json;
@@ -54,8 +63,20 @@ pub async fn run(data_dir: Option<PathBuf>, events: usize, json: bool) -> anyhow
     let server = tokio::spawn(crate::api::serve(host.clone(), listener, async {
         let _ = stop_rx.await;
     }));
+    out(&|| {
+        println!("server: {url} (open {url}/ to watch the dashboard while the demo runs)");
+    });
     let client = Client::new(&url)?;
     let result = story(&client, events, quiet).await;
+    if keep && result.is_ok() {
+        if !quiet {
+            println!(
+                "\nThe server stays up at {url} (dashboard {url}/; `kappa status --server {url}`).\n\
+                 Ctrl-C to stop it."
+            );
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
     let _ = stop_tx.send(());
     let _ = server.await;
     tokio::task::spawn_blocking(move || host.shutdown()).await?;
@@ -87,6 +108,8 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
     client.create_topic(TOPIC, 4).await?;
     let mut generator = PaymentGenerator::new(42, 500, 1_767_225_600_000);
     let mut produced = 0usize;
+    let mut shown = std::time::Instant::now();
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     while produced < events {
         let n = (events - produced).min(10_000);
         let lines = generator
@@ -96,10 +119,19 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
             .collect();
         client.produce(TOPIC, lines).await?;
         produced += n;
+        if !quiet && shown.elapsed() >= Duration::from_secs(1) && produced < events {
+            appending(produced, events, terminal);
+            shown = std::time::Instant::now();
+        }
+    }
+    if !quiet && terminal {
+        // Over the progress line, kept on one line on a terminal.
+        print!("\r\x1b[2K");
     }
     say(&format!(
-        "Topic `{TOPIC}` (4 partitions) holds {produced} card payments, keyed by account.\n\
-         Appends are acknowledged only after fsync: they survive a crash."
+        "Topic `{TOPIC}` (4 partitions) holds {} card payments, keyed by account.\n\
+         Appends are acknowledged only after fsync: they survive a crash.",
+        group(produced as u64)
     ));
 
     step(
@@ -118,7 +150,7 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
     say(&format!(
         "Component validated and compiled in {} ms (sha256 {}). It replays the log from offset 0\n\
          into its own view; being the first version of `payments`, it is promoted when it catches up.",
-        report.compile_ms,
+        group(report.compile_ms),
         &report.digest[..12]
     ));
     let s1 = watch(client, &v1, quiet).await?;
@@ -167,7 +199,7 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
         .await?;
     say(&format!(
         "Deployed payments@2.0.0 ({} events to replay). v1 keeps serving and tailing the live log:",
-        report.events_to_replay
+        group(report.events_to_replay)
     ));
     let s2 = watch(client, &v2, quiet).await?;
     if s2.state != State::CaughtUp {
@@ -177,7 +209,8 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
     say(&format!(
         "payments@2.0.0 caught up; it waits for a promotion. Meanwhile payments@1.0.0 stayed {} \
          with a lag of {} events.",
-        s1.state, s1.lag
+        s1.state,
+        group(s1.lag.unwrap_or(0))
     ));
 
     step(4, "Diff the two views at the same log position");
@@ -201,7 +234,9 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
     say(&format!(
         "Accounts whose flag count differs: {}. Flags only v1 raised (small amounts v2 no longer\n\
          flags): {}. Flags only v2 raised (velocity): {}.",
-        accounts.counts.changed, flags.counts.removed, flags.counts.added
+        group(accounts.counts.changed),
+        group(flags.counts.removed),
+        group(flags.counts.added)
     ));
 
     step(5, "Promote payments@2.0.0");
@@ -226,13 +261,23 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
 
     live.store(false, Ordering::Relaxed);
     let _ = producer.await;
-    step(7, "Where things stand");
+    let d1 = client.digest("payments@1.0.0").await?;
+    let d2 = client.digest("payments@2.0.0").await?;
+
+    step(7, "Retire payments@2.0.0");
+    let retired = client.retire("payments", "2.0.0").await?;
+    say(&format!(
+        "`kappa retire payments@2.0.0` stopped {} and dropped its view (digest was {}).\n\
+         The promoted version can never be retired: promote or roll back first.",
+        retired.id,
+        &d2.sha256[..12]
+    ));
+
+    step(8, "Where things stand");
     let status = client.status().await?;
     if !quiet {
         print!("{}", indent(&crate::cli::render_status(&status)));
     }
-    let d1 = client.digest("payments@1.0.0").await?;
-    let d2 = client.digest("payments@2.0.0").await?;
     Ok(serde_json::json!({
         "events_history": produced,
         "events_live": live_count.load(Ordering::Relaxed),
@@ -262,7 +307,7 @@ async fn watch(
                     "{}: {} after applying {} events",
                     v.id,
                     v.state,
-                    v.applied_offsets.iter().sum::<u64>()
+                    group(v.applied_offsets.iter().sum::<u64>())
                 ));
             }
             return Ok(v);
@@ -271,6 +316,23 @@ async fn watch(
             say(&crate::cli::progress_line(&v));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How far the history is appended: one line rewritten in place on a
+/// terminal, else a line each time.
+fn appending(done: usize, total: usize, terminal: bool) {
+    use std::io::Write;
+    let line = format!(
+        "   appending: {}/{} payments",
+        group(done as u64),
+        group(total as u64)
+    );
+    if terminal {
+        print!("\r\x1b[2K{line}");
+        let _ = std::io::stdout().flush();
+    } else {
+        println!("{line}");
     }
 }
 

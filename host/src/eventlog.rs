@@ -167,7 +167,7 @@ impl EventLog for EmbeddedLog {
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
     /// The log: `embedded` (files in the data directory) or `kafka`.
-    #[arg(long = "log", env = "KAPPA_LOG", default_value = "embedded",
+    #[arg(long = "log", env = "KAPPA_LOG_BACKEND", default_value = "embedded",
           value_parser = ["embedded", "kafka"])]
     pub log: String,
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...] (with --log kafka).

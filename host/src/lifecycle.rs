@@ -366,15 +366,18 @@ impl Host {
                     .sum::<usize>();
             if size > self.options.max_event_bytes {
                 return Err(Error::TooLarge(format!(
-                    "event {i} is {size} bytes, over the limit of {} bytes; nothing was appended",
+                    "event {} of the request (counting from 1) is {size} bytes, over the limit \
+                     of {} bytes; nothing was appended",
+                    i + 1,
                     self.options.max_event_bytes
                 )));
             }
             let partition = match partition {
                 Some(p) if p >= partitions => {
                     return Err(Error::invalid(format!(
-                        "event {i} names partition {p}, but topic `{topic}` has {} partitions \
-                         (0..{}); nothing was appended",
+                        "event {} of the request (counting from 1) names partition {p}, but \
+                         topic `{topic}` has {} partitions (0..{}); nothing was appended",
+                        i + 1,
                         partitions,
                         partitions - 1
                     )));
@@ -461,6 +464,15 @@ impl Host {
                      a version is immutable: deploy the change under a new version",
                     short(&existing.digest),
                     short(&digest)
+                )));
+            }
+            let differing = differing_settings(&existing, topic, &settings);
+            if matches!(existing.stored, Stored::Active) && !differing.is_empty() {
+                return Err(Error::conflict(format!(
+                    "{id} is already deployed with these bytes but other settings ({}); the \
+                     settings are part of a version: deploy them under a new version, or \
+                     deploy again with the same settings",
+                    differing.join(", ")
                 )));
             }
             return match existing.stored {
@@ -1101,8 +1113,9 @@ impl Host {
             if !rec.caught_up && !force {
                 return Err(Error::conflict(format!(
                     "{id} is still replaying ({:.0}% done{}); promoting it now would serve a \
-                     partial view: wait until `kappa status` shows it caught up, or force it",
-                    status.progress * 100.0,
+                     partial view: wait until `kappa status` shows it caught up, or force it \
+                     (use --force)",
+                    status.progress.unwrap_or(0.0) * 100.0,
                     status
                         .eta_seconds
                         .map(|s| format!(", about {s:.0} s to go"))
@@ -1130,10 +1143,17 @@ impl Host {
                 ))
             })?;
             let previous = alias.previous.clone().ok_or_else(|| {
-                Error::conflict(format!(
-                    "`{name}` has no previous version to roll back to ({name}@{current} is the \
-                     only one ever promoted)"
-                ))
+                Error::conflict(match &alias.retired_previous {
+                    Some(retired) => format!(
+                        "`{name}` has no previous version to roll back to: {name}@{retired}, \
+                         promoted before {name}@{current}, was retired; promote another \
+                         version instead (kappa promote {name}@VERSION)"
+                    ),
+                    None => format!(
+                        "`{name}` has no previous version to roll back to ({name}@{current} is \
+                         the only one ever promoted)"
+                    ),
+                })
             })?;
             let prev = versions.get(&format!("{name}@{previous}")).ok_or_else(|| {
                 Error::conflict(format!(
@@ -1185,6 +1205,7 @@ impl Host {
             }
             if alias.previous.as_ref() == Some(&id.version) {
                 alias.previous = None;
+                alias.retired_previous = Some(id.version.clone());
             }
             Ok(())
         })?;
@@ -1320,6 +1341,8 @@ impl Host {
             Stored::Active => State::Replaying,
         };
         let eta_seconds = (state == State::Replaying && rate > 0.0).then(|| lag as f64 / rate);
+        // A retired version has no view: no progress, lag or offsets applied.
+        let retired = state == State::Retired;
         VersionStatus {
             id: id.to_string(),
             name: rec.name.clone(),
@@ -1327,16 +1350,18 @@ impl Host {
             digest: rec.digest.clone(),
             topic: rec.topic.clone(),
             state,
-            caught_up: rec.caught_up,
-            applied_offsets: applied,
+            caught_up: rec.caught_up && !retired,
+            applied_offsets: if retired { Vec::new() } else { applied },
             end_offsets: ends,
-            lag,
-            progress: if total == 0 {
-                1.0
-            } else {
-                done as f64 / total as f64
-            },
-            events_per_second: rate,
+            lag: (!retired).then_some(lag),
+            progress: (!retired).then(|| {
+                if total == 0 {
+                    1.0
+                } else {
+                    done as f64 / total as f64
+                }
+            }),
+            events_per_second: if retired { 0.0 } else { rate },
             eta_seconds,
             processed_since_start: processed,
             failure: match &rec.stored {
@@ -1473,8 +1498,9 @@ impl Host {
             if status.state == State::Replaying && wait.is_zero() {
                 return Err(Error::conflict(format!(
                     "{id} is still replaying ({:.0}% done{}); a diff needs both views at the same \
-                     log position: retry when it has caught up, or ask to wait",
-                    status.progress * 100.0,
+                     log position: retry when it has caught up, or ask to wait \
+                     (use --wait SECONDS)",
+                    status.progress.unwrap_or(0.0) * 100.0,
                     status
                         .eta_seconds
                         .map(|s| format!(", about {s:.0} s to go"))
@@ -1552,7 +1578,47 @@ fn swap_alias(alias: &mut crate::registry::ProcessorRecord, version: &semver::Ve
     if alias.promoted.as_ref() != Some(version) {
         alias.previous = alias.promoted.take();
         alias.promoted = Some(version.clone());
+        alias.retired_previous = None;
     }
+}
+
+/// The settings of a deploy that differ from those `existing` was deployed
+/// with, each as `--flag OLD (asked: NEW)`.
+fn differing_settings(existing: &VersionRecord, topic: &str, asked: &Settings) -> Vec<String> {
+    let was = &existing.settings;
+    let mut out = Vec::new();
+    let mut differ = |flag: &str, old: String, new: String| {
+        if old != new {
+            out.push(format!("{flag} {old} (asked: {new})"));
+        }
+    };
+    differ("--topic", existing.topic.clone(), topic.to_owned());
+    differ(
+        "--config",
+        format!("{:?}", was.config),
+        format!("{:?}", asked.config),
+    );
+    differ(
+        "--on-error",
+        was.on_error.to_string(),
+        asked.on_error.to_string(),
+    );
+    differ(
+        "--auto-promote",
+        was.auto_promote.to_string(),
+        asked.auto_promote.to_string(),
+    );
+    differ(
+        "--batch-timeout-ms",
+        was.batch_timeout_ms.to_string(),
+        asked.batch_timeout_ms.to_string(),
+    );
+    differ(
+        "--memory-limit-mb",
+        (was.memory_limit_bytes >> 20).to_string(),
+        (asked.memory_limit_bytes >> 20).to_string(),
+    );
+    out
 }
 
 fn unknown_version(id: &VersionId) -> Error {

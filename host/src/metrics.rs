@@ -7,6 +7,12 @@
 //! - read from the host's status at scrape time: lag, progress, events
 //!   processed, rate, ETA, state, and the topics' end offsets.
 //!
+//! - about the host itself, there from the first scrape of a fresh host:
+//!   build info, the number of topics, HTTP requests and their latency
+//!   (recorded by a middleware of `crate::api`), and the process figures
+//!   (CPU, memory, threads, open files, start time; read from `/proc` on
+//!   Linux).
+//!
 //! Every name is listed, with its labels, in `docs/operating.md`. All counters
 //! start at zero when the host process starts.
 
@@ -69,6 +75,28 @@ struct PartitionLabels {
     partition: String,
 }
 
+/// Labels of the HTTP request counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    /// The route's pattern (`/v1/processors/{name}`), never the raw path,
+    /// so the number of series stays bounded.
+    route: String,
+    status: String,
+}
+
+/// Labels of the HTTP latency histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
@@ -89,6 +117,15 @@ pub struct Metrics {
     batch_events: HistogramFamily<VersionLabels>,
     failures: Family<FailureLabels, Counter>,
     appended: Family<TopicLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_seconds: HistogramFamily<RouteLabels>,
+    /// When the host started, seconds since the Unix epoch.
+    started_at: f64,
+}
+
+fn http_histogram() -> Histogram {
+    // 0.1 ms to ~13 s: a status read, a produce batch, a deploy that compiles.
+    Histogram::new(exponential_buckets(0.0001, 4.0, 9))
 }
 
 impl Default for Metrics {
@@ -98,6 +135,11 @@ impl Default for Metrics {
             batch_events: Family::new_with_constructor(size_histogram),
             failures: Family::default(),
             appended: Family::default(),
+            http_requests: Family::default(),
+            http_seconds: Family::new_with_constructor(http_histogram),
+            started_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         }
     }
 }
@@ -134,10 +176,99 @@ impl Metrics {
             .inc_by(events);
     }
 
+    /// An HTTP request to `route` (the route's pattern) was answered with
+    /// `status` after `took`.
+    pub fn http(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" => method,
+            _ => "other",
+        };
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.http_seconds
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The series about the host itself: build, topics, HTTP, process.
+    fn register_host(&self, registry: &mut Registry, status: &StatusReport) {
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register(
+            "kappa_build_info",
+            "Always 1, with the version of this kappa build as a label",
+            build,
+        );
+        let topics = Gauge::<i64>::default();
+        topics.set(i64::try_from(status.topics.len()).unwrap_or(i64::MAX));
+        registry.register("kappa_topics", "Topics in the log", topics);
+        registry.register(
+            "kappa_http_requests",
+            "HTTP requests answered since the host started, by method, route and status",
+            self.http_requests.clone(),
+        );
+        registry.register(
+            "kappa_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route",
+            self.http_seconds.clone(),
+        );
+        let start = FloatGauge::default();
+        start.set(self.started_at);
+        registry.register(
+            "process_start_time_seconds",
+            "Start time of the host since the Unix epoch, seconds",
+            start,
+        );
+        if let Some(p) = process_figures() {
+            let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+            cpu.inc_by(p.cpu_seconds);
+            registry.register(
+                "process_cpu_seconds",
+                "CPU time of the host process, user and system, seconds",
+                cpu,
+            );
+            for (name, help, value) in [
+                (
+                    "process_resident_memory_bytes",
+                    "Resident memory of the host process, bytes",
+                    p.resident_bytes,
+                ),
+                (
+                    "process_virtual_memory_bytes",
+                    "Virtual memory of the host process, bytes",
+                    p.virtual_bytes,
+                ),
+                ("process_threads", "Threads of the host process", p.threads),
+                (
+                    "process_open_fds",
+                    "Open file descriptors of the host process",
+                    p.open_fds,
+                ),
+            ] {
+                let gauge = Gauge::<i64>::default();
+                gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+                registry.register(name, help, gauge);
+            }
+        }
+    }
+
     /// Every series, as Prometheus text, with the per-version and per-topic
     /// gauges taken from `status`.
     pub fn render(&self, status: &StatusReport) -> String {
         let mut registry = Registry::default();
+        self.register_host(&mut registry, status);
         let versions = status.processors.iter().flat_map(|p| p.versions.iter());
 
         let lag = Family::<VersionLabels, Gauge>::default();
@@ -158,8 +289,10 @@ impl Metrics {
                 continue;
             }
             lag.get_or_create(&labels)
-                .set(i64::try_from(v.lag).unwrap_or(i64::MAX));
-            progress.get_or_create(&labels).set(v.progress);
+                .set(i64::try_from(v.lag.unwrap_or(0)).unwrap_or(i64::MAX));
+            progress
+                .get_or_create(&labels)
+                .set(v.progress.unwrap_or(0.0));
             processed
                 .get_or_create(&labels)
                 .inc_by(v.processed_since_start);
@@ -257,6 +390,44 @@ impl Metrics {
         }
         out
     }
+}
+
+/// What the operating system says about this process.
+struct ProcessFigures {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    virtual_bytes: u64,
+    threads: u64,
+    open_fds: u64,
+}
+
+/// The process figures from `/proc/self` (Linux); `None` elsewhere or when
+/// they cannot be read.
+fn process_figures() -> Option<ProcessFigures> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name in parentheses: state is field 3, utime and
+    // stime are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| -> Option<f64> { fields.get(i)?.parse::<f64>().ok() };
+    let cpu_seconds = (ticks(11)? + ticks(12)?) / 100.0;
+    Some(ProcessFigures {
+        cpu_seconds,
+        resident_bytes: field("VmRSS:")? * 1024,
+        virtual_bytes: field("VmSize:")? * 1024,
+        threads: field("Threads:")?,
+        open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count() as u64,
+    })
 }
 
 fn state_labels(v: &VersionLabels, state: State) -> StateLabels {

@@ -77,16 +77,19 @@ pub struct VersionStatus {
     pub topic: String,
     /// Lifecycle state.
     pub state: State,
-    /// Whether it has reached the live end at least once.
+    /// Whether it has reached the live end at least once (always false once
+    /// retired).
     pub caught_up: bool,
-    /// Per partition, the next offset the view will apply.
+    /// Per partition, the next offset the view will apply (empty once
+    /// retired).
     pub applied_offsets: Vec<u64>,
     /// Per partition, the log's end offset.
     pub end_offsets: Vec<u64>,
-    /// Events in the log not yet applied to the view.
-    pub lag: u64,
-    /// Share of the log applied, 0 to 1.
-    pub progress: f64,
+    /// Events in the log not yet applied to the view; `null` for a retired
+    /// version (it has no view any more).
+    pub lag: Option<u64>,
+    /// Share of the log applied, 0 to 1; `null` for a retired version.
+    pub progress: Option<f64>,
     /// Recent processing rate.
     pub events_per_second: f64,
     /// Estimated seconds until caught up, while replaying.

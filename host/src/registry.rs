@@ -168,6 +168,15 @@ impl std::str::FromStr for OnError {
     }
 }
 
+impl std::fmt::Display for OnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnError::Stop => "stop",
+            OnError::Skip => "skip",
+        })
+    }
+}
+
 /// An event a version skipped under the `skip` policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -250,6 +259,10 @@ pub struct ProcessorRecord {
     pub promoted: Option<semver::Version>,
     /// The version promoted before it: the target of a rollback.
     pub previous: Option<semver::Version>,
+    /// The version that was `previous` until it was retired (there is then
+    /// nothing to roll back to, and a rollback says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_previous: Option<semver::Version>,
 }
 
 /// The registry file.

@@ -229,7 +229,6 @@ impl LogError {
             source,
         }
     }
-
 }
 
 /// Contents of `topic.json`.

@@ -27,6 +27,78 @@
     return e;
   }
 
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+
+  // ------------------------------------------------------------ history
+
+  // Per version, what each poll saw over the last minutes: the charts.
+  const HISTORY_POINTS = 300; // 5 minutes at one poll a second
+  const history = new Map(); // id -> [{ rate, lag }]
+
+  function remember(v) {
+    let points = history.get(v.id);
+    if (!points) history.set(v.id, (points = []));
+    points.push({ rate: v.events_per_second, lag: v.lag ?? 0 });
+    if (points.length > HISTORY_POINTS) points.shift();
+    return points;
+  }
+
+  // A polyline of `values` scaled to its own maximum, in a w×h box.
+  function line(values, w, h, cls) {
+    const max = Math.max(...values, 1);
+    const step = values.length > 1 ? w / (HISTORY_POINTS - 1) : 0;
+    const x0 = w - step * (values.length - 1);
+    const points = values
+      .map((v, i) => `${(x0 + i * step).toFixed(1)},${(h - 1 - (v / max) * (h - 2)).toFixed(1)}`)
+      .join(" ");
+    return svg("polyline", { class: cls, points, fill: "none" });
+  }
+
+  function renderChart(chart, points) {
+    const w = 160;
+    const h = 26;
+    chart.textContent = "";
+    chart.append(
+      svg("rect", { class: "frame", x: 0.5, y: 0.5, width: w - 1, height: h - 1 }),
+      line(points.map((p) => p.rate), w, h, "rate-line"),
+      line(points.map((p) => p.lag), w, h, "lag-line"),
+    );
+    chart.dataset.points = String(points.length);
+    const last = points[points.length - 1];
+    const peak = Math.max(...points.map((p) => p.rate));
+    chart.setAttribute(
+      "aria-label",
+      `last ${points.length} s: events/s now ${fmtRate(last.rate)} (peak ${fmtRate(peak)}), lag now ${numbers.format(last.lag)}`,
+    );
+    chart.querySelector("title")?.remove();
+    const title = svg("title");
+    title.textContent = `${chart.getAttribute("aria-label")} · blue: events/s, orange: lag`;
+    chart.append(title);
+  }
+
+  // One small bar per partition: applied / end offset.
+  function renderPartitions(box, v) {
+    box.hidden = v.state !== "replaying";
+    if (box.hidden) return;
+    const bars = box.children;
+    while (bars.length < v.end_offsets.length) {
+      box.append(el("progress", { class: "partition", max: 1, value: 0 }));
+    }
+    v.end_offsets.forEach((end, p) => {
+      const bar = bars[p];
+      const applied = Math.min(v.applied_offsets[p] ?? 0, end);
+      bar.max = Math.max(end, 1);
+      bar.value = end === 0 ? 1 : applied;
+      bar.dataset.partition = String(p);
+      bar.title = `partition ${p}: ${numbers.format(applied)} / ${numbers.format(end)}`;
+    });
+  }
+
   function setText(e, text) {
     const t = String(text);
     if (e.textContent !== t) e.textContent = t;
@@ -176,7 +248,7 @@
             "tr",
             {},
             ...["version", "state", "progress", "lag", "events/s", "ETA", "digest", ""].map((h) =>
-              el("th", { text: h }),
+              el("th", { text: h, class: ["lag", "events/s", "ETA"].includes(h) ? "num" : "" }),
             ),
           ),
         ),
@@ -218,11 +290,14 @@
       );
     });
     const cells = {
-      version: el("td", { class: "version", text: v.version }),
+      version: el("td", { class: "version" }, el("div", { text: v.version })),
+      deployed: el("div", { class: "deployed muted" }),
       badge: el("span", { class: "badge" }),
       failure: el("div", { class: "failure" }),
       bar: el("progress", { class: "replay", max: 1, value: 0 }),
       progressText: el("span", { class: "progress-text" }),
+      partitions: el("div", { class: "partitions" }),
+      chart: svg("svg", { class: "chart", width: 160, height: 26, viewBox: "0 0 160 26", role: "img" }),
       lag: el("td", { class: "num lag" }),
       rate: el("td", { class: "num rate" }),
       eta: el("td", { class: "num eta" }),
@@ -235,13 +310,14 @@
       { class: "version-row", "data-version": v.id },
       cells.version,
       el("td", { class: "state" }, cells.badge, cells.failure),
-      el("td", { class: "progress" }, cells.bar, cells.progressText),
+      el("td", { class: "progress" }, cells.bar, cells.progressText, cells.partitions, cells.chart),
       cells.lag,
       cells.rate,
       cells.eta,
       el("td", {}, cells.digest),
       el("td", { class: "actions" }, promote, retire),
     );
+    cells.version.append(cells.deployed);
     row.cells_ = cells;
     view.tbody.append(row);
     view.rows.set(v.id, row);
@@ -251,8 +327,13 @@
   function renderVersion(view, v, promoted) {
     const row = versionRow(view, v);
     const c = row.cells_;
-    const total = v.end_offsets.reduce((a, b) => a + b, 0);
-    const done = Math.max(0, total - v.lag);
+    // Counted from where the version started (the earliest retained offsets
+    // on Kafka), like its progress, so that the count and the share agree.
+    const ends = v.end_offsets.reduce((a, b) => a + b, 0);
+    const lag = v.lag ?? 0;
+    const total =
+      v.progress !== null && v.progress < 1 ? Math.round(lag / (1 - v.progress)) : Math.max(ends, lag);
+    const done = Math.max(0, total - lag);
     row.dataset.state = v.state;
     setText(c.badge, v.state.replace("_", " "));
     c.badge.dataset.state = v.state;
@@ -275,13 +356,33 @@
     setText(c.eta, v.state === "replaying" ? fmtEta(v.eta_seconds) : "–");
     setText(c.digest, v.digest.slice(0, 12));
     c.digest.title = `sha256 ${v.digest}`;
+    renderPartitions(c.partitions, v);
+    if (v.state === "retired") c.chart.setAttribute("display", "none");
+    if (v.state !== "retired") renderChart(c.chart, remember(v));
+    setText(c.deployed, `deployed ${new Date(v.deployed_at_ms).toLocaleString()}`);
+    c.deployed.title = settingsText(v.settings);
     const active = v.state !== "retired" && v.state !== "failed";
     c.promote.hidden = !active || v.version === promoted;
+    // The server refuses to promote a partial view: offered once caught up.
+    c.promote.disabled = v.state === "replaying";
     c.promote.title =
       v.state === "replaying"
         ? "Still replaying: the server refuses to promote a partial view"
         : `Point the alias ${v.name} at ${v.version}`;
     c.retire.hidden = v.state === "retired" || v.version === promoted;
+  }
+
+  // A version's deploy settings, as `kappa deploy` flags.
+  function settingsText(s) {
+    if (!s) return "";
+    const parts = [
+      `--on-error ${s.on_error}`,
+      `--batch-timeout-ms ${s.batch_timeout_ms}`,
+      `--memory-limit-mb ${Math.round(s.memory_limit_bytes / 1048576)}`,
+    ];
+    if (s.auto_promote) parts.push("--auto-promote");
+    if (s.config) parts.push(`--config ${JSON.stringify(s.config)}`);
+    return `settings: ${parts.join(" ")}`;
   }
 
   function renderStatus(status) {
@@ -405,6 +506,7 @@
         `${numbers.format(c.added)} added, ${numbers.format(c.removed)} removed, ` +
         `${numbers.format(c.changed)} changed, ${numbers.format(c.unchanged)} unchanged`,
     );
+    renderMoves(report.rows);
     setText($("diff-head-a"), report.a);
     setText($("diff-head-b"), report.b);
     const rows = $("diff-rows");
@@ -439,6 +541,48 @@
     setText($("diff-page"), `page ${diffPages.length}${diffNext === null ? " (last)" : ""}`);
   }
 
+  // For each numeric field that changed in this page's rows, how its value
+  // moved (b − a): how many rows, the smallest, median and largest change,
+  // and a small histogram.
+  function renderMoves(rows) {
+    const moves = new Map(); // path -> [b - a]
+    for (const r of rows) {
+      for (const f of r.fields || []) {
+        if (typeof f.a === "number" && typeof f.b === "number") {
+          if (!moves.has(f.path)) moves.set(f.path, []);
+          moves.get(f.path).push(f.b - f.a);
+        }
+      }
+    }
+    const box = $("diff-moves");
+    box.textContent = "";
+    box.hidden = moves.size === 0;
+    const signed = (n) => (n > 0 ? `+${numbers.format(n)}` : numbers.format(n));
+    for (const [path, deltas] of moves) {
+      deltas.sort((x, y) => x - y);
+      const median = deltas[Math.floor(deltas.length / 2)];
+      const lo = deltas[0];
+      const hi = deltas[deltas.length - 1];
+      const bins = new Array(10).fill(0);
+      for (const d of deltas) bins[hi === lo ? 0 : Math.min(9, Math.floor(((d - lo) / (hi - lo)) * 10))]++;
+      const top = Math.max(...bins);
+      const chart = svg("svg", { class: "histogram", width: 100, height: 20, viewBox: "0 0 100 20", role: "img" });
+      bins.forEach((n, i) => {
+        const h = top ? (n / top) * 18 : 0;
+        chart.append(svg("rect", { x: i * 10 + 1, y: 19 - h, width: 8, height: h }));
+      });
+      box.append(
+        el(
+          "div",
+          { class: "move", "data-path": path },
+          el("code", { text: path }),
+          chart,
+          ` ${deltas.length} rows changed by ${signed(lo)} to ${signed(hi)}, median ${signed(median)} (this page)`,
+        ),
+      );
+    }
+  }
+
   async function loadDiff(button) {
     const q = diffQuery;
     const after = diffPages[diffPages.length - 1];
@@ -447,6 +591,7 @@
       b: `${q.name}@${q.b}`,
       limit: String(q.limit),
     });
+    if (q.waitMs > 0) params.set("wait_ms", String(q.waitMs));
     if (q.prefix) params.set("prefix", q.prefix);
     if (after !== null && after !== undefined) params.set("after", after);
     button.disabled = true;
@@ -474,6 +619,8 @@
         b: $("diff-b").value,
         prefix: $("diff-prefix").value,
         limit,
+        // Like `kappa diff --wait SECONDS`: wait for a replaying version.
+        waitMs: Math.min(3600, Math.max(0, parseFloat($("diff-wait").value) || 0)) * 1000,
       };
       if (!diffQuery.name || !diffQuery.a || !diffQuery.b) {
         showMessage("choose a processor and two of its versions to compare", "error");

@@ -417,7 +417,15 @@ enum GuestError {
 
 fn describe_guest_error(e: &GuestError) -> String {
     match e {
-        GuestError::InvalidConfig(m) => format!("invalid configuration: {}", cut(m)),
+        // Plugins often start their message with the same words: say them once.
+        GuestError::InvalidConfig(m) => {
+            let m = cut(m);
+            let m = m
+                .strip_prefix("invalid configuration: ")
+                .or_else(|| m.strip_prefix("invalid config: "))
+                .unwrap_or(&m);
+            format!("invalid configuration: {m}")
+        }
         GuestError::InvalidEvent { offset, message } => {
             format!("invalid event at offset {offset}: {}", cut(message))
         }
