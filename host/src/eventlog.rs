@@ -163,13 +163,6 @@ impl EventLog for EmbeddedLog {
     }
 }
 
-impl LogError {
-    /// Whether this is [`LogError::Unavailable`]: retrying later may succeed.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, LogError::Unavailable(_))
-    }
-}
-
 /// `kappa serve` options that choose the log.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
