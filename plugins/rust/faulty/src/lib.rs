@@ -12,13 +12,18 @@
 //! - `error`: returns `invalid-event` for that offset;
 //! - `loop`: never returns;
 //! - `grow-memory`: allocates and touches memory without bound;
-//! - `huge-output`: puts one 64 MiB value under `huge`.
+//! - `huge-output`: puts one 64 MiB value under `huge`;
+//! - `put`: puts, `puts` times (default 1), a value of `value_bytes` bytes
+//!   (default 1) under a key of `key_bytes` bytes (default 1), all in the
+//!   batch of that event: to try the host's limits on writes.
 //!
 //! These act on every event instead, whatever its value:
 //! - `clock`: writes the nanoseconds since the Unix epoch that
 //!   `SystemTime::now()` returns under `clock`;
 //! - `random`: writes 8 bytes drawn from std's random source (through
-//!   `RandomState`), as hex, under `random`.
+//!   `RandomState`), as hex, under `random`;
+//! - `monotonic`: writes the nanoseconds the monotonic clock
+//!   (`Instant`) advanced since `init`, under `monotonic`.
 //!
 //! - `escape`: tries to leave the sandbox and writes what happened under
 //!   `escape/...`: reads the file `read`, lists `/`, writes the file `write`,
@@ -32,7 +37,7 @@
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
@@ -55,7 +60,9 @@ enum Mode {
     Loop,
     GrowMemory,
     HugeOutput,
+    Put,
     InitPanic,
+    Monotonic,
     Clock,
     Random,
     Escape,
@@ -72,6 +79,12 @@ struct Config {
     write: String,
     /// `escape`: a TCP address to connect to.
     connect: String,
+    /// `put`: size of the key.
+    key_bytes: usize,
+    /// `put`: size of the value.
+    value_bytes: usize,
+    /// `put`: how many times to put it.
+    puts: usize,
 }
 
 impl Default for Config {
@@ -82,12 +95,17 @@ impl Default for Config {
             read: "/etc/hostname".into(),
             write: "/tmp/kappa-escape".into(),
             connect: "127.0.0.1:7070".into(),
+            key_bytes: 1,
+            value_bytes: 1,
+            puts: 1,
         }
     }
 }
 
 thread_local! {
     static CONFIG: RefCell<Config> = RefCell::new(Config::default());
+    /// When `init` ran, by the monotonic clock.
+    static STARTED: RefCell<Option<Instant>> = const { RefCell::new(None) };
 }
 
 /// Size of the `huge-output` value: far past any sane row.
@@ -107,6 +125,7 @@ impl Guest for Faulty {
             panic!("init-panic mode: panicking in init");
         }
         CONFIG.set(config);
+        STARTED.set(Some(Instant::now()));
         Ok(())
     }
 
@@ -114,11 +133,12 @@ impl Guest for Faulty {
         CONFIG.with_borrow(|config| {
             for event in &events {
                 if contains(&event.value, config.fail_on.as_bytes()) {
-                    misbehave(config.mode, event.offset)?;
+                    misbehave(config, event.offset)?;
                 }
                 match config.mode {
                     Mode::Clock => view::put(b"clock", clock().as_bytes()),
                     Mode::Random => view::put(b"random", random().as_bytes()),
+                    Mode::Monotonic => view::put(b"monotonic", monotonic().as_bytes()),
                     Mode::Escape => escape(config),
                     _ => {}
                 }
@@ -133,9 +153,9 @@ impl Guest for Faulty {
     }
 }
 
-/// Does what `mode` says to the poison event at `offset`.
-fn misbehave(mode: Mode, offset: u64) -> Result<(), Error> {
-    match mode {
+/// Does what the configured mode says to the poison event at `offset`.
+fn misbehave(config: &Config, offset: u64) -> Result<(), Error> {
+    match config.mode {
         Mode::Trap => panic!("poison event at offset {offset}"),
         Mode::Error => Err(Error::InvalidEvent(EventError {
             offset,
@@ -164,7 +184,19 @@ fn misbehave(mode: Mode, offset: u64) -> Result<(), Error> {
             view::put(b"huge", &vec![b'x'; HUGE]);
             Ok(())
         }
-        Mode::None | Mode::InitPanic | Mode::Clock | Mode::Random | Mode::Escape => Ok(()),
+        Mode::Put => {
+            let (key, value) = (vec![b'k'; config.key_bytes], vec![b'v'; config.value_bytes]);
+            for _ in 0..config.puts {
+                view::put(&key, &value);
+            }
+            Ok(())
+        }
+        Mode::None
+        | Mode::InitPanic
+        | Mode::Clock
+        | Mode::Random
+        | Mode::Monotonic
+        | Mode::Escape => Ok(()),
     }
 }
 
@@ -178,6 +210,13 @@ fn clock() -> String {
         Ok(after) => after.as_nanos().to_string(),
         Err(before) => format!("-{}", before.duration().as_nanos()),
     }
+}
+
+/// Nanoseconds the monotonic clock advanced since `init`.
+fn monotonic() -> String {
+    STARTED
+        .with_borrow(|started| started.map(|s| s.elapsed().as_nanos()))
+        .map_or_else(|| "init did not run".to_owned(), |n| n.to_string())
 }
 
 /// 8 bytes from std's random source as hex. Each `RandomState` takes fresh
