@@ -596,6 +596,8 @@ fn default_limits_are_those_the_readme_states() {
     let upload = "/v1/processors/p/versions/1.0.0?topic=events";
     let (status, json) = send_raw(&server.url, "POST", upload, &vec![b'x'; BODY]);
     assert_eq!(status, 400, "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not WebAssembly"), "{json}");
     let (status, json) = send_raw(&server.url, "POST", upload, &vec![b'x'; BODY + 1]);
     assert_eq!(status, 413, "{json}");
     assert_eq!(json["error"]["kind"], "too_large", "{json}");
