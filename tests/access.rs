@@ -288,17 +288,19 @@ fn reads_can_need_the_token_too() {
     );
     let url = server.url.clone();
     let right = bearer(TOKEN);
-    for path in [
-        "/v1/status",
-        "/v1/topics",
-        "/v1/processors/p",
-        "/v1/views/p/digest",
-        "/v1/diff?a=p@1.0.0&b=p@2.0.0",
-        "/metrics",
+    // With the token, each read gets its own answer (nothing is deployed,
+    // so the named processor and views are not found).
+    for (path, answer) in [
+        ("/v1/status", 200),
+        ("/v1/topics", 200),
+        ("/v1/processors/p", 404),
+        ("/v1/views/p/digest", 404),
+        ("/v1/diff?a=p@1.0.0&b=p@2.0.0", 404),
+        ("/metrics", 200),
     ] {
         assert_refused(path, request(&url, "GET", path, &[], b""));
-        let (status, _, _) = request(&url, "GET", path, &[("Authorization", &right)], b"");
-        assert_ne!(status, 401, "{path} with the token");
+        let (status, _, body) = request(&url, "GET", path, &[("Authorization", &right)], b"");
+        assert_eq!(status, answer, "{path} with the token: {body}");
     }
     // Probes and the dashboard's page stay open: the page asks for the token.
     for path in ["/healthz", "/", "/dashboard/app.js"] {
@@ -309,6 +311,46 @@ fn reads_can_need_the_token_too() {
     assert!(err.contains("bearer token"), "{err}");
     let status = server.json(&["status", "--token-file", token_file.to_str().unwrap()]);
     assert_eq!(status["processors"], serde_json::json!([]));
+}
+
+/// A change without the token is answered 401 from its headers alone: the
+/// client announces a large body and sends none of it, and still reads the
+/// answer (were the body read first, the server would wait for it and the
+/// read below would time out).
+#[test]
+fn a_refused_request_is_answered_before_its_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &["--token", TOKEN], &[]);
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    for path in [
+        "/v1/topics",
+        "/v1/topics/payments/events",
+        "/v1/processors/p/versions/1.0.0?topic=payments",
+    ] {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        // A guard against a hang, not a timing assertion.
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+            .unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n",
+            64u64 << 20
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&response).contains("nothing was changed") {
+            let n = stream
+                .read(&mut buf)
+                .unwrap_or_else(|e| panic!("{path}: no answer without the body: {e}"));
+            assert!(n > 0, "{path}: closed without an answer");
+            response.extend_from_slice(&buf[..n]);
+        }
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 401"), "{path}: {response}");
+    }
+    assert_eq!(server.json(&["topic", "list"]), serde_json::json!([]));
 }
 
 #[test]

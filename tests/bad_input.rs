@@ -496,3 +496,118 @@ fn api_refuses_oversized_malformed_and_tricky_requests_and_changes_nothing() {
     assert_eq!(status, 200);
     eprintln!("{} bad requests refused, nothing changed", cases.len());
 }
+
+/// The README's text with its line breaks and indentation folded to single
+/// spaces, so a phrase can be found whatever its wrapping.
+fn folded(path: &str) -> String {
+    let text =
+        std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The default limits are what the README and docs/guarantees.md state: a
+/// server and a version started without any limit option have exactly
+/// those, tried at the edges (the largest body and event are accepted, one
+/// byte more is refused).
+#[test]
+fn default_limits_are_those_the_readme_states() {
+    let readme = folded("README.md");
+    let guarantees = folded("docs/guarantees.md");
+    for (doc, text, phrase) in [
+        (
+            "README.md",
+            &readme,
+            "memory limit (default 512 MiB, `--memory-limit-mb`)",
+        ),
+        (
+            "README.md",
+            &readme,
+            "time limit per batch (default 10 s, `--batch-timeout-ms`",
+        ),
+        (
+            "README.md",
+            &readme,
+            "`--max-body-mb` (default 128: a component upload, a produce batch)",
+        ),
+        (
+            "README.md",
+            &readme,
+            "`--max-event-bytes` (default 1 MiB: key + value + headers of one event)",
+        ),
+        (
+            "docs/guarantees.md",
+            &guarantees,
+            "(`--memory-limit-mb`, default 512)",
+        ),
+        (
+            "docs/guarantees.md",
+            &guarantees,
+            "(`--batch-timeout-ms`, default 10 000,",
+        ),
+    ] {
+        assert!(text.contains(phrase), "{doc} no longer says: {phrase}");
+    }
+    const MEMORY: u64 = 512 << 20;
+    const BATCH_MS: u64 = 10_000;
+    const BODY: usize = 128 << 20;
+    const EVENT: usize = 1 << 20;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    server.json(&[
+        "deploy",
+        kappa_plugins::STARTER.path,
+        "--name",
+        "counts",
+        "--version",
+        "1.0.0",
+        "--topic",
+        "events",
+        "--wait",
+    ]);
+    let settings = &server.version("counts@1.0.0")["settings"];
+    assert_eq!(settings["memory_limit_bytes"], MEMORY, "{settings}");
+    assert_eq!(settings["batch_timeout_ms"], BATCH_MS, "{settings}");
+
+    // An event of key + value = the limit is appended; one byte more is not.
+    let event = |value_bytes: usize| {
+        format!(
+            r#"{{"events":[{{"key":"k","value":"{}"}}]}}"#,
+            "x".repeat(value_bytes)
+        )
+    };
+    let (status, json) = send_raw(
+        &server.url,
+        "POST",
+        "/v1/topics/events/events",
+        event(EVENT - 1).as_bytes(),
+    );
+    assert_eq!(status, 200, "{json}");
+    let (status, json) = send_raw(
+        &server.url,
+        "POST",
+        "/v1/topics/events/events",
+        event(EVENT).as_bytes(),
+    );
+    assert_eq!(status, 413, "{json}");
+    assert_eq!(json["error"]["kind"], "too_large", "{json}");
+
+    // A body of the limit is read (and refused for what it is: not a
+    // component); one byte more is refused for its size.
+    let upload = "/v1/processors/p/versions/1.0.0?topic=events";
+    let (status, json) = send_raw(&server.url, "POST", upload, &vec![b'x'; BODY]);
+    assert_eq!(status, 400, "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("not WebAssembly"), "{json}");
+    let (status, json) = send_raw(&server.url, "POST", upload, &vec![b'x'; BODY + 1]);
+    assert_eq!(status, 413, "{json}");
+    assert_eq!(json["error"]["kind"], "too_large", "{json}");
+    let status = server.json(&["status"]);
+    assert_eq!(
+        status["processors"].as_array().unwrap().len(),
+        1,
+        "{status}"
+    );
+    assert_eq!(status["topics"][0]["end_offsets"][0], 1, "{status}");
+}

@@ -5,7 +5,7 @@
 //!
 //! Needs `chromium` and `chromedriver` on PATH (`scripts/test` installs them
 //! when missing); set `KAPPA_SKIP_BROWSER_TESTS=1` to skip on a machine
-//! without them.
+//! without them, never under CI (`CI` set), where a missing browser fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -68,6 +68,42 @@ fn request(base: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     }
 }
 
+/// Starts chromedriver on a free port: the process and its base URL once it
+/// is ready, or `None` when it exited (the port was taken).
+fn start_driver(chromedriver: &std::path::Path) -> Option<(Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut driver = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if driver.try_wait().unwrap().is_some() {
+            return None;
+        }
+        let (status, body) = request(&base, "GET", "/status", b"");
+        if status == 200 && body.contains("\"ready\":true") {
+            // Ours only if it is still running (not another one's answer).
+            if driver.try_wait().unwrap().is_some() {
+                return None;
+            }
+            return Some((driver, base));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A chromedriver process with one headless chromium session.
 struct Browser {
     driver: Child,
@@ -82,46 +118,32 @@ impl Browser {
         let chromedriver = find_program(&["chromedriver"]);
         let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
             if std::env::var_os("KAPPA_SKIP_BROWSER_TESTS").is_some() {
-                eprintln!("skipping: chromium or chromedriver is not installed");
+                cannot_run(
+                    "the dashboard test (chromium or chromedriver is not installed, and \
+                     KAPPA_SKIP_BROWSER_TESTS is set)",
+                    "`apt-get install -y chromium chromium-driver` (scripts/test does it as root) \
+                     and unset KAPPA_SKIP_BROWSER_TESTS",
+                );
                 return None;
             }
             panic!(
                 "the dashboard test needs chromium and chromedriver on PATH: \
                  `apt-get install -y chromium chromium-driver` (scripts/test does it), \
-                 or set KAPPA_SKIP_BROWSER_TESTS=1"
+                 or set KAPPA_SKIP_BROWSER_TESTS=1 (never under CI)"
             );
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting chromedriver");
-        let base = format!("http://127.0.0.1:{port}");
         let profile = tempfile::tempdir().unwrap();
+        // A port picked free; should another process take it before
+        // chromedriver binds it (chromedriver then exits), another is tried.
+        let (driver, base) = (0..10)
+            .find_map(|_| start_driver(&chromedriver))
+            .expect("chromedriver could not listen on a free port in 10 tries");
         let mut browser = Browser {
             driver,
             base,
             session: String::new(),
             _profile: profile,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = request(&browser.base, "GET", "/status", b"");
-            if status == 200 && body.contains("\"ready\":true") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not start: {body}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
         let args = [
             "--headless",
             "--no-sandbox",

@@ -74,6 +74,7 @@ fn demo_tells_the_whole_story() {
     );
     let digests = summary["digests"].as_object().unwrap();
     assert_eq!(digests.len(), 2);
+    check_demo_figures(&summary);
 
     // The narrated form explains each step, with the host's own logs kept
     // out of it unless asked for (no --log-level here).
@@ -97,6 +98,61 @@ fn demo_tells_the_whole_story() {
         "Retire payments@2.0.0",
     ] {
         assert!(text.contains(step), "missing `{step}` in:\n{text}");
+    }
+}
+
+/// The demo's diff figures, computed again here: the demo's events are the
+/// generator's (seed 42, 500 accounts), the history then the live batches in
+/// order; each diff compared both views at the log position it reports, so
+/// its counts are those of the two rule sets over the events before it.
+fn check_demo_figures(summary: &serde_json::Value) {
+    use support::{V1_RULES, V2_RULES, expected_diff, expected_view};
+    let history = summary["events_history"].as_u64().unwrap() as usize;
+    let live = summary["events_live"].as_u64().unwrap() as usize;
+    let all =
+        kappa::workload::PaymentGenerator::new(42, 500, 1_767_225_600_000).take(history + live);
+    for (prefix, counts, offsets) in [
+        ("account/", "diff_accounts", "diff_accounts_offsets"),
+        ("flag/", "diff_flags", "diff_flags_offsets"),
+    ] {
+        let offsets: Vec<u64> = (0..4)
+            .map(|p| summary[offsets][p.to_string()].as_u64().unwrap_or(0))
+            .collect();
+        assert!(
+            offsets.iter().sum::<u64>() >= history as u64,
+            "{prefix}: the diff saw less than the history: {summary}"
+        );
+        let mut seen = [0u64; 4];
+        let prefix_events: Vec<_> = all
+            .iter()
+            .filter(|p| {
+                let part = kappa::log::partition_for_key(p.account.as_bytes(), 4) as usize;
+                seen[part] += 1;
+                seen[part] <= offsets[part]
+            })
+            .cloned()
+            .collect();
+        assert_eq!(
+            prefix_events.len() as u64,
+            offsets.iter().sum::<u64>(),
+            "{prefix}: the diff's position is past the events produced: {summary}"
+        );
+        let (a, b) = (
+            expected_view(&prefix_events, V1_RULES),
+            expected_view(&prefix_events, V2_RULES),
+        );
+        let c = &summary[counts];
+        let got = ["added", "removed", "changed", "unchanged"].map(|k| c[k].as_u64().unwrap());
+        assert_eq!(
+            got,
+            expected_diff(&a, &b, prefix),
+            "{prefix} at offsets {offsets:?}"
+        );
+        eprintln!(
+            "demo: diff of `{prefix}` at {} events (added, removed, changed, unchanged) = \
+             {got:?}, as recomputed",
+            prefix_events.len()
+        );
     }
 }
 

@@ -258,6 +258,8 @@ fn clock_and_randomness_are_deterministic() {
         ("2.0.0", "clock"),
         ("3.0.0", "random"),
         ("4.0.0", "random"),
+        ("5.0.0", "monotonic"),
+        ("6.0.0", "monotonic"),
     ] {
         let config = format!(r#"{{"mode":"{mode}"}}"#);
         let out = deploy_faulty(&server, version, &config, &["--wait"]);
@@ -272,9 +274,94 @@ fn clock_and_randomness_are_deterministic() {
     }
     // The wall clock reads the Unix epoch.
     assert_eq!(values[0], 0, "{values:?}");
+    // The monotonic clock is frozen too: it never advances, from `init`
+    // through five events in batches of their own.
+    assert_eq!(values[8], 0, "{values:?}");
     // Two replays of the same logic agree, byte for byte.
     assert_eq!(values[0..2], values[2..4]);
     assert_eq!(values[4..6], values[6..8]);
+    assert_eq!(values[8..10], values[10..12]);
+}
+
+/// The limits on what one batch may write to the view, as stated in the
+/// README and docs/guarantees.md: a key of 64 KiB, a value of 16 MiB and
+/// 256 MiB a batch are accepted; one byte more fails the version, naming
+/// the limit, and fails only it.
+#[test]
+fn view_writes_over_the_stated_limits_fail_and_up_to_them_succeed() {
+    const KEY: usize = 64 << 10;
+    const VALUE: usize = 16 << 20;
+    const BATCH: usize = 256 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    let mut lines: Vec<String> = (0..20)
+        .map(|i| event(&format!("k{}", i % 3), "ok"))
+        .collect();
+    lines.push(event("k0", "boom"));
+    lines.extend((0..2).map(|i| event(&format!("k{i}"), "ok")));
+    produce(&server, &lines);
+    let put = |key: usize, value: usize, puts: usize| {
+        format!(r#"{{"mode":"put","key_bytes":{key},"value_bytes":{value},"puts":{puts}}}"#)
+    };
+    // The same key again and again: the batch's bytes add up, the view
+    // keeps one row. 1 KiB is left under the batch limit for the counts the
+    // plugin also writes in that batch.
+    let under_batch = (BATCH - 1024) / 16 - 1;
+    let accepted = [
+        ("1.0.0", put(KEY, 1, 1)),
+        ("2.0.0", put(1, VALUE, 1)),
+        ("3.0.0", put(1, under_batch, 16)),
+    ];
+    for (version, config) in &accepted {
+        let out = deploy_faulty(&server, version, config, &["--wait"]);
+        assert!(
+            out.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = format!("faulty@{version}");
+        let v = server.wait_applied(&id);
+        assert_eq!(v["applied_offsets"][0], 23, "{config}: {v}");
+        // k0, k1, k2 and the large row.
+        assert_eq!(server.json(&["digest", &id])["rows"], 4, "{config}");
+    }
+    let refused = [
+        (
+            "1.0.1",
+            put(KEY + 1, 1, 1),
+            format!("view key of {} bytes exceeds the limit of {KEY}", KEY + 1),
+        ),
+        (
+            "2.0.1",
+            put(1, VALUE + 1, 1),
+            format!(
+                "view value of {} bytes exceeds the limit of {VALUE}",
+                VALUE + 1
+            ),
+        ),
+        (
+            "3.0.1",
+            put(1, BATCH / 16, 16),
+            format!("one batch wrote over {BATCH} bytes to the view"),
+        ),
+    ];
+    for (version, config, reason) in &refused {
+        let out = deploy_faulty(&server, version, config, &[]);
+        assert!(out.status.success());
+        let failed = wait_failed(&server, &format!("faulty@{version}"));
+        let f = &failed["failure"];
+        assert_eq!(f["offset"], 20, "{config}: {f}");
+        let message = f["message"].as_str().unwrap();
+        assert!(
+            message.contains(reason),
+            "{config}: `{reason}` not in: {message}"
+        );
+    }
+    for (version, _) in &accepted {
+        let v = server.version(&format!("faulty@{version}"));
+        assert_ne!(v["state"], "failed", "{v}");
+    }
 }
 
 #[test]

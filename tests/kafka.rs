@@ -26,7 +26,8 @@ use support::*;
 const V1: &str = "payments@1.0.0";
 const V2: &str = "payments@2.0.0";
 
-/// The tools, or `None` (with a loud message) when they are not set up.
+/// The tools, or `None` (with a loud message) when they are not set up;
+/// under CI, a failure instead.
 fn tools() -> Option<(PathBuf, PathBuf)> {
     match (
         std::env::var_os("KAPPA_TANSU"),
@@ -34,11 +35,10 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     ) {
         (Some(tansu), Some(python)) => Some((tansu.into(), python.into())),
         _ => {
-            // Straight to stderr: the test harness captures eprintln!.
-            let _ = std::io::stderr().write_all(
-                b"\n\n*** SKIPPING the Kafka tests: KAPPA_TANSU and KAPPA_KAFKA_PYTHON are not \
-                  set. Run scripts/test (it installs tansu and kafka-python and sets them), or \
-                  eval \"$(scripts/kafka-tools.sh)\" first. ***\n\n",
+            cannot_run(
+                "the Kafka tests (KAPPA_TANSU and KAPPA_KAFKA_PYTHON are not set)",
+                "run scripts/test (it installs tansu and kafka-python and sets them), or \
+                 eval \"$(scripts/kafka-tools.sh)\" first",
             );
             None
         }
@@ -56,30 +56,44 @@ struct Broker {
 }
 
 impl Broker {
+    /// Starts tansu on a free port. tansu cannot report a port it chose
+    /// itself, so a port is picked free and, should another process take it
+    /// before tansu binds it (tansu then exits), another one is tried.
     fn start(tansu: &Path, dir: &Path) -> Broker {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut broker = Broker {
             tansu: tansu.to_owned(),
             dir: dir.to_owned(),
-            port,
+            port: 0,
             child: None,
         };
-        broker.restart();
-        broker
+        for _ in 0..10 {
+            broker.port = free_port();
+            if broker.try_start() {
+                return broker;
+            }
+        }
+        panic!("tansu could not listen on a free port in 10 tries");
     }
 
     fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Starts the stopped broker again, on its port (the hosts know it).
     fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "tansu could not listen on {} again",
+            self.port
+        );
+    }
+
+    /// Starts tansu on `self.port`: true once it listens there, false when
+    /// it exited instead (the port was taken).
+    fn try_start(&mut self) -> bool {
         assert!(self.child.is_none());
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(&self.tansu)
+        let mut child = Command::new(&self.tansu)
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &url])
             // tansu opens a sqlite:// path relative to its working directory.
@@ -90,9 +104,20 @@ impl Broker {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting tansu");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Whoever answered, tansu is still up: it holds the port.
+                std::thread::sleep(Duration::from_millis(200));
+                if child.try_wait().unwrap().is_some() {
+                    return false;
+                }
+                self.child = Some(child);
+                return true;
+            }
             assert!(
                 Instant::now() < deadline,
                 "tansu did not listen on {}",
@@ -372,6 +397,24 @@ fn broker_down_and_back_loses_and_repeats_nothing() {
         err.contains(&broker.bootstrap()) && err.contains("unavailable"),
         "{err}"
     );
+    // Over HTTP: a 503 in the API's error shape, naming the broker.
+    let body = serde_json::json!({"events": [{"key": "acct-0001", "value": {"txn": "t-down"}}]});
+    let (status, reply) = http(
+        &server.url,
+        "POST",
+        "/v1/topics/payments/events",
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(status, 503, "{reply}");
+    let reply: Value = serde_json::from_str(&reply).unwrap();
+    assert_eq!(reply["error"]["kind"], "unavailable", "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&broker.bootstrap()),
+        "{reply}"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = server.version(V2);
@@ -440,46 +483,40 @@ fn two_hosts_share_the_partitions_and_answer_for_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&tansu, dir.path());
     let bootstrap = broker.bootstrap();
-    let (port_a, port_b) = (free_port(), free_port());
-    let (url_a, url_b) = (
-        format!("http://127.0.0.1:{port_a}"),
-        format!("http://127.0.0.1:{port_b}"),
-    );
-    let listen_a = format!("127.0.0.1:{port_a}");
-    let listen_b = format!("127.0.0.1:{port_b}");
     let kafka = ["--log", "kafka", "--kafka-bootstrap", bootstrap.as_str()];
-    let a = Server::start_with(
-        &dir.path().join("a"),
-        &[
-            &kafka[..],
+    // Each host needs the other's address at start, so the ports are picked
+    // here: should another process take one before a host binds it (that
+    // host then exits), both are picked again.
+    let host = |name: &str, listen: &str, partitions: &str, peer: &str| {
+        Server::try_start_with(
+            &dir.path().join(name),
             &[
-                "--listen",
-                &listen_a,
-                "--kafka-partitions",
-                "0,1",
-                "--peer",
-                &url_b,
-            ],
-        ]
-        .concat(),
-        &[],
-    );
-    let b = Server::start_with(
-        &dir.path().join("b"),
-        &[
-            &kafka[..],
-            &[
-                "--listen",
-                &listen_b,
-                "--kafka-partitions",
-                "2,3",
-                "--peer",
-                &url_a,
-            ],
-        ]
-        .concat(),
-        &[],
-    );
+                &kafka[..],
+                &[
+                    "--listen",
+                    listen,
+                    "--kafka-partitions",
+                    partitions,
+                    "--peer",
+                    peer,
+                ],
+            ]
+            .concat(),
+            &[],
+        )
+    };
+    let (a, b) = (0..10)
+        .find_map(|_| {
+            let (port_a, port_b) = (free_port(), free_port());
+            let (url_a, url_b) = (
+                format!("http://127.0.0.1:{port_a}"),
+                format!("http://127.0.0.1:{port_b}"),
+            );
+            let a = host("a", &format!("127.0.0.1:{port_a}"), "0,1", &url_b)?;
+            let b = host("b", &format!("127.0.0.1:{port_b}"), "2,3", &url_a)?;
+            Some((a, b))
+        })
+        .expect("two hosts could not listen on free ports in 10 tries");
     let single = kafka_host(&dir.path().join("single"), &broker);
 
     a.json(&["topic", "create", "payments", "--partitions", "4"]);

@@ -354,13 +354,51 @@ fn diff_under_live_appends_compares_both_views_at_one_position() {
             batches
         })
     };
+    // The log's end, summed over partitions.
+    let log_end = || -> u64 {
+        let topics = server.json(&["topic", "list"]);
+        topics[0]["end_offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_u64().unwrap())
+            .sum()
+    };
+    // Diffs start once the producer is appending.
+    while log_end() == 2000 {
+        std::thread::yield_now();
+    }
     let mut reports = Vec::new();
+    let mut arrived_after = 0;
     for _ in 0..15 {
-        reports.push(server.json(&["diff", V1, V2, "--limit", "0"]));
+        let report = server.json(&["diff", V1, V2, "--limit", "0"]);
+        let barrier: u64 = report["offsets"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        // Events appended after the barrier, while this diff compared the
+        // views at it: they are in the log but not in the diff's counts.
+        if log_end() > barrier {
+            arrived_after += 1;
+        }
+        reports.push(report);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let batches = producer.join().unwrap();
     assert!(batches > 0);
+    assert!(
+        arrived_after > 0,
+        "no diff ran while events arrived after its barrier: the test proved nothing"
+    );
+    let barriers: std::collections::BTreeSet<String> =
+        reports.iter().map(|r| r["offsets"].to_string()).collect();
+    eprintln!(
+        "{} diffs at {} positions, {arrived_after} with events appended after their barrier",
+        reports.len(),
+        barriers.len()
+    );
 
     // Everything produced, in order: the history, then the producer's batches.
     let mut replay = PaymentGenerator::new(3, 40, 1_767_225_600_000);
@@ -391,4 +429,109 @@ fn diff_under_live_appends_compares_both_views_at_one_position() {
             "at offsets {offsets:?}"
         );
     }
+}
+
+/// A version that is stuck replaying for a while, deterministically: the
+/// faulty plugin loops on its poison event until the batch time limit, then
+/// the event is skipped (twice the limit: the batch, then the event alone).
+fn deploy_stuck(server: &Server, version: &str, extra: &[&str]) {
+    let mut args = vec![
+        "deploy",
+        kappa_plugins::FAULTY.path,
+        "--name",
+        "faulty",
+        "--version",
+        version,
+        "--topic",
+        "events",
+        "--config",
+        r#"{"mode":"loop"}"#,
+        "--on-error",
+        "skip",
+        "--batch-timeout-ms",
+        "6000",
+    ];
+    args.extend(extra);
+    server.json(&args);
+}
+
+#[test]
+fn promote_and_diff_refuse_a_replaying_version_unless_forced_or_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "events", "--partitions", "1"]);
+    let event = |key: &str, value: &str| {
+        serde_json::json!({"key": key, "value": value, "partition": 0}).to_string() + "\n"
+    };
+    let mut lines: String = (0..10)
+        .map(|i| event(&format!("k{}", i % 2), "ok"))
+        .collect();
+    lines.push_str(&event("k0", "boom"));
+    lines.extend((0..5).map(|i| event(&format!("k{}", i % 2), "ok")));
+    let out = server.run_stdin(&["produce", "events"], Some(&lines));
+    assert!(out.status.success());
+    let v1 = server.json(&[
+        "deploy",
+        kappa_plugins::FAULTY.path,
+        "--name",
+        "faulty",
+        "--version",
+        "1.0.0",
+        "--topic",
+        "events",
+        "--wait",
+    ]);
+    assert_eq!(v1["state"], "promoted", "{v1}");
+
+    // 2.0.0 replays (stuck on its poison event), with --auto-promote.
+    deploy_stuck(&server, "2.0.0", &["--auto-promote"]);
+    assert_eq!(server.version("faulty@2.0.0")["state"], "replaying");
+    let err = server.fails(&["promote", "faulty@2.0.0"], 1);
+    assert!(
+        err.contains("still replaying") && err.contains("force"),
+        "{err}"
+    );
+    let err = server.fails(&["diff", "faulty@1.0.0", "faulty@2.0.0"], 1);
+    assert!(
+        err.contains("still replaying") && err.contains("wait"),
+        "{err}"
+    );
+    // Still replaying now, so both were refused during the replay; and
+    // --auto-promote has not promoted it.
+    assert_eq!(server.version("faulty@2.0.0")["state"], "replaying");
+    let status = server.json(&["status", "faulty"]);
+    assert_eq!(status["processors"][0]["promoted"], "1.0.0", "{status}");
+
+    // diff --wait waits for the replay, then compares the whole log: the
+    // views differ only by the event 2.0.0 skipped (a count of k0).
+    let diff = server.json(&["diff", "faulty@1.0.0", "faulty@2.0.0", "--wait", "120"]);
+    let v2 = server.version("faulty@2.0.0");
+    assert_ne!(v2["state"], "replaying", "{v2}");
+    assert_eq!(diff_counts(&diff), [0, 0, 1, 1], "{diff}");
+    assert_eq!(diff["rows"][0]["key"], "k0", "{diff}");
+    assert_eq!(diff["offsets"]["0"], 16, "{diff}");
+
+    // Caught up, --auto-promote promoted it.
+    let v2 = server.wait_applied("faulty@2.0.0");
+    assert_eq!(v2["state"], "promoted", "{v2}");
+    assert_eq!(v2["dead_letter_count"], 1, "{v2}");
+    let status = server.json(&["status", "faulty"]);
+    assert_eq!(status["processors"][0]["promoted"], "2.0.0", "{status}");
+
+    // --force promotes a version that is still replaying.
+    deploy_stuck(&server, "3.0.0", &[]);
+    assert_eq!(server.version("faulty@3.0.0")["state"], "replaying");
+    let p = server.json(&["promote", "faulty@3.0.0", "--force"]);
+    assert_eq!(p["promoted"], "3.0.0", "{p}");
+    // Reads now go to its partial view (still without the keys it has not
+    // reached: exit 1, not found).
+    let out = server.run(&["get", "faulty", "k1", "--json"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["id"], "faulty@3.0.0", "{got}");
+    let v3 = server.version("faulty@3.0.0");
+    assert_eq!(
+        (v3["state"].as_str(), v3["caught_up"].as_bool()),
+        (Some("promoted"), Some(false)),
+        "forced while replaying: {v3}"
+    );
 }

@@ -9,7 +9,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use kappa::workload::PaymentGenerator;
 use support::*;
@@ -295,19 +294,8 @@ fn metrics_parse_as_prometheus_text_and_match_what_happened() {
         .sum();
     assert_eq!(end_offsets, 2500.0);
 
-    // Scrapes are cheap: the whole answer, measured from here.
-    let start = Instant::now();
-    let scrapes = 20;
-    for _ in 0..scrapes {
-        scrape(&server);
-    }
-    let each = start.elapsed() / scrapes;
-    eprintln!(
-        "/metrics: {} bytes, {:.2} ms a scrape",
-        text.len(),
-        each.as_secs_f64() * 1000.0
-    );
-    assert!(each < Duration::from_millis(500), "{each:?} a scrape");
+    // What a scrape costs is measured by the benchmark, not asserted here.
+    eprintln!("/metrics: {} bytes", text.len());
 }
 
 #[test]

@@ -31,6 +31,14 @@ impl Server {
     /// Same, with more `serve` arguments (`--log kafka ...`, `--token ...`, or a
     /// `--listen` address of its own) and environment variables.
     pub fn start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Server::try_start_with(data_dir, args, envs).unwrap_or_else(|| {
+            panic!("kappa serve {args:?} exited before listening (its stderr is above)")
+        })
+    }
+
+    /// Same, or `None` when the server exited before listening (for a
+    /// `--listen` port of the caller's that another process took).
+    pub fn try_start_with(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Option<Server> {
         let listen: &[&str] = if args.contains(&"--listen") {
             &[]
         } else {
@@ -54,16 +62,25 @@ impl Server {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("reading the address line");
+        if line.is_empty() {
+            let _ = child.wait();
+            return None;
+        }
         let url = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from kappa serve: {line:?}"))
             .to_owned();
-        Server {
+        Some(Server {
             data_dir: data_dir.to_owned(),
             url,
             child,
-        }
+        })
+    }
+
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's process id.
@@ -227,6 +244,26 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether this is a CI run (`CI` set, as CI services do): there, a test
+/// never skips itself.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// For a test that cannot run on this machine: under CI it fails; elsewhere
+/// it says loudly, past the harness's output capture, that `what` is
+/// skipped and how to enable it. The caller then returns.
+pub fn cannot_run(what: &str, how_to_enable: &str) {
+    use std::io::Write;
+    assert!(
+        !under_ci(),
+        "{what} cannot run, and under CI no test may skip: {how_to_enable}"
+    );
+    let _ = std::io::stderr().write_all(
+        format!("\n\n*** SKIPPING {what}. To run it: {how_to_enable} ***\n\n").as_bytes(),
+    );
 }
 
 /// Sends a raw HTTP/1.1 request to a server at `url` and returns (status,

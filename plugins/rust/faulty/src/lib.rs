@@ -17,13 +17,18 @@
 //! - `tiny-writes`: puts `writes` distinct 4-byte keys with empty values, all
 //!   in the one call (default: 2^32, more than any memory limit lets a batch
 //!   hold); the keys are big-endian counters from `offset * writes`, so that
-//!   each event writes keys of its own.
+//!   each event writes keys of its own;
+//! - `put`: puts, `puts` times (default 1), a value of `value_bytes` bytes
+//!   (default 1) under a key of `key_bytes` bytes (default 1), all in the
+//!   batch of that event: to try the host's limits on writes.
 //!
 //! These act on every event instead, whatever its value:
 //! - `clock`: writes the nanoseconds since the Unix epoch that
 //!   `SystemTime::now()` returns under `clock`;
 //! - `random`: writes 8 bytes drawn from std's random source (through
-//!   `RandomState`), as hex, under `random`.
+//!   `RandomState`), as hex, under `random`;
+//! - `monotonic`: writes the nanoseconds the monotonic clock
+//!   (`Instant`) advanced since `init`, under `monotonic`.
 //!
 //! - `escape`: tries to leave the sandbox and writes what happened under
 //!   `escape/...`: reads the file `read`, lists `/`, writes the file `write`,
@@ -37,7 +42,7 @@
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
@@ -61,7 +66,9 @@ enum Mode {
     GrowMemory,
     HugeOutput,
     TinyWrites,
+    Put,
     InitPanic,
+    Monotonic,
     Clock,
     Random,
     Escape,
@@ -82,6 +89,12 @@ struct Config {
     writes: u64,
     /// `error`: bytes appended to the message.
     message_bytes: usize,
+    /// `put`: size of the key.
+    key_bytes: usize,
+    /// `put`: size of the value.
+    value_bytes: usize,
+    /// `put`: how many times to put it.
+    puts: usize,
 }
 
 impl Default for Config {
@@ -94,12 +107,17 @@ impl Default for Config {
             connect: "127.0.0.1:7070".into(),
             writes: 1 << 32,
             message_bytes: 0,
+            key_bytes: 1,
+            value_bytes: 1,
+            puts: 1,
         }
     }
 }
 
 thread_local! {
     static CONFIG: RefCell<Config> = RefCell::new(Config::default());
+    /// When `init` ran, by the monotonic clock.
+    static STARTED: RefCell<Option<Instant>> = const { RefCell::new(None) };
 }
 
 /// Size of the `huge-output` value: far past any sane row.
@@ -119,6 +137,7 @@ impl Guest for Faulty {
             panic!("init-panic mode: panicking in init");
         }
         CONFIG.set(config);
+        STARTED.set(Some(Instant::now()));
         Ok(())
     }
 
@@ -131,6 +150,7 @@ impl Guest for Faulty {
                 match config.mode {
                     Mode::Clock => view::put(b"clock", clock().as_bytes()),
                     Mode::Random => view::put(b"random", random().as_bytes()),
+                    Mode::Monotonic => view::put(b"monotonic", monotonic().as_bytes()),
                     Mode::Escape => escape(config),
                     _ => {}
                 }
@@ -187,7 +207,19 @@ fn misbehave(config: &Config, offset: u64) -> Result<(), Error> {
             }
             Ok(())
         }
-        Mode::None | Mode::InitPanic | Mode::Clock | Mode::Random | Mode::Escape => Ok(()),
+        Mode::Put => {
+            let (key, value) = (vec![b'k'; config.key_bytes], vec![b'v'; config.value_bytes]);
+            for _ in 0..config.puts {
+                view::put(&key, &value);
+            }
+            Ok(())
+        }
+        Mode::None
+        | Mode::InitPanic
+        | Mode::Clock
+        | Mode::Random
+        | Mode::Monotonic
+        | Mode::Escape => Ok(()),
     }
 }
 
@@ -201,6 +233,13 @@ fn clock() -> String {
         Ok(after) => after.as_nanos().to_string(),
         Err(before) => format!("-{}", before.duration().as_nanos()),
     }
+}
+
+/// Nanoseconds the monotonic clock advanced since `init`.
+fn monotonic() -> String {
+    STARTED
+        .with_borrow(|started| started.map(|s| s.elapsed().as_nanos()))
+        .map_or_else(|| "init did not run".to_owned(), |n| n.to_string())
 }
 
 /// 8 bytes from std's random source as hex. Each `RandomState` takes fresh
