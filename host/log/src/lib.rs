@@ -196,13 +196,6 @@ pub enum LogError {
     Backend(String),
 }
 
-impl LogError {
-    /// Whether this is [`LogError::Unavailable`]: retrying later may succeed.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, LogError::Unavailable(_))
-    }
-}
-
 fn too_large_message(size: usize, max: usize) -> String {
     if max == record::HEADER_LIMIT {
         format!(
