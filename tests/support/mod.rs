@@ -83,11 +83,6 @@ impl Server {
         self.child.id()
     }
 
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Runs `kappa ARGS --server URL`, returning its output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_stdin(args, None)
