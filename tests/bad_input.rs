@@ -517,7 +517,7 @@ fn default_limits_are_those_the_readme_states() {
         (
             "README.md",
             &readme,
-            "memory limit (default 512 MiB, `--memory-limit-mb`)",
+            "memory limit (default 512 MiB, `--memory-limit-mb`;",
         ),
         (
             "README.md",
