@@ -254,6 +254,11 @@ fn corrupt_kind(file: &Path) -> &'static str {
 }
 
 impl LogError {
+    /// Whether this is [`LogError::Unavailable`]: retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, LogError::Unavailable(_))
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         LogError::Io {
             context: context.into(),
