@@ -1264,8 +1264,9 @@ impl Bench {
             plain_append(&dir.join("plain.bin"), records, batch);
             times[0].push(started.elapsed().as_secs_f64());
             for (case, with_id) in [(1, false), (2, true)] {
-                let log = EmbeddedLog::open(&dir.join(format!("log-{case}")), LogOptions::default())
-                    .unwrap();
+                let log =
+                    EmbeddedLog::open(&dir.join(format!("log-{case}")), LogOptions::default())
+                        .unwrap();
                 log.create_topic("in", 4).unwrap();
                 let started = Instant::now();
                 for (i, chunk) in records.chunks(batch).enumerate() {

@@ -712,3 +712,159 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_applies_none_twice()
         tally.views
     );
 }
+
+/// A stand-in server: for each connection, reads one HTTP request and
+/// hands it to `answer`, which returns the response to write, or `None` to
+/// hang up without answering. Returns its URL and the bodies received.
+fn fake_server(
+    answer: impl Fn(usize) -> Option<String> + Send + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 65536];
+            let body = loop {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the client hung up mid-request");
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break body.to_owned();
+                    }
+                }
+            };
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_str(&body).unwrap());
+            if let Some(response) = answer(i) {
+                let _ = stream.write_all(response.as_bytes());
+            }
+        }
+    });
+    (url, bodies)
+}
+
+fn respond(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn produce_cli(url: &str, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = std::process::Command::new(KAPPA)
+        .args(["produce", "payments", "--server", url])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn kappa_produce_retries_with_the_same_id_and_says_when_the_outcome_is_unknown() {
+    let input = "{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":2}\n";
+    let stored = r#"{"topic":"payments","appended":2,"partitions":[{"partition":0,"first_offset":0,"last_offset":1,"count":2}],"duplicate":false}"#;
+
+    // Two broken connections, then an answer: retried with the same id.
+    let (url, bodies) = fake_server(move |i| (i >= 2).then(|| respond("200 OK", stored)));
+    let out = produce_cli(&url, &[], input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("with the same request id"), "{stderr}");
+    let ids: Vec<String> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["request_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+
+    // Always broken: the outcome is unknown, and the CLI says so and how to
+    // retry safely, never that nothing was stored.
+    let (url, bodies) = fake_server(|_| None);
+    let out = produce_cli(&url, &["--retries", "1", "--request-id", "run-7"], input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("may or may not have stored the events of lines 1-2"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--request-id run-7"), "{stderr}");
+    assert!(!stderr.contains("were not stored"), "{stderr}");
+    assert_eq!(bodies.lock().unwrap().len(), 2);
+    assert_eq!(bodies.lock().unwrap()[0]["request_id"], "run-7-0");
+
+    // A refusal is a known outcome: not stored, and not retried.
+    let refused = r#"{"error":{"kind":"conflict","message":"request id \"x\" was already used for other events; nothing was stored"}}"#;
+    let (url, bodies) = fake_server(move |_| Some(respond("409 Conflict", refused)));
+    let out = produce_cli(&url, &[], input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("were not stored"), "{stderr}");
+    assert_eq!(bodies.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_request_id_given_twice_stores_the_events_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "payments", "--partitions", "4"]);
+    let input: String = (0..40)
+        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":{i}}}\n"))
+        .collect();
+    let first = produce_cli(
+        &server.url,
+        &["--request-id", "once", "--batch", "15", "--json"],
+        &input,
+    );
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = produce_cli(
+        &server.url,
+        &["--request-id", "once", "--batch", "15", "--json"],
+        &input,
+    );
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("had been stored before").count(),
+        3,
+        "{stderr}"
+    );
+    assert_eq!(first.stdout, again.stdout, "the same offsets are answered");
+    let topics = server.json(&["topic", "list"]);
+    let total: u64 = topics[0]["end_offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 40);
+}
