@@ -25,6 +25,9 @@
 //! `KAPPA_CRASH_ROUNDS=1000 cargo test --release -p kappa --test crash -- --nocapture`.
 //! Seeds that once failed are kept in `REGRESSION_SEEDS`; each run adds one
 //! fresh seed (printed).
+//!
+//! (One file of about 700 lines: the harness's producer, its incremental
+//! checks and its phases share the state of a run.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -357,6 +360,9 @@ fn check_ranges(known: &Known, p: &Produced, ranges: &serde_json::Value, seed: u
     assert_eq!(got, want, "seed {seed}: the offsets answered for {}", p.id);
 }
 
+/// A request on its own thread (and the version it deploys).
+type InFlight = Option<(String, std::thread::JoinHandle<Sent>)>;
+
 struct Run {
     seed: u64,
     rng: Rng,
@@ -388,25 +394,15 @@ impl Run {
         format!("3.0.{}", self.deployed_replays)
     }
 
-    fn round(&mut self, mut server: Server, phase: Phase, tally: &mut Tally) -> Server {
-        let phase = match phase {
-            Phase::Swap if !self.v2_deployed => Phase::Deploy,
-            other => other,
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let producer = {
-            let (url, stop, generator) = (server.url.clone(), stop.clone(), self.generator.clone());
-            let (rng, first_id) = (Rng(self.rng.below(u64::MAX)), self.next_id);
-            std::thread::spawn(move || produce_until_killed(url, generator, stop, rng, first_id))
-        };
-        std::thread::sleep(Duration::from_millis(self.rng.below(30)));
+    /// Starts the work a round's kill aims at: the request in flight (if
+    /// any), the delay before the kill, and a version expected to replay.
+    fn start(&mut self, server: &Server, phase: Phase) -> (InFlight, u64, Option<String>) {
         let spawn = |method: &'static str, path: String, body: &'static [u8]| {
             let url = server.url.clone();
             std::thread::spawn(move || post(&url, method, &path, body))
         };
-        let mut watched_replay = None;
-        let (in_flight, delay) = match phase {
-            Phase::Produce => (None, self.rng.below(40)),
+        match phase {
+            Phase::Produce => (None, self.rng.below(40), None),
             Phase::Replay => {
                 let version = self.next_replay_version(&server);
                 let path = format!("/v1/processors/payments/versions/{version}?topic=payments");
@@ -417,8 +413,7 @@ impl Run {
                     "deploy {version}: {status} {body}"
                 );
                 self.replays.push(version.clone());
-                watched_replay = Some(version);
-                (None, self.rng.below(20))
+                (None, self.rng.below(20), Some(version))
             }
             Phase::Deploy if !self.v2_deployed => {
                 let path = "/v1/processors/payments/versions/2.0.0?topic=payments".to_owned();
@@ -429,6 +424,7 @@ impl Run {
                         spawn("POST", path, kappa_plugins::PAYMENTS_V2.bytes),
                     )),
                     self.rng.below(600),
+                    None,
                 )
             }
             Phase::Deploy => {
@@ -440,6 +436,7 @@ impl Run {
                         spawn("POST", path, kappa_plugins::PAYMENTS_V1.bytes),
                     )),
                     self.rng.below(15),
+                    None,
                 )
             }
             Phase::Swap => {
@@ -452,19 +449,13 @@ impl Run {
                 } else {
                     spawn("POST", "/v1/processors/payments/rollback".into(), b"")
                 };
-                (Some((String::new(), swap)), self.rng.below(3))
+                (Some((String::new(), swap)), self.rng.below(3), None)
             }
-        };
-        std::thread::sleep(Duration::from_millis(delay));
-        let replaying = watched_replay.is_some_and(|v| version_state(&server, &v) == "replaying");
-        server.kill();
-        tally.rounds += 1;
-        tally.replay += usize::from(replaying);
+        }
+    }
 
-        stop.store(true, Ordering::Relaxed);
-        let (advanced, produced) = producer.join().unwrap();
-        self.generator = advanced;
-        self.next_id += produced.len();
+    /// Takes note of the producer's requests; returns the one cut off.
+    fn record(&mut self, produced: Vec<Produced>) -> Option<Produced> {
         let mut unknown = None;
         for p in produced {
             for e in &p.batch {
@@ -484,7 +475,11 @@ impl Run {
                     .extend(p.batch.iter().map(|e| e.txn.clone()));
             }
         }
-        tally.produce += usize::from(unknown.is_some());
+        unknown
+    }
+
+    /// Takes note of how the deploy, promote or rollback of a round ended.
+    fn settle(&mut self, phase: Phase, in_flight: InFlight, tally: &mut Tally) {
         if let Some((version, thread)) = in_flight {
             match (phase, thread.join().unwrap()) {
                 (Phase::Deploy, Sent::Broken) => tally.deploy += 1,
@@ -513,6 +508,34 @@ impl Run {
                 self.pending_deploy = Some(version);
             }
         }
+    }
+
+    fn round(&mut self, mut server: Server, phase: Phase, tally: &mut Tally) -> Server {
+        let phase = match phase {
+            Phase::Swap if !self.v2_deployed => Phase::Deploy,
+            other => other,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (url, stop, generator) = (server.url.clone(), stop.clone(), self.generator.clone());
+            let (rng, first_id) = (Rng(self.rng.below(u64::MAX)), self.next_id);
+            std::thread::spawn(move || produce_until_killed(url, generator, stop, rng, first_id))
+        };
+        std::thread::sleep(Duration::from_millis(self.rng.below(30)));
+        let (in_flight, delay, watched_replay) = self.start(&server, phase);
+        std::thread::sleep(Duration::from_millis(delay));
+        let replaying = watched_replay.is_some_and(|v| version_state(&server, &v) == "replaying");
+        server.kill();
+        tally.rounds += 1;
+        tally.replay += usize::from(replaying);
+
+        stop.store(true, Ordering::Relaxed);
+        let (advanced, produced) = producer.join().unwrap();
+        self.generator = advanced;
+        self.next_id += produced.len();
+        let unknown = self.record(produced);
+        tally.produce += usize::from(unknown.is_some());
+        self.settle(phase, in_flight, tally);
 
         server = Server::start(self.dir.path());
         if let Some(version) = self.pending_deploy.take() {
@@ -711,160 +734,4 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_applies_none_twice()
         tally.acked_events,
         tally.views
     );
-}
-
-/// A stand-in server: for each connection, reads one HTTP request and
-/// hands it to `answer`, which returns the response to write, or `None` to
-/// hang up without answering. Returns its URL and the bodies received.
-fn fake_server(
-    answer: impl Fn(usize) -> Option<String> + Send + 'static,
-) -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for (i, stream) in listener.incoming().enumerate() {
-            let mut stream = stream.unwrap();
-            let mut data = Vec::new();
-            let mut buf = [0u8; 65536];
-            let body = loop {
-                let n = stream.read(&mut buf).unwrap();
-                assert!(n > 0, "the client hung up mid-request");
-                data.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&data).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        break body.to_owned();
-                    }
-                }
-            };
-            seen.lock()
-                .unwrap()
-                .push(serde_json::from_str(&body).unwrap());
-            if let Some(response) = answer(i) {
-                let _ = stream.write_all(response.as_bytes());
-            }
-        }
-    });
-    (url, bodies)
-}
-
-fn respond(status: &str, body: &str) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-fn produce_cli(url: &str, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = std::process::Command::new(KAPPA)
-        .args(["produce", "payments", "--server", url])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-#[test]
-fn kappa_produce_retries_with_the_same_id_and_says_when_the_outcome_is_unknown() {
-    let input = "{\"key\":\"a\",\"value\":1}\n{\"key\":\"b\",\"value\":2}\n";
-    let stored = r#"{"topic":"payments","appended":2,"partitions":[{"partition":0,"first_offset":0,"last_offset":1,"count":2}],"duplicate":false}"#;
-
-    // Two broken connections, then an answer: retried with the same id.
-    let (url, bodies) = fake_server(move |i| (i >= 2).then(|| respond("200 OK", stored)));
-    let out = produce_cli(&url, &[], input);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("with the same request id"), "{stderr}");
-    let ids: Vec<String> = bodies
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|b| b["request_id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids.len(), 3);
-    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
-
-    // Always broken: the outcome is unknown, and the CLI says so and how to
-    // retry safely, never that nothing was stored.
-    let (url, bodies) = fake_server(|_| None);
-    let out = produce_cli(&url, &["--retries", "1", "--request-id", "run-7"], input);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("may or may not have stored the events of lines 1-2"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("--request-id run-7"), "{stderr}");
-    assert!(!stderr.contains("were not stored"), "{stderr}");
-    assert_eq!(bodies.lock().unwrap().len(), 2);
-    assert_eq!(bodies.lock().unwrap()[0]["request_id"], "run-7-0");
-
-    // A refusal is a known outcome: not stored, and not retried.
-    let refused = r#"{"error":{"kind":"conflict","message":"request id \"x\" was already used for other events; nothing was stored"}}"#;
-    let (url, bodies) = fake_server(move |_| Some(respond("409 Conflict", refused)));
-    let out = produce_cli(&url, &[], input);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("were not stored"), "{stderr}");
-    assert_eq!(bodies.lock().unwrap().len(), 1);
-}
-
-#[test]
-fn a_request_id_given_twice_stores_the_events_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
-    server.json(&["topic", "create", "payments", "--partitions", "4"]);
-    let input: String = (0..40)
-        .map(|i| format!("{{\"key\":\"k{i}\",\"value\":{i}}}\n"))
-        .collect();
-    let first = produce_cli(
-        &server.url,
-        &["--request-id", "once", "--batch", "15", "--json"],
-        &input,
-    );
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    let again = produce_cli(
-        &server.url,
-        &["--request-id", "once", "--batch", "15", "--json"],
-        &input,
-    );
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(again.status.success(), "{stderr}");
-    assert_eq!(
-        stderr.matches("had been stored before").count(),
-        3,
-        "{stderr}"
-    );
-    assert_eq!(first.stdout, again.stdout, "the same offsets are answered");
-    let topics = server.json(&["topic", "list"]);
-    let total: u64 = topics[0]["end_offsets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
-    assert_eq!(total, 40);
 }

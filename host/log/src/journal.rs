@@ -39,6 +39,9 @@
 //! over the journal, directory fsynced) when the topic is opened and when it
 //! grows past its bound while no request is in flight; a compacted journal
 //! holds one floor entry and the intents of the most recent request ids.
+//!
+//! (Format, recovery and runtime state are kept in this one file, over 600
+//! lines with its tests, so that the journal's bytes stay in one reviewable spot.)
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};

@@ -8,12 +8,20 @@
 //!   (unless [`LogOptions::fsync`] is off), and readers see them only from then on.
 //! - After a crash, [`EmbeddedLog::open`] keeps every acknowledged record:
 //!   a torn write at the tail of a partition is cut off, while damage
-//!   anywhere else makes `open` fail with [`LogError::Corrupt`] rather than
+//!   anywhere else (including a last record the request journal proves was
+//!   acknowledged) makes `open` fail with [`LogError::Corrupt`] rather than
 //!   serve or silently drop data.
+//! - An append is all or nothing, also across a crash: one spanning several
+//!   partitions is recorded in the topic's request journal first and cut
+//!   back on open if it was not completely written (`journal.rs`). With a
+//!   [`RequestTag`], it is stored at most once.
 //!
 //! Each partition has a single writer (a mutex) and any number of
 //! [`PartitionReader`]s, each with its own file handle, that never block the
 //! writer. The byte format is specified (and frozen) in `record.rs`.
+//!
+//! (This file is long, about 900 lines, because it holds the log's whole
+//! public API and its open-time recovery in one place.)
 
 use std::collections::BTreeMap;
 use std::fmt;
