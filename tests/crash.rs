@@ -404,7 +404,7 @@ impl Run {
         match phase {
             Phase::Produce => (None, self.rng.below(40), None),
             Phase::Replay => {
-                let version = self.next_replay_version(&server);
+                let version = self.next_replay_version(server);
                 let path = format!("/v1/processors/payments/versions/{version}?topic=payments");
                 let (status, body) =
                     http(&server.url, "POST", &path, kappa_plugins::PAYMENTS_V1.bytes);
@@ -428,7 +428,7 @@ impl Run {
                 )
             }
             Phase::Deploy => {
-                let version = self.next_replay_version(&server);
+                let version = self.next_replay_version(server);
                 let path = format!("/v1/processors/payments/versions/{version}?topic=payments");
                 (
                     Some((
