@@ -1254,13 +1254,78 @@ impl Bench {
                 Some(ft / lt),
             );
         }
+        self.ingest_requests(&mut s, &records);
         s.note(
             "the log's time includes cloning each record out of the generated set (the append \
              API takes ownership); the plain file writes the same framed bytes (8-byte length + \
              checksum, then the body) through a 1 MiB BufWriter and calls sync_data per batch, \
              as the log does",
         );
+        s.note(
+            "requests over 4 partitions: each append spreads its events round-robin over 4 \
+             partitions, so the log fsyncs 4 segments plus the request journal's intent (5 \
+             fsyncs) where the plain file does 1; with a request id, the id is also checked and \
+             remembered",
+        );
         s
+    }
+
+    /// Section 5, multi-partition requests: appends spanning 4 partitions
+    /// (each first records an intent in the request journal), without and
+    /// with a request id, against the plain file with one fsync per batch.
+    fn ingest_requests(&self, s: &mut Section, records: &[NewRecord]) {
+        use kappa::log::RequestTag;
+        let batch = 100usize;
+        let records = &records[..(self.options.ingest_events / 10).min(records.len())];
+        let n = records.len() as f64;
+        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        for run in 0..self.options.runs {
+            let dir = self.dir.path().join(format!("ingest-requests-{run}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let started = Instant::now();
+            plain_append(&dir.join("plain.bin"), records, batch);
+            times[0].push(started.elapsed().as_secs_f64());
+            for (case, with_id) in [(1, false), (2, true)] {
+                let log =
+                    EmbeddedLog::open(&dir.join(format!("log-{case}")), LogOptions::default())
+                        .unwrap();
+                log.create_topic("in", 4).unwrap();
+                let started = Instant::now();
+                for (i, chunk) in records.chunks(batch).enumerate() {
+                    let tag = with_id.then(|| RequestTag {
+                        id: format!("bench-{i}"),
+                        fingerprint: [i as u8; 32],
+                    });
+                    let events = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(j, r)| ((j % 4) as u32, r.clone()))
+                        .collect();
+                    log.append_request("in", events, tag.as_ref()).unwrap();
+                }
+                times[case].push(started.elapsed().as_secs_f64());
+            }
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        let [plain, journal, id] = times.map(median);
+        s.figure(
+            format!("plain file, {batch} events per fsync (requests baseline)"),
+            n / plain,
+            "events/s",
+            Some(1.0),
+        );
+        s.figure(
+            format!("embedded log, {batch} events per append over 4 partitions"),
+            n / journal,
+            "events/s",
+            Some(plain / journal),
+        );
+        s.figure(
+            format!("embedded log, {batch} events per append over 4 partitions, with a request id"),
+            n / id,
+            "events/s",
+            Some(plain / id),
+        );
     }
 
     // -------------------------------------------------------------- 6

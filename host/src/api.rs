@@ -78,7 +78,7 @@ fn too_large_body() -> Error {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self.0 {
-            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Invalid(_) | Error::Unsupported(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -213,6 +213,12 @@ async fn produce(
 ) -> ApiResult<crate::model::ProduceReport> {
     let Json(req) = body?;
     let now = now_ms();
+    // The fingerprint of the request as sent (before the host fills in
+    // timestamps or partitions), so a retry matches and a reuse does not.
+    let request = req.request_id.map(|id| crate::log::RequestTag {
+        fingerprint: request_fingerprint(&req.events),
+        id,
+    });
     let mut events = Vec::with_capacity(req.events.len());
     for (i, line) in req.events.into_iter().enumerate() {
         let record = line.into_record(now).map_err(|e| {
@@ -223,7 +229,16 @@ async fn produce(
         })?;
         events.push(record);
     }
-    Ok(Json(blocking(move || host.produce(&topic, events)).await?))
+    Ok(Json(
+        blocking(move || host.produce_request(&topic, events, request)).await?,
+    ))
+}
+
+/// SHA-256 of the events of a produce request in their JSON form.
+fn request_fingerprint(events: &[crate::model::EventLine]) -> [u8; 32] {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(events).unwrap_or_default();
+    sha2::Sha256::digest(&bytes).into()
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@
 //! Exit codes (`EXIT_CODES`, shown by `kappa --help`): 0 success, 1 the
 //! operation failed, 2 bad usage or bad input (nothing was changed).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +17,9 @@ use clap::{Parser, Subcommand};
 use crate::client::{Client, ClientError, DEFAULT_SERVER};
 use crate::diff::{Change, DiffReport};
 use crate::lifecycle::{Host, HostOptions};
-use crate::model::{EventLine, ProcessorStatus, ProduceReport, State, StatusReport, VersionStatus};
+use crate::model::{ProcessorStatus, State, StatusReport, VersionStatus};
+
+mod produce;
 use crate::registry::{Settings, VersionId};
 
 /// The heading of the options every subcommand takes, in `--help`.
@@ -118,6 +120,15 @@ enum Command {
         /// Events sent per request (each request is appended all or nothing).
         #[arg(long, default_value_t = 5000)]
         batch: usize,
+        /// Base of the request ids: batch N is sent with id BASE-N, so the
+        /// host stores it at most once. Default: a random base. To retry a
+        /// run whose outcome is unknown, give the base it printed.
+        #[arg(long, value_name = "BASE")]
+        request_id: Option<String>,
+        /// Retries of a batch after a broken connection or a 503, with the
+        /// same request id and a growing pause (0.2 s doubling to 3.2 s).
+        #[arg(long, default_value_t = 5)]
+        retries: u32,
     },
     /// Print events of one partition of a topic, one JSON object a line.
     Consume {
@@ -626,8 +637,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Produce { topic, file, batch } => {
-            produce(&client()?, &topic, file, batch.max(1), json).await
+        Command::Produce {
+            topic,
+            file,
+            batch,
+            request_id,
+            retries,
+        } => {
+            let options = produce::Options {
+                batch,
+                request_id,
+                retries,
+                json,
+            };
+            produce::run(&client()?, &topic, file, options).await
         }
         Command::Deploy {
             file,
@@ -940,115 +963,6 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-async fn produce(
-    client: &Client,
-    topic: &str,
-    file: Option<PathBuf>,
-    batch: usize,
-    json: bool,
-) -> Result<(), Failure> {
-    let reader: Box<dyn BufRead> = match &file {
-        Some(path) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(path)
-                .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?,
-        )),
-        None => Box::new(std::io::BufReader::new(std::io::stdin())),
-    };
-    let source = file
-        .as_ref()
-        .map_or_else(|| "stdin".to_owned(), |p| p.display().to_string());
-    let mut total = ProduceReport {
-        topic: topic.to_owned(),
-        appended: 0,
-        partitions: Vec::new(),
-    };
-    let mut pending: Vec<EventLine> = Vec::with_capacity(batch);
-    let mut first_pending_line = 1;
-    let mut lines = reader.lines().enumerate();
-    loop {
-        let next = lines.next();
-        let done = next.is_none();
-        if let Some((i, line)) = next {
-            let n = i + 1;
-            let line = line.map_err(|e| usage(format!("{source}: line {n}: {e}")))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let event = EventLine::parse_line(&line)
-                .and_then(|e| e.clone().into_record(0).map(|_| e))
-                .map_err(|e| {
-                    // One position, in lines: the JSON parser's own "line 1"
-                    // is this line.
-                    let e = e.replace(" at line 1 column ", " at column ");
-                    usage(format!(
-                        "{source}: line {n}: {e}; {} events before it were appended, nothing after",
-                        total.appended
-                    ))
-                })?;
-            if pending.is_empty() {
-                first_pending_line = n;
-            }
-            pending.push(event);
-        }
-        if !pending.is_empty() && (pending.len() >= batch || done) {
-            let count = pending.len();
-            let report = client
-                .produce(topic, std::mem::take(&mut pending))
-                .await
-                .map_err(|e| Failure {
-                    code: exit_code(&e),
-                    message: format!(
-                        "{e} (events of lines {first_pending_line} and after were not appended; \
-                         {} events before them were)",
-                        total.appended
-                    ),
-                })?;
-            debug_assert_eq!(report.appended, count as u64);
-            merge_ranges(&mut total, report);
-        }
-        if done {
-            break;
-        }
-    }
-    if json {
-        return print_json(&total);
-    }
-    let ranges: Vec<String> = total
-        .partitions
-        .iter()
-        .map(|r| {
-            format!(
-                "partition {} offsets {}..={}",
-                r.partition, r.first_offset, r.last_offset
-            )
-        })
-        .collect();
-    println!(
-        "appended {} events to {topic}: {}",
-        total.appended,
-        ranges.join(", ")
-    );
-    Ok(())
-}
-
-fn merge_ranges(total: &mut ProduceReport, report: ProduceReport) {
-    total.appended += report.appended;
-    for r in report.partitions {
-        match total
-            .partitions
-            .iter_mut()
-            .find(|t| t.partition == r.partition)
-        {
-            Some(t) => {
-                t.last_offset = r.last_offset;
-                t.count += r.count;
-            }
-            None => total.partitions.push(r),
-        }
-    }
-    total.partitions.sort_by_key(|r| r.partition);
 }
 
 /// Polls a version until it is no longer replaying, showing progress on

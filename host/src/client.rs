@@ -37,6 +37,15 @@ pub enum ClientError {
         /// What failed.
         reason: String,
     },
+    /// The connection broke after the request may have been sent, before
+    /// an answer came: whether the server acted on it is unknown.
+    #[error("the connection to the kappa server at {server} broke before it answered: {reason}")]
+    NoAnswer {
+        /// The address tried.
+        server: String,
+        /// What failed.
+        reason: String,
+    },
     /// Anything else (a malformed answer, a bad address).
     #[error("{0}")]
     Other(String),
@@ -100,11 +109,14 @@ impl Client {
         }
     }
 
-    /// The server could not be reached, or the connection broke.
+    /// The server could not be reached (nothing was sent), or the
+    /// connection broke (the request may have been sent).
     fn unreachable(&self, e: &reqwest::Error) -> ClientError {
-        ClientError::Unreachable {
-            server: self.base.to_string(),
-            reason: root_cause(e),
+        let (server, reason) = (self.base.to_string(), root_cause(e));
+        if e.is_connect() {
+            ClientError::Unreachable { server, reason }
+        } else {
+            ClientError::NoAnswer { server, reason }
         }
     }
 
@@ -192,7 +204,18 @@ impl Client {
         topic: &str,
         events: Vec<EventLine>,
     ) -> Result<ProduceReport, ClientError> {
-        let body = ProduceRequest { events };
+        self.produce_request(topic, events, None).await
+    }
+
+    /// `POST /v1/topics/{topic}/events` with an optional request id: a
+    /// request whose id the server stored before is not stored again.
+    pub async fn produce_request(
+        &self,
+        topic: &str,
+        events: Vec<EventLine>,
+        request_id: Option<String>,
+    ) -> Result<ProduceReport, ClientError> {
+        let body = ProduceRequest { events, request_id };
         self.send(
             self.http
                 .post(self.url(&["v1", "topics", topic, "events"])?)

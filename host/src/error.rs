@@ -30,6 +30,10 @@ pub enum Error {
     /// A bug or an unexpected state of the host.
     #[error("{0}")]
     Internal(String),
+    /// The request asks for something this host's configuration does not
+    /// offer (a request id on the Kafka log).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Result with the host's error.
@@ -58,6 +62,7 @@ impl Error {
             Error::Storage(_) => "storage",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
+            Error::Unsupported(_) => "unsupported",
         }
     }
 }
@@ -67,8 +72,10 @@ impl From<LogError> for Error {
         let msg = e.to_string();
         match e {
             LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => Error::NotFound(msg),
-            LogError::TopicExists(_) => Error::Conflict(msg),
+            LogError::TopicExists(_) | LogError::RequestIdReused { .. } => Error::Conflict(msg),
+            LogError::RequestInFlight { .. } => Error::Unavailable(msg),
             LogError::InvalidTopicName { .. }
+            | LogError::InvalidRequestId { .. }
             | LogError::InvalidPartitionCount(_)
             | LogError::OffsetOutOfRange { .. } => Error::Invalid(msg),
             LogError::RecordTooLarge { .. } => Error::TooLarge(msg),

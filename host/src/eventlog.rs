@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use crate::log::{AppendedRange, EmbeddedLog, LogError, NewRecord, Record, TopicInfo};
+use crate::log::{
+    Appended, AppendedRange, EmbeddedLog, LogError, NewRecord, Record, RequestTag, TopicInfo,
+};
 
 /// Which log a host runs on.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +73,26 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
         topic: &str,
         records: Vec<(u32, NewRecord)>,
     ) -> Result<Vec<AppendedRange>, LogError>;
+    /// [`append`](Self::append), all or nothing across crashes, with an
+    /// optional request id stored at most once. Backends without request
+    /// ids refuse a tag (the host refuses it earlier with a clearer error).
+    fn append_request(
+        &self,
+        topic: &str,
+        records: Vec<(u32, NewRecord)>,
+        tag: Option<&RequestTag>,
+    ) -> Result<Appended, LogError> {
+        if tag.is_some() {
+            return Err(LogError::Backend(format!(
+                "the {} log does not support request ids",
+                self.backend()
+            )));
+        }
+        Ok(Appended {
+            ranges: self.append(topic, records)?,
+            duplicate: false,
+        })
+    }
     /// A reader of one partition from offset `from`.
     fn reader(
         &self,
@@ -143,6 +165,15 @@ impl EventLog for EmbeddedLog {
         records: Vec<(u32, NewRecord)>,
     ) -> Result<Vec<AppendedRange>, LogError> {
         EmbeddedLog::append(self, topic, records)
+    }
+
+    fn append_request(
+        &self,
+        topic: &str,
+        records: Vec<(u32, NewRecord)>,
+        tag: Option<&RequestTag>,
+    ) -> Result<Appended, LogError> {
+        EmbeddedLog::append_request(self, topic, records, tag)
     }
 
     fn reader(

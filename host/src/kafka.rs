@@ -18,7 +18,8 @@
 //!   `append` returns only once Kafka acknowledged every record. Without
 //!   Kafka transactions a batch cannot be all-or-nothing: if some records
 //!   fail, the error says how many were stored, and a retry may store
-//!   those twice.
+//!   those twice. Request ids (idempotent produce) are refused by the host
+//!   on this backend for the same reason (docs/kafka.md).
 //! - Broker down: calls fail with [`LogError::Unavailable`] naming the
 //!   bootstrap servers; librdkafka reconnects by itself, and callers retry.
 

@@ -354,6 +354,26 @@ impl Host {
         topic: &str,
         events: Vec<(Option<u32>, NewRecord)>,
     ) -> Result<ProduceReport> {
+        self.produce_request(topic, events, None)
+    }
+
+    /// [`produce`](Self::produce) with an optional request id: a request
+    /// whose id was stored before is not stored again, and answers with the
+    /// offsets it got then (`duplicate` set). Request ids need the embedded
+    /// log ([`Error::Unsupported`] on Kafka).
+    pub fn produce_request(
+        &self,
+        topic: &str,
+        events: Vec<(Option<u32>, NewRecord)>,
+        request: Option<crate::log::RequestTag>,
+    ) -> Result<ProduceReport> {
+        if request.is_some() && self.log.backend() != "embedded" {
+            return Err(Error::Unsupported(format!(
+                "request ids (idempotent produce) need the embedded log; this host runs on {}, \
+                 where a request is sent without one (see docs/kafka.md); nothing was stored",
+                self.log.backend()
+            )));
+        }
         let partitions = self.log.partitions(topic)?;
         let mut batch = Vec::with_capacity(events.len());
         for (i, (partition, record)) in events.into_iter().enumerate() {
@@ -387,13 +407,19 @@ impl Host {
             };
             batch.push((partition, record));
         }
-        let ranges: Vec<AppendedRange> = self.log.append(topic, batch)?;
-        self.metrics
-            .appended(topic, ranges.iter().map(|r| r.count).sum());
+        let request_id = request.as_ref().map(|t| t.id.clone());
+        let appended = self.log.append_request(topic, batch, request.as_ref())?;
+        let ranges: Vec<AppendedRange> = appended.ranges;
+        if !appended.duplicate {
+            self.metrics
+                .appended(topic, ranges.iter().map(|r| r.count).sum());
+        }
         Ok(ProduceReport {
             topic: topic.to_owned(),
             appended: ranges.iter().map(|r| r.count).sum(),
             partitions: ranges.into_iter().map(Into::into).collect(),
+            request_id,
+            duplicate: appended.duplicate,
         })
     }
 

@@ -166,6 +166,13 @@ pub struct ProduceReport {
     pub appended: u64,
     /// Offsets assigned, per partition.
     pub partitions: Vec<PartitionRange>,
+    /// The request id, when the request carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// True when a request with this id had been stored before: nothing
+    /// was stored now, and the offsets are those it got then.
+    #[serde(default)]
+    pub duplicate: bool,
 }
 
 /// Offsets appended to one partition.
@@ -381,6 +388,10 @@ pub struct CreateTopic {
 pub struct ProduceRequest {
     /// The events, appended all or nothing.
     pub events: Vec<EventLine>,
+    /// Makes the request idempotent: a request with an id already stored
+    /// is not stored again (1 to 128 visible ASCII characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Body of `POST /v1/processors/{name}/promote`.

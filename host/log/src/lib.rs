@@ -8,12 +8,20 @@
 //!   (unless [`LogOptions::fsync`] is off), and readers see them only from then on.
 //! - After a crash, [`EmbeddedLog::open`] keeps every acknowledged record:
 //!   a torn write at the tail of a partition is cut off, while damage
-//!   anywhere else makes `open` fail with [`LogError::Corrupt`] rather than
+//!   anywhere else (including a last record the request journal proves was
+//!   acknowledged) makes `open` fail with [`LogError::Corrupt`] rather than
 //!   serve or silently drop data.
+//! - An append is all or nothing, also across a crash: one spanning several
+//!   partitions is recorded in the topic's request journal first and cut
+//!   back on open if it was not completely written (`journal.rs`). With a
+//!   [`RequestTag`], it is stored at most once.
 //!
 //! Each partition has a single writer (a mutex) and any number of
 //! [`PartitionReader`]s, each with its own file handle, that never block the
 //! writer. The byte format is specified (and frozen) in `record.rs`.
+//!
+//! (This file is long, about 900 lines, because it holds the log's whole
+//! public API and its open-time recovery in one place.)
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,11 +39,15 @@ use tokio::sync::watch;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
+mod journal;
+pub use journal::{MAX_REQUEST_ID_LEN, RequestTag};
 mod partition;
 mod partitioner;
 pub use partitioner::partition_for_key;
 mod reader;
 mod record;
+#[cfg(test)]
+mod request_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -77,6 +89,7 @@ pub(crate) mod fuzz_support {
     }
 }
 
+use journal::{Journal, Part};
 use partition::Partition;
 pub use reader::PartitionReader;
 pub use record::{NewRecord, Record};
@@ -108,6 +121,16 @@ pub struct AppendedRange {
     pub count: u64,
 }
 
+/// What [`EmbeddedLog::append_request`] did.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// One range per touched partition, sorted by partition.
+    pub ranges: Vec<AppendedRange>,
+    /// The request id was already stored: nothing was appended now, and
+    /// `ranges` are those the first request got.
+    pub duplicate: bool,
+}
+
 /// Tuning of the embedded log.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
@@ -123,7 +146,14 @@ pub struct LogOptions {
     /// fsync on every append. Turning it off loses the durability guarantee
     /// and is meant for benchmarks and tests only.
     pub fsync: bool,
+    /// How many of the most recent request ids each topic remembers (across
+    /// restarts) to answer a retry with its first offsets; an older id is
+    /// forgotten and its retry would be stored again.
+    pub request_ids_kept: usize,
 }
+
+/// The default of [`LogOptions::request_ids_kept`].
+pub const DEFAULT_REQUEST_IDS_KEPT: usize = 10_000;
 
 impl Default for LogOptions {
     fn default() -> Self {
@@ -131,6 +161,7 @@ impl Default for LogOptions {
             segment_bytes: 64 * 1024 * 1024,
             max_record_bytes: 8 * 1024 * 1024,
             fsync: true,
+            request_ids_kept: DEFAULT_REQUEST_IDS_KEPT,
         }
     }
 }
@@ -194,6 +225,19 @@ pub enum LogError {
     /// Another backend failure (a Kafka broker refused the request).
     #[error("{0}")]
     Backend(String),
+    #[error("invalid request id {id:?}: {reason} (an id is 1 to 128 visible ASCII characters)")]
+    InvalidRequestId { id: String, reason: String },
+    /// An earlier request with this id is still being stored; retrying
+    /// in a moment gets its outcome.
+    #[error(
+        "a request with id {id:?} is still being stored; retry in a moment with the same id to get its outcome"
+    )]
+    RequestInFlight { id: String },
+    /// The id was stored before with other events.
+    #[error(
+        "request id {id:?} was already used for other events; nothing was stored (use a new id for a new request)"
+    )]
+    RequestIdReused { id: String },
 }
 
 fn too_large_message(size: usize, max: usize) -> String {
@@ -243,6 +287,8 @@ struct Topic {
     name: String,
     partitions: Vec<Arc<Partition>>,
     round_robin: AtomicU32,
+    /// Locked after the partition writers, never before.
+    journal: Mutex<Journal>,
 }
 
 impl Topic {
@@ -430,10 +476,20 @@ impl EmbeddedLog {
         if fsync {
             segment::sync_dir(&self.dir)?;
         }
+        let ends = vec![0; parts.len()];
+        let journal = Journal::open(
+            topic_dir,
+            false,
+            Vec::new(),
+            &ends,
+            fsync,
+            self.options.request_ids_kept,
+        )?;
         Ok(Topic {
             name: name.to_owned(),
             partitions: parts,
             round_robin: AtomicU32::new(0),
+            journal: Mutex::new(journal),
         })
     }
 
@@ -463,20 +519,43 @@ impl EmbeddedLog {
         })
     }
 
-    /// Appends `(partition, record)` pairs, in order within each partition.
+    /// Appends `(partition, record)` pairs, in order within each partition:
+    /// [`append_request`](Self::append_request) without a request id.
+    pub fn append(
+        &self,
+        topic: &str,
+        records: Vec<(u32, NewRecord)>,
+    ) -> Result<Vec<AppendedRange>, LogError> {
+        Ok(self.append_request(topic, records, None)?.ranges)
+    }
+
+    /// Appends `(partition, record)` pairs, in order within each partition,
+    /// all or nothing, also across a crash.
     ///
     /// Everything is validated first and nothing is appended if any record is
     /// refused. Each touched partition is fsynced once for the whole call;
     /// the records become readable, and `Ok` is returned, only after that.
     /// Returns one range per touched partition, sorted by partition. If a
     /// write fails, none of the records become readable.
-    pub fn append(
+    ///
+    /// A request that touches several partitions, or that carries a `tag`,
+    /// is first recorded in the topic's request journal (one more fsync), so
+    /// that a crash in the middle leaves none of it after [`open`](Self::open).
+    /// With a tag, a request whose id was stored before is not stored again:
+    /// the answer is the first one's ranges with `duplicate` set, or
+    /// [`LogError::RequestIdReused`] when its fingerprint differs, or
+    /// [`LogError::RequestInFlight`] while the first is still being stored.
+    pub fn append_request(
         &self,
         topic: &str,
         records: Vec<(u32, NewRecord)>,
-    ) -> Result<Vec<AppendedRange>, LogError> {
+        tag: Option<&RequestTag>,
+    ) -> Result<Appended, LogError> {
         let topic = self.get(topic)?;
         let max = self.options.max_body_len();
+        if let Some(tag) = tag {
+            journal::validate_id(&tag.id)?;
+        }
         for (partition, r) in &records {
             topic.partition(*partition)?;
             let size = record::body_len(r).map_err(|size| LogError::RecordTooLarge {
@@ -491,9 +570,43 @@ impl EmbeddedLog {
         for (partition, r) in records {
             groups.entry(partition).or_default().push(r);
         }
+        let appended = |ranges| Appended {
+            ranges,
+            duplicate: false,
+        };
         if groups.is_empty() {
-            return Ok(Vec::new());
+            return Ok(appended(Vec::new()));
         }
+        let Some(tag) = tag else {
+            return self.append_groups(&topic, groups, None).map(appended);
+        };
+        let begun = topic.journal.lock().begin(tag);
+        match begun {
+            Ok(()) => {}
+            Err(journal::Refusal::Duplicate(ranges)) => {
+                return Ok(Appended {
+                    ranges,
+                    duplicate: true,
+                });
+            }
+            Err(journal::Refusal::InFlight) => {
+                return Err(LogError::RequestInFlight { id: tag.id.clone() });
+            }
+            Err(journal::Refusal::Reused) => {
+                return Err(LogError::RequestIdReused { id: tag.id.clone() });
+            }
+        }
+        let result = self.append_groups(&topic, groups, Some(tag));
+        topic.journal.lock().end(&tag.id);
+        result.map(appended)
+    }
+
+    fn append_groups(
+        &self,
+        topic: &Topic,
+        groups: BTreeMap<u32, Vec<NewRecord>>,
+        tag: Option<&RequestTag>,
+    ) -> Result<Vec<AppendedRange>, LogError> {
         let groups: Vec<(&Arc<Partition>, Vec<NewRecord>)> = groups
             .into_iter()
             .map(|(p, rs)| (&topic.partitions[p as usize], rs))
@@ -501,6 +614,20 @@ impl EmbeddedLog {
 
         // Locked in ascending partition order, so concurrent appends cannot deadlock.
         let mut writers: Vec<_> = groups.iter().map(|(p, _)| p.writer.lock()).collect();
+        let intent = if groups.len() > 1 || tag.is_some() {
+            let parts = groups
+                .iter()
+                .zip(&writers)
+                .map(|((p, rs), w)| Part {
+                    partition: p.index,
+                    first: w.next_offset(),
+                    count: rs.len() as u64,
+                })
+                .collect();
+            Some(topic.journal.lock().write_intent(tag, parts)?)
+        } else {
+            None
+        };
         let mut staged = Vec::with_capacity(groups.len());
         for (i, (partition, rs)) in groups.iter().enumerate() {
             match partition.stage(&mut writers[i], rs, &self.options) {
@@ -508,6 +635,17 @@ impl EmbeddedLog {
                 Err(e) => {
                     for (j, s) in staged.into_iter().enumerate() {
                         groups[j].0.rollback(&mut writers[j], s);
+                    }
+                    if let Some(intent) = intent {
+                        // The intent must not outlive its rolled-back records
+                        // unless no append can follow it before a reopen.
+                        let clean = writers.iter().all(|w| !w.poisoned());
+                        let aborted = topic.journal.lock().abort(intent.seq, clean);
+                        if !aborted {
+                            for (j, (p, _)) in groups.iter().enumerate() {
+                                p.poison(&mut writers[j], "a failed request could not be cancelled in the request journal");
+                            }
+                        }
                     }
                     return Err(e);
                 }
@@ -518,6 +656,9 @@ impl EmbeddedLog {
             .enumerate()
             .map(|(i, s)| groups[i].0.commit(&mut writers[i], s))
             .collect();
+        if let Some(intent) = intent {
+            topic.journal.lock().done(intent, || topic.end_offsets());
+        }
         drop(writers);
         self.notify_append();
         Ok(ranges)
@@ -654,13 +795,62 @@ fn load_topic(
             meta.partitions
         )));
     }
-    let partitions = (0..meta.partitions)
-        .map(|p| Partition::recover(name, p, topic_dir.join(p.to_string()), options).map(Arc::new))
+    let entries = journal::read(topic_dir, options.fsync)?;
+    let n = meta.partitions as usize;
+    let floors = entries
+        .as_deref()
+        .map_or_else(|| vec![0; n], |e| journal::floors(e, n));
+    let recover = |p: u32, floor: u64| {
+        Partition::recover(name, p, topic_dir.join(p.to_string()), floor, options).map(Arc::new)
+    };
+    let mut partitions = (0..meta.partitions)
+        .map(|p| recover(p, floors[p as usize]))
         .collect::<Result<Vec<_>, _>>()?;
+    let resolved = match &entries {
+        Some(entries) => {
+            let ends: Vec<u64> = partitions
+                .iter()
+                .map(|p| p.end.load(Ordering::Acquire))
+                .collect();
+            journal::resolve(entries, &ends)
+        }
+        None => journal::Resolved::default(),
+    };
+    for &(p, offset) in &resolved.cuts {
+        let Some(slot) = partitions.get_mut(p as usize) else {
+            return Err(LogError::Corrupt {
+                file: topic_dir.join(journal::JOURNAL_FILE),
+                position: 0,
+                reason: format!("an entry names partition {p}, but the topic has {n}"),
+            });
+        };
+        partition::cut_back(&topic_dir.join(p.to_string()), offset, options)?;
+        *slot = recover(p, floors[p as usize].min(offset))?;
+    }
+    let existed = entries.is_some();
+    if existed && options.fsync {
+        // The ends become the journal's floor: make sure they are durable.
+        for p in &partitions {
+            p.sync()?;
+        }
+    }
+    let ends: Vec<u64> = partitions
+        .iter()
+        .map(|p| p.end.load(Ordering::Acquire))
+        .collect();
+    let journal = Journal::open(
+        topic_dir,
+        existed,
+        resolved.complete,
+        &ends,
+        options.fsync,
+        options.request_ids_kept,
+    )?;
     Ok(Some(Topic {
         name: name.to_owned(),
         partitions,
         round_robin: AtomicU32::new(0),
+        journal: Mutex::new(journal),
     }))
 }
 

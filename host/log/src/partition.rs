@@ -7,9 +7,9 @@
 //! readers when a write fails.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::mem;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,6 +33,17 @@ pub(crate) struct Partition {
     /// join the list only when it commits.
     pub segments: RwLock<Vec<Arc<Segment>>>,
     pub writer: Mutex<Writer>,
+}
+
+impl Writer {
+    /// The offset the next record gets.
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    pub(crate) fn poisoned(&self) -> bool {
+        self.poisoned
+    }
 }
 
 #[derive(Debug)]
@@ -115,11 +126,13 @@ impl Partition {
     }
 
     /// Scans every segment (see [`segment::scan`]) and positions the writer
-    /// at the end of the last one.
+    /// at the end of the last one. Records below `floor` are known to have
+    /// been durable: losing any of them is damage, not a torn tail.
     pub(crate) fn recover(
         topic: &str,
         index: u32,
         dir: PathBuf,
+        floor: u64,
         options: &LogOptions,
     ) -> Result<Self, LogError> {
         let files = segment::list(&dir)?;
@@ -153,6 +166,7 @@ impl Partition {
                 &path,
                 base,
                 i == last_i,
+                floor,
                 options.max_body_len(),
                 options.fsync,
             )?;
@@ -164,6 +178,17 @@ impl Partition {
             }
         }
         let (seg, scanned) = last.expect("a partition with segment files has a last segment");
+        if scanned.end_offset < floor {
+            return Err(LogError::Corrupt {
+                file: seg.path.clone(),
+                position: scanned.len,
+                reason: format!(
+                    "the partition ends at offset {} but the request journal shows that records \
+                     up to offset {floor} were acknowledged: records are missing",
+                    scanned.end_offset
+                ),
+            });
+        }
         let mut file = OpenOptions::new()
             .write(true)
             .open(&seg.path)
@@ -413,7 +438,19 @@ impl Partition {
         w.last_index_pos = staged.start_last_index_pos;
     }
 
-    fn poison(&self, w: &mut Writer, why: &str) {
+    /// Makes the last segment's bytes durable (at open, before the request
+    /// journal records every partition's end as known durable).
+    pub(crate) fn sync(&self) -> Result<(), LogError> {
+        let w = self.writer.lock();
+        w.file.sync_data().map_err(|e| {
+            LogError::io(
+                format!("cannot fsync log segment {}", w.segment.path.display()),
+                e,
+            )
+        })
+    }
+
+    pub(crate) fn poison(&self, w: &mut Writer, why: &str) {
         tracing::error!(
             topic = %self.topic,
             partition = self.index,
@@ -454,5 +491,45 @@ fn sync(w: &mut Writer, staged: &mut Staged) -> Result<(), LogError> {
 fn cut(file: &mut File, len: u64) -> io::Result<()> {
     file.set_len(len)?;
     file.seek(SeekFrom::Start(len))?;
+    Ok(())
+}
+
+/// Cuts the files of the partition in `dir` back to `offset`: segments
+/// starting past it go, and the one holding it is truncated before its
+/// record. Used on open, before the partition is recovered again, to undo a
+/// request the journal shows was not completely written. The records below
+/// `offset` must have passed a recovery scan.
+pub(crate) fn cut_back(dir: &Path, offset: u64, options: &LogOptions) -> Result<(), LogError> {
+    let files = segment::list(dir)?;
+    let keep = files.partition_point(|(base, _)| *base <= offset).max(1);
+    for (_, path) in files[keep..].iter().rev() {
+        fs::remove_file(path)
+            .map_err(|e| LogError::io(format!("cannot remove {}", path.display()), e))?;
+    }
+    let (base, path) = &files[keep - 1];
+    let io_err = |e| LogError::io(format!("cannot cut log segment {}", path.display()), e);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err)?;
+    let mut pos = SEGMENT_HEADER_LEN;
+    for _ in *base..offset {
+        let mut len = [0u8; 4];
+        file.seek(SeekFrom::Start(pos)).map_err(io_err)?;
+        file.read_exact(&mut len).map_err(io_err)?;
+        pos += (record::FRAME_HEADER_LEN + u32::from_le_bytes(len) as usize) as u64;
+    }
+    tracing::warn!(
+        file = %path.display(),
+        offset,
+        "cutting partition {} back to offset {offset}: the request that started there was not completely written",
+        dir.display()
+    );
+    file.set_len(pos).map_err(io_err)?;
+    if options.fsync {
+        file.sync_data().map_err(io_err)?;
+        segment::sync_dir(dir)?;
+    }
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! <dir>/LOCK                              advisory lock held while a process has the log open
 //! <dir>/<topic>/topic.json                {"format":1,"partitions":N}
 //! <dir>/<topic>/<partition>/<base>.seg    one or more segments per partition
+//! <dir>/<topic>/requests.log              request journal (optional; see `journal.rs`)
 //! ```
 //!
 //! - `<topic>` is the topic name: 1 to 200 bytes of `[A-Za-z0-9._-]`, not `.`,

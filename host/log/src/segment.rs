@@ -173,12 +173,15 @@ enum Check {
 }
 
 /// Checks every record of a segment. In the last segment of a partition a bad
-/// record with nothing valid after it is a torn write: the file is cut there.
-/// Anything else wrong is [`LogError::Corrupt`].
+/// record with nothing valid after it is a torn write: the file is cut there,
+/// unless its offset is below `floor` (records the request journal knows were
+/// durable before a later append started). Anything else wrong is
+/// [`LogError::Corrupt`].
 pub(crate) fn scan(
     path: &Path,
     base_offset: u64,
     is_last: bool,
+    floor: u64,
     max_body: usize,
     fsync: bool,
 ) -> Result<Scanned, LogError> {
@@ -260,6 +263,17 @@ pub(crate) fn scan(
             Check::Bad(reason) => {
                 if !is_last {
                     return Err(corrupt(pos, reason));
+                }
+                if out.end_offset < floor {
+                    return Err(corrupt(
+                        pos,
+                        format!(
+                            "{reason} in the record of offset {}, which was acknowledged \
+                             (the request journal shows a later append from offset {floor}): \
+                             this is damage, not a torn write",
+                            out.end_offset
+                        ),
+                    ));
                 }
                 if let Some(next) =
                     find_valid_after(&mut win, pos, out.end_offset, max_body).map_err(io_err)?
