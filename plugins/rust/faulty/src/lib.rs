@@ -20,7 +20,8 @@
 //!   each event writes keys of its own;
 //! - `put`: puts, `puts` times (default 1), a value of `value_bytes` bytes
 //!   (default 1) under a key of `key_bytes` bytes (default 1), all in the
-//!   batch of that event: to try the host's limits on writes.
+//!   batch of that event (the same key each time, or with `"distinct": true`
+//!   a key each): to try the host's limits on writes.
 //!
 //! These act on every event instead, whatever its value:
 //! - `clock`: writes the nanoseconds since the Unix epoch that
@@ -95,6 +96,9 @@ struct Config {
     value_bytes: usize,
     /// `put`: how many times to put it.
     puts: usize,
+    /// `put`: a key of its own for each put (its number in the key's last
+    /// bytes) instead of the same key again.
+    distinct: bool,
 }
 
 impl Default for Config {
@@ -110,6 +114,7 @@ impl Default for Config {
             key_bytes: 1,
             value_bytes: 1,
             puts: 1,
+            distinct: false,
         }
     }
 }
@@ -208,8 +213,15 @@ fn misbehave(config: &Config, offset: u64) -> Result<(), Error> {
             Ok(())
         }
         Mode::Put => {
-            let (key, value) = (vec![b'k'; config.key_bytes], vec![b'v'; config.value_bytes]);
-            for _ in 0..config.puts {
+            let (mut key, value) = (vec![b'k'; config.key_bytes], vec![b'v'; config.value_bytes]);
+            for n in 0..config.puts {
+                if config.distinct {
+                    // The put's number in the key's last bytes: a key each.
+                    let n = (n as u64).to_be_bytes();
+                    let tail = key.len().min(n.len());
+                    let at = key.len() - tail;
+                    key[at..].copy_from_slice(&n[n.len() - tail..]);
+                }
                 view::put(&key, &value);
             }
             Ok(())
