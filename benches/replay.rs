@@ -405,7 +405,7 @@ fn fill(log: &dyn EventLog, topic: &str, records: Vec<NewRecord>) {
 /// effect of order (the previous run's final sync, a warmer cache) falls on
 /// each side equally often and cancels in the median of the ratios.
 fn pair_order(run: usize) -> [bool; 2] {
-    if run % 2 == 0 {
+    if run.is_multiple_of(2) {
         [false, true]
     } else {
         [true, false]
@@ -1234,7 +1234,7 @@ impl Bench {
                 }
                 log_t.push(started.elapsed().as_secs_f64());
                 drop(log);
-                if run % 2 == 0 {
+                if run.is_multiple_of(2) {
                     file_t.push(plain());
                 }
                 std::fs::remove_dir_all(&dir).ok();
