@@ -451,11 +451,11 @@ fn every_documented_shape_matches_what_the_server_sends() {
         checker.errors.join("\n")
     );
 
-    // Every documented shape (but the input line of produce) and every
-    // object inside it was compared with a real answer.
+    // Every documented shape (but the inputs of produce: its line and its
+    // request body) and every object inside it was compared with a real answer.
     let mut paths = BTreeSet::new();
     for (name, doc) in &shapes {
-        if name != "EventLine" {
+        if name != "EventLine" && name != "ProduceRequest" {
             object_paths(doc, name, &mut paths);
         }
     }
