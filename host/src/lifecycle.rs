@@ -252,11 +252,17 @@ impl Host {
                     }
                 }
                 Stored::Failed(_) => {
-                    let view = Arc::new(View::open(
-                        &host.view_path(&id),
-                        host.options.view_sync_interval,
-                    )?);
-                    host.stopped_views.lock().insert(id, view);
+                    // A failed version's view is kept for reading; one that
+                    // cannot be opened leaves the version failed without a
+                    // view, and never keeps the host from starting.
+                    match View::open(&host.view_path(&id), host.options.view_sync_interval) {
+                        Ok(view) => {
+                            host.stopped_views.lock().insert(id, Arc::new(view));
+                        }
+                        Err(e) => {
+                            tracing::error!(version = %id, "the view of failed version {id} cannot be opened: {e}");
+                        }
+                    }
                 }
                 Stored::Retired { .. } => {}
             }

@@ -92,6 +92,31 @@ struct SyncState {
     dirty: bool,
 }
 
+/// Creates a new view file whole or not at all: redb writes its header and
+/// first commit at a temporary path, which is renamed into place once durable.
+/// A crash in between leaves only the temporary file, removed by the next
+/// creation, never a file at `path` that is not a database.
+fn create_whole(path: &Path) -> Result<Database, redb::Error> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
+    match std::fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    {
+        let db = Database::create(&temporary)?;
+        // An empty commit, durable: the file is a whole database from here on.
+        db.begin_write()?.commit()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(Database::create(path)?)
+}
+
 impl View {
     /// Opens (creating if needed) the view file at `path`. `sync_interval` is
     /// the longest time between durable commits (zero makes every commit durable).
@@ -100,7 +125,11 @@ impl View {
             path: path.to_owned(),
             source: Box::new(e),
         };
-        let db = Database::create(path).map_err(|e| err(e.into()))?;
+        let db = if path.exists() {
+            Database::create(path).map_err(|e| err(e.into()))?
+        } else {
+            create_whole(path).map_err(err)?
+        };
         let view = View {
             db,
             path: path.to_owned(),
@@ -367,6 +396,25 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
             .collect()
+    }
+
+    /// A crash while a view file was being created leaves only its
+    /// temporary file: the next creation removes it and opens a whole view,
+    /// and no file that is not a database ever stands at the view's path.
+    #[test]
+    fn a_creation_cut_by_a_crash_leaves_no_broken_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.redb");
+        let temporary = dir.path().join("v.redb.new");
+        std::fs::write(&temporary, b"half a redb header").unwrap();
+        assert!(!path.exists());
+        let view = View::open(&path, Duration::ZERO).unwrap();
+        assert!(!temporary.exists(), "the leftover is removed");
+        view.commit(0, 1, &writes(&[("a", Some("1"))]), true)
+            .unwrap();
+        drop(view);
+        let again = View::open(&path, Duration::ZERO).unwrap();
+        assert_eq!(again.offsets().unwrap().get(&0), Some(&1));
     }
 
     #[test]
