@@ -555,17 +555,7 @@ fn default_limits_are_those_the_readme_states() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     server.json(&["topic", "create", "events", "--partitions", "1"]);
-    server.json(&[
-        "deploy",
-        kappa_plugins::STARTER.path,
-        "--name",
-        "counts",
-        "--version",
-        "1.0.0",
-        "--topic",
-        "events",
-        "--wait",
-    ]);
+    server.deploy_starter("1.0.0", "events");
     let settings = &server.version("counts@1.0.0")["settings"];
     assert_eq!(settings["memory_limit_bytes"], MEMORY, "{settings}");
     assert_eq!(settings["batch_timeout_ms"], BATCH_MS, "{settings}");

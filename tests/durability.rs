@@ -254,17 +254,7 @@ fn acknowledged_appends_and_promotions_are_fsynced_before_the_answer() {
     let server = Server::start(&data);
     server.json(&["topic", "create", "events", "--partitions", "2"]);
     for version in ["1.0.0", "2.0.0"] {
-        server.json(&[
-            "deploy",
-            kappa_plugins::STARTER.path,
-            "--name",
-            "counts",
-            "--version",
-            version,
-            "--topic",
-            "events",
-            "--wait",
-        ]);
+        server.deploy_starter(version, "events");
     }
     let trace_file = dir.path().join("trace");
     let Some(tracer) = Tracer::attach(server.pid(), &trace_file) else {

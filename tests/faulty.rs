@@ -79,17 +79,7 @@ fn each_kind_of_misbehaviour_fails_only_its_version() {
     let mut lines = vec![event("k0", "boom")];
     lines.extend((0..10).map(|i| event(&format!("k{}", i % 3), "ok")));
     produce(&server, &lines);
-    let healthy = server.json(&[
-        "deploy",
-        kappa_plugins::STARTER.path,
-        "--name",
-        "counts",
-        "--version",
-        "1.0.0",
-        "--topic",
-        "events",
-        "--wait",
-    ]);
+    let healthy = server.deploy_starter("1.0.0", "events");
     assert_eq!(healthy["state"], "promoted");
 
     let cases: [(&str, &str, &[&str], &str); 4] = [
@@ -456,17 +446,7 @@ fn many_tiny_writes_fail_their_version_at_its_memory_limit_and_the_host_holds() 
     lines.push(event("k0", "boom"));
     lines.extend((0..10).map(|i| event(&format!("k{}", i % 3), "ok")));
     produce(&server, &lines);
-    let healthy = server.json(&[
-        "deploy",
-        kappa_plugins::STARTER.path,
-        "--name",
-        "counts",
-        "--version",
-        "1.0.0",
-        "--topic",
-        "events",
-        "--wait",
-    ]);
+    let healthy = server.deploy_starter("1.0.0", "events");
     assert_eq!(healthy["state"], "promoted");
     // The faulty component compiled once (its machine code is cached), so
     // that the measure below sees only what the versions hold.

@@ -275,17 +275,7 @@ fn a_trapping_version_fails_alone_with_partition_offset_and_message() {
             .contains("not JSON"),
         "{v1}"
     );
-    server.json(&[
-        "deploy",
-        kappa_plugins::STARTER.path,
-        "--name",
-        "counts",
-        "--version",
-        "1.0.0",
-        "--topic",
-        "payments",
-        "--wait",
-    ]);
+    server.deploy_starter("1.0.0", "payments");
     assert_eq!(server.version("counts@1.0.0")["state"], "promoted");
     // A failed version is refused redeploy with the same bytes; a new version is fine.
     let err = server.fails(

@@ -83,6 +83,22 @@ impl Server {
         self.child.id()
     }
 
+    /// Deploys the starter plugin as `counts@VERSION` on `topic` and waits
+    /// until it has caught up: the healthy version many tests run beside others.
+    pub fn deploy_starter(&self, version: &str, topic: &str) -> Value {
+        self.json(&[
+            "deploy",
+            kappa_plugins::STARTER.path,
+            "--name",
+            "counts",
+            "--version",
+            version,
+            "--topic",
+            topic,
+            "--wait",
+        ])
+    }
+
     /// Runs `kappa ARGS --server URL`, returning its output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.run_stdin(args, None)
