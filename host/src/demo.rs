@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::cli::group;
 use crate::client::Client;
 use crate::lifecycle::{Host, HostOptions};
 use crate::model::State;
 use crate::registry::{Settings, VersionId};
+use crate::render::{Meter, group, progress_line, render_diff, render_status, short_digest};
 use crate::workload::PaymentGenerator;
 
 const TOPIC: &str = "payments";
@@ -151,7 +151,7 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
         "Component validated and compiled in {} ms (sha256 {}). It replays the log from offset 0\n\
          into its own view; being the first version of `payments`, it is promoted when it catches up.",
         group(report.compile_ms),
-        &report.digest[..12]
+        short_digest(&report.digest)
     ));
     let s1 = watch(client, &v1, quiet).await?;
     if s1.state != State::Promoted {
@@ -228,8 +228,8 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
         .diff("payments@1.0.0", "payments@2.0.0", "flag/", None, 4, 30_000)
         .await?;
     if !quiet {
-        print!("{}", indent(&crate::cli::render_diff(&accounts)));
-        print!("{}", indent(&crate::cli::render_diff(&flags)));
+        print!("{}", indent(&render_diff(&accounts)));
+        print!("{}", indent(&render_diff(&flags)));
     }
     say(&format!(
         "Accounts whose flag count differs: {}. Flags only v1 raised (small amounts v2 no longer\n\
@@ -270,13 +270,13 @@ async fn story(client: &Client, events: usize, quiet: bool) -> anyhow::Result<se
         "`kappa retire payments@2.0.0` stopped {} and dropped its view (digest was {}).\n\
          The promoted version can never be retired: promote or roll back first.",
         retired.id,
-        &d2.sha256[..12]
+        short_digest(&d2.sha256)
     ));
 
     step(8, "Where things stand");
     let status = client.status().await?;
     if !quiet {
-        print!("{}", indent(&crate::cli::render_status(&status)));
+        print!("{}", indent(&render_status(&status)));
     }
     Ok(serde_json::json!({
         "events_history": produced,
@@ -298,8 +298,10 @@ async fn watch(
     id: &VersionId,
     quiet: bool,
 ) -> anyhow::Result<crate::model::VersionStatus> {
+    let mut meter = Meter::default();
     loop {
         let v = client.version(&id.name, &id.version.to_string()).await?;
+        let rate = meter.observe(std::time::Instant::now(), &v);
         if v.state == State::Failed {
             bail!("{} failed: {:?}", v.id, v.failure);
         }
@@ -315,7 +317,7 @@ async fn watch(
             return Ok(v);
         }
         if !quiet {
-            say(&crate::cli::progress_line(&v));
+            say(&progress_line(&v, rate));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

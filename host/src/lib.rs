@@ -14,17 +14,18 @@
 //! - [`diff`]: comparing two views.
 //! - [`lifecycle`]: the running host that ties them together.
 //! - [`model`]: the JSON shapes of the API and the CLI.
-//! - [`api`]: the HTTP server ([`access`]: its bearer-token check); [`client`]: its client; [`cli`]: the `kappa` command.
+//! - [`api`]: the HTTP server ([`access`]: its bearer-token check); [`client`]: its client.
 //! - [`metrics`]: the `/metrics` series; [`dashboard`]: the web page served at `/`.
-//! - [`demo`]: the guided tour run by `kappa demo`; [`workload`]: its event generator.
+//! - [`workload`]: the event generator of `kappa demo`, the tests and the benchmarks.
+//!
+//! The `kappa` command itself (its subcommands, the demo, the plugin
+//! project templates) is the binary's (`src/main.rs`), not this library's.
 
 pub mod access;
 pub mod api;
 pub mod check;
-pub mod cli;
 pub mod client;
 pub mod dashboard;
-pub mod demo;
 pub mod diff;
 pub mod error;
 pub mod eventlog;
@@ -37,7 +38,6 @@ pub mod model;
 pub mod peers;
 pub mod registry;
 pub mod runtime;
-pub mod scaffold;
 pub mod store;
 pub mod workload;
 

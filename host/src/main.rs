@@ -1,4 +1,7 @@
-//! The `kappa` binary: see `kappa --help`.
+//! The `kappa` binary: see `kappa --help`. The command line ([`cli`]), the
+//! guided tour ([`demo`]), the plugin project templates ([`scaffold`]) and
+//! the text the commands print ([`render`]) are the binary's; everything
+//! they drive is the `kappa` library.
 
 // mimalloc rather than the system allocator: a replay allocates and frees
 // every event it reads and every row it writes, and with mimalloc the replay
@@ -7,6 +10,20 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// The library's modules, all of them, under the paths the binary's modules
+// name them by (`crate::model`, `crate::registry`, ...), as inside the
+// library: code moved between the two keeps compiling. Some are unused here.
+#[allow(unused_imports)]
+use kappa::{
+    access, api, check, client, dashboard, diff, error, eventlog, kafka, lifecycle, log, metrics,
+    model, peers, registry, runtime, store, workload,
+};
+
+mod cli;
+mod demo;
+mod render;
+mod scaffold;
+
 fn main() -> std::process::ExitCode {
-    kappa::cli::main()
+    cli::main()
 }

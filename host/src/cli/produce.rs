@@ -8,9 +8,10 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Failure, exit_code, group, print_json, usage};
+use super::{Failure, exit_code, print_json, usage};
 use crate::client::{Client, ClientError};
 use crate::model::{EventLine, ProduceReport};
+use crate::render::group;
 
 /// How `kappa produce` sends.
 pub(super) struct Options {
