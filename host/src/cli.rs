@@ -211,8 +211,8 @@ enum Command {
         /// Only keys with this prefix.
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Most rows to print (1 to 10,000).
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        /// Most rows to print (at least 1; a page holds at most 10,000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
         limit: u64,
         /// Start after this key (the `next_after` of a previous page).
         #[arg(long)]
@@ -232,9 +232,10 @@ enum Command {
         /// Only keys with this prefix.
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Most differing rows to print (the counts cover all keys).
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// Most differing rows to print (at least 1; a page holds at most
+        /// 10,000; the counts cover all keys).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
         /// Rows after this key (paging).
         #[arg(long)]
         after: Option<String>,
@@ -767,9 +768,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let page = client()?
                 .scan(&view, &prefix, after.as_deref(), limit as usize)
                 .await?;
+            say_capped(limit, page.capped_at);
             if json {
                 return print_json(&page);
             }
+            let page = page.page;
             for row in &page.rows {
                 println!("{}\t{}", row.key, render_json(&row.value));
             }
@@ -801,19 +804,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             wait,
         } => {
             let report = client()?
-                .diff(
+                .diff_page(
                     &a,
                     &b,
                     &prefix,
                     after.as_deref(),
-                    limit,
+                    limit as usize,
                     wait.saturating_mul(1000),
                 )
                 .await?;
+            say_capped(limit, report.capped_at);
             if json {
                 return print_json(&report);
             }
-            print!("{}", render_diff(&report));
+            print!("{}", render_diff(&report.page));
             Ok(())
         }
         Command::Promote { version, force } => {
@@ -848,6 +852,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("retired {}; its view was dropped", v.id);
             Ok(())
         }
+    }
+}
+
+/// Says on stderr that the server gave fewer rows than `--limit` asked.
+fn say_capped(limit: u64, capped_at: Option<usize>) {
+    if let Some(cap) = capped_at {
+        eprintln!(
+            "(--limit {limit} capped: the server puts at most {cap} rows in a page; page on with --after)"
+        );
     }
 }
 
