@@ -293,9 +293,8 @@ enum PluginCommand {
     New {
         /// Plugin name (also the package name).
         name: String,
-        /// Language of the project.
-        #[arg(long, value_enum)]
-        lang: crate::scaffold::Lang,
+        #[command(flatten)]
+        options: crate::scaffold::Options,
         /// Directory to write (default ./NAME); must be absent or empty.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -507,19 +506,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Plugin(PluginCommand::New { name, lang, dir }) => {
+        Command::Plugin(PluginCommand::New { name, options, dir }) => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            let written = crate::scaffold::new_project(&name, lang, &dir).map_err(|e| match e {
-                crate::error::Error::Invalid(message) => usage(message),
-                other => Failure::from(other),
-            })?;
+            let written =
+                crate::scaffold::new_project(&name, &options, &dir).map_err(|e| match e {
+                    crate::error::Error::Invalid(message) => usage(message),
+                    other => Failure::from(other),
+                })?;
             if json {
                 return print_json(&written);
             }
             println!(
-                "wrote a {} plugin project `{}` in {}:",
+                "wrote a {} plugin project `{}` (contract {}) in {}:",
                 written.lang,
                 written.name,
+                written.contract,
                 written.dir.display()
             );
             for file in &written.files {
