@@ -10,6 +10,9 @@
 # componentize-py and an npm prefix with @bytecodealliance/componentize-js.
 # Needs python3 (with venv and pip) and node with npm. A component is rebuilt
 # only when one of its sources (or the WIT, or this script) is newer than it.
+# Neither tool builds the same bytes twice from the same sources (see "Rebuilding
+# gives other bytes" in docs/plugins-python.md and docs/plugins-js.md), so an
+# unchanged component is kept rather than rebuilt: a rebuild is a new version.
 set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1

@@ -377,12 +377,27 @@ fn real_answers(server: &Server, dir: &std::path::Path) -> BTreeMap<&'static str
             "/v1/views/payments@2.0.0/scan?prefix=account/&limit=2",
         ),
     );
+    // A limit over the page cap: the page says it was capped.
+    add(
+        "ScanPage",
+        get(
+            server,
+            "/v1/views/payments/scan?prefix=account/&limit=20000",
+        ),
+    );
     add("DigestReply", get(server, "/v1/views/payments/digest"));
     add(
         "DiffReport",
         get(
             server,
             "/v1/diff?a=payments@1.0.0&b=payments@2.0.0&prefix=account/&limit=3",
+        ),
+    );
+    add(
+        "DiffReport",
+        get(
+            server,
+            "/v1/diff?a=payments@1.0.0&b=payments@2.0.0&prefix=account/&limit=20000",
         ),
     );
     add(
@@ -464,4 +479,86 @@ fn every_documented_shape_matches_what_the_server_sends() {
         missed.is_empty(),
         "documented but never compared with a real answer: {missed:?}"
     );
+}
+
+/// A scan or diff page refuses a limit of 0 (an empty page would look like
+/// an empty view) and says when it served fewer rows than asked: over 10,000.
+#[test]
+fn a_zero_limit_is_refused_and_a_capped_page_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    server.json(&["topic", "create", "keys", "--partitions", "1"]);
+    let rows = 10_001;
+    let mut lines = String::new();
+    for i in 0..rows {
+        lines.push_str(&format!("{{\"key\":\"k{i:05}\",\"value\":1}}\n"));
+    }
+    let file = dir.path().join("keys.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    server.json(&["produce", "keys", "--file", file.to_str().unwrap()]);
+    server.deploy_starter("1.0.0", "keys");
+    // Another plugin under the same name: every row differs.
+    server.json(&[
+        "deploy",
+        kappa_plugins::ECHO_V1.path,
+        "--name",
+        "counts",
+        "--version",
+        "2.0.0",
+        "--topic",
+        "keys",
+        "--wait",
+    ]);
+
+    let diff = "/v1/diff?a=counts@1.0.0&b=counts@2.0.0";
+    for path in [
+        "/v1/views/counts/scan?limit=0".to_owned(),
+        format!("{diff}&limit=0"),
+    ] {
+        let (status, body) = http(&server.url, "GET", &path, b"");
+        assert_eq!(status, 400, "{path}: {body}");
+        let reply: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(reply["error"]["kind"], "invalid", "{body}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.contains("limit must be at least 1"), "{message}");
+    }
+    for args in [
+        &["scan", "counts", "--limit", "0"][..],
+        &["diff", "counts@1.0.0", "counts@2.0.0", "--limit", "0"][..],
+    ] {
+        server.fails(args, 2);
+    }
+
+    // Within the cap nothing is said; over it, a full page and `capped_at`.
+    let page = get(&server, "/v1/views/counts/scan?limit=10000");
+    assert_eq!(page["rows"].as_array().unwrap().len(), 10_000);
+    assert!(page.get("capped_at").is_none(), "{}", page["next_after"]);
+    let page = get(&server, "/v1/views/counts/scan?limit=20000");
+    assert_eq!(page["rows"].as_array().unwrap().len(), 10_000);
+    assert_eq!(page["capped_at"], 10_000);
+    assert_eq!(page["next_after"], "k09999");
+    let report = get(&server, &format!("{diff}&limit=20000"));
+    assert_eq!(report["rows"].as_array().unwrap().len(), 10_000);
+    assert_eq!(report["capped_at"], 10_000);
+    assert!(report["next_after"].is_string(), "{}", report["counts"]);
+    let small = get(&server, &format!("{diff}&limit=3"));
+    assert!(small.get("capped_at").is_none(), "{}", small["counts"]);
+
+    // The CLI says so on stderr, and its --json page carries the field.
+    for args in [
+        &["scan", "counts", "--limit", "20000"][..],
+        &["diff", "counts@1.0.0", "counts@2.0.0", "--limit", "20000"][..],
+    ] {
+        let out = server.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--limit 20000 capped: the server puts at most 10000 rows in a page"),
+            "{args:?}: {stderr}"
+        );
+        let page = server.json(args);
+        assert_eq!(page["capped_at"], 10_000, "{args:?}");
+    }
+    let out = server.run(&["scan", "counts", "--limit", "5"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("capped"));
 }

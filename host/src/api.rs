@@ -24,13 +24,34 @@ use crate::diff::DiffOptions;
 use crate::error::Error;
 use crate::lifecycle::Host;
 use crate::model::{
-    CreateTopic, DigestReply, ErrorDetail, ErrorReply, GetReply, ProduceRequest, PromoteRequest,
-    Row, State as VersionState,
+    Capped, CreateTopic, DigestReply, ErrorDetail, ErrorReply, GetReply, ProduceRequest,
+    PromoteRequest, Row, State as VersionState,
 };
 use crate::registry::{Settings, VersionId};
 
 /// Largest request body: components (a Python one is ~20 MB) and produce batches.
 pub const MAX_BODY_BYTES: usize = 128 << 20;
+
+/// Most rows of a scan or diff page (and events of a consume page).
+pub const MAX_PAGE_ROWS: usize = 10_000;
+
+/// The rows a scan or diff page holds: `requested` (else `default`), capped
+/// at [`MAX_PAGE_ROWS`], with the cap when it applied. A limit of 0 is
+/// refused: its empty page would look like an empty view.
+fn page_limit(
+    requested: Option<usize>,
+    default: usize,
+    what: &str,
+) -> Result<(usize, Option<usize>), Error> {
+    match requested.unwrap_or(default) {
+        0 => Err(Error::invalid(format!(
+            "bad {what} parameters: limit must be at least 1 (it is the most rows of the \
+             page, at most {MAX_PAGE_ROWS}); leave it out for {default}"
+        ))),
+        n if n > MAX_PAGE_ROWS => Ok((MAX_PAGE_ROWS, Some(MAX_PAGE_ROWS))),
+        n => Ok((n, None)),
+    }
+}
 
 /// An API error: the host's error with its HTTP status.
 #[derive(Debug)]
@@ -258,7 +279,7 @@ async fn consume(
 ) -> ApiResult<crate::model::ConsumePage> {
     let Query(q) =
         query.map_err(|e| Error::invalid(format!("bad consume parameters: {}", e.body_text())))?;
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let limit = q.limit.unwrap_or(100).min(MAX_PAGE_ROWS);
     Ok(Json(
         blocking(move || host.consume(&topic, q.partition, q.from, limit)).await?,
     ))
@@ -414,10 +435,10 @@ async fn scan(
     State(host): State<Arc<Host>>,
     Path(spec): Path<String>,
     query: Result<Query<ScanQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<crate::model::ScanPage> {
+) -> ApiResult<Capped<crate::model::ScanPage>> {
     let Query(q) =
         query.map_err(|e| Error::invalid(format!("bad scan parameters: {}", e.body_text())))?;
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let (limit, capped_at) = page_limit(q.limit, 100, "scan")?;
     let peers = if q.local {
         Vec::new()
     } else {
@@ -434,10 +455,9 @@ async fn scan(
         )
     })
     .await?;
-    if peers.is_empty() {
-        return Ok(Json(local));
-    }
-    Ok(Json(
+    let page = if peers.is_empty() {
+        local
+    } else {
         crate::peers::scan(
             &peers,
             token.as_deref(),
@@ -447,8 +467,9 @@ async fn scan(
             limit,
             local,
         )
-        .await?,
-    ))
+        .await?
+    };
+    Ok(Json(Capped { page, capped_at }))
 }
 
 async fn digest(State(host): State<Arc<Host>>, Path(spec): Path<String>) -> ApiResult<DigestReply> {
@@ -478,24 +499,24 @@ struct DiffQuery {
 async fn diff(
     State(host): State<Arc<Host>>,
     query: Result<Query<DiffQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<crate::diff::DiffReport> {
+) -> ApiResult<Capped<crate::diff::DiffReport>> {
     let Query(q) =
         query.map_err(|e| Error::invalid(format!("bad diff parameters: {}", e.body_text())))?;
+    let (limit, capped_at) = page_limit(q.limit, 20, "diff")?;
     let options = DiffOptions {
         prefix: q.prefix.into_bytes(),
-        limit: q.limit.unwrap_or(20).min(10_000),
+        limit,
         after: q.after.map(String::into_bytes),
     };
     let wait = Duration::from_millis(q.wait_ms.min(3_600_000));
-    Ok(Json(
-        blocking(move || {
-            if !wait.is_zero() {
-                wait_caught_up(&host, &[&q.a, &q.b], wait)?;
-            }
-            host.diff(&q.a, &q.b, &options, wait)
-        })
-        .await?,
-    ))
+    let page = blocking(move || {
+        if !wait.is_zero() {
+            wait_caught_up(&host, &[&q.a, &q.b], wait)?;
+        }
+        host.diff(&q.a, &q.b, &options, wait)
+    })
+    .await?;
+    Ok(Json(Capped { page, capped_at }))
 }
 
 /// Waits until neither version is replaying, up to `wait`.

@@ -5,9 +5,9 @@ use serde::de::DeserializeOwned;
 
 use crate::diff::DiffReport;
 use crate::model::{
-    CreateTopic, DeployReport, DigestReply, ErrorReply, EventLine, GetReply, ProcessorStatus,
-    ProduceReport, ProduceRequest, PromoteRequest, ScanPage, StatusReport, TopicStatus,
-    VersionStatus,
+    Capped, CreateTopic, DeployReport, DigestReply, ErrorReply, EventLine, GetReply,
+    ProcessorStatus, ProduceReport, ProduceRequest, PromoteRequest, ScanPage, StatusReport,
+    TopicStatus, VersionStatus,
 };
 use crate::registry::Settings;
 
@@ -334,7 +334,7 @@ impl Client {
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<ScanPage, ClientError> {
+    ) -> Result<Capped<ScanPage>, ClientError> {
         let mut query = vec![("prefix", prefix.to_owned()), ("limit", limit.to_string())];
         if let Some(after) = after {
             query.push(("after", after.to_owned()));
@@ -353,7 +353,7 @@ impl Client {
             .await
     }
 
-    /// `GET /v1/diff`.
+    /// `GET /v1/diff`: the report alone (see [`Client::diff_page`]).
     pub async fn diff(
         &self,
         a: &str,
@@ -363,6 +363,20 @@ impl Client {
         limit: usize,
         wait_ms: u64,
     ) -> Result<DiffReport, ClientError> {
+        let page = self.diff_page(a, b, prefix, after, limit, wait_ms).await?;
+        Ok(page.page)
+    }
+
+    /// `GET /v1/diff`, with the row cap the server applied.
+    pub async fn diff_page(
+        &self,
+        a: &str,
+        b: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        wait_ms: u64,
+    ) -> Result<Capped<DiffReport>, ClientError> {
         let mut query = vec![
             ("a", a.to_owned()),
             ("b", b.to_owned()),

@@ -343,6 +343,34 @@ pub struct ScanPage {
     pub next_after: Option<String>,
 }
 
+/// A scan or diff page with the row cap the server applied, when it did: a
+/// request for more rows than a page holds gets a full page and `capped_at`.
+/// (Deserialized by hand: serde's `flatten` cannot read the partition keys of
+/// a page's `offsets`.)
+#[derive(Debug, Clone, Serialize)]
+pub struct Capped<T> {
+    /// The page.
+    #[serde(flatten)]
+    pub page: T,
+    /// The most rows the server puts in a page, present only when the
+    /// request asked for more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped_at: Option<usize>,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Capped<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        let capped_at = match value.as_object_mut().and_then(|o| o.remove("capped_at")) {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(D::Error::custom)?),
+        };
+        let page = serde_json::from_value(value).map_err(D::Error::custom)?;
+        Ok(Capped { page, capped_at })
+    }
+}
+
 /// A view's digest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DigestReply {

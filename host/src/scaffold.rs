@@ -1,12 +1,17 @@
 //! `kappa plugin new`: writes a starter project for a processor plugin in
-//! Rust, Python or JavaScript. Each project holds a copy of the contract
+//! Rust, Python or JavaScript, against contract 0.1.0 or 0.2.0 (the newest
+//! by default). Each project holds a copy of the contract
 //! (`wit/processor.wit`), a processor that counts the events of each key with
-//! comments explaining the contract, a build script or manifest, and a README
-//! saying how to build, check and deploy it.
+//! comments explaining the contract, for 0.2.0 a reader of the batch's
+//! columns, a build script or manifest, and a README saying how to build,
+//! check and deploy it. A Rust project created inside a Cargo workspace joins
+//! it (unless `--standalone`).
 //!
-//! The templates live in `host/templates/<lang>/` and are embedded in the
-//! binary, so the command works anywhere; `{{name}}` and `{{crate}}` in them
-//! are replaced by the plugin name and its underscored form.
+//! The templates live in `host/templates/<lang>/` (the files of one contract
+//! in `<lang>/0.2.0/`) and are embedded in the binary, so the command works
+//! anywhere; `{{name}}`, `{{crate}}`, `{{contract}}` and the other
+//! placeholders of [`Fill`] are replaced. Everything one language needs is
+//! its [`Language`]: adding a language is a `Lang` variant and one of those.
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +19,45 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// The contract every starter project is written against, embedded.
-pub const CONTRACT_WIT: &str = include_str!("../../wit/processor-0.1.0/processor.wit");
+/// The contracts a starter project can be written against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+pub enum Contract {
+    /// `kappa:processor@0.1.0`: `process` receives a list of event records.
+    #[value(name = "0.1.0")]
+    #[serde(rename = "0.1.0")]
+    V0_1_0,
+    /// `kappa:processor@0.2.0`: `process` receives the batch in columns.
+    #[value(name = "0.2.0")]
+    #[serde(rename = "0.2.0")]
+    V0_2_0,
+}
+
+impl Contract {
+    /// The contract `kappa plugin new` writes when none is asked for.
+    pub const NEWEST: Contract = Contract::V0_2_0;
+
+    /// Its version, `0.1.0`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1_0 => "0.1.0",
+            Contract::V0_2_0 => "0.2.0",
+        }
+    }
+
+    /// Its WIT file, embedded.
+    pub fn wit(self) -> &'static str {
+        match self {
+            Contract::V0_1_0 => include_str!("../../wit/processor-0.1.0/processor.wit"),
+            Contract::V0_2_0 => include_str!("../../wit/processor-0.2.0/processor.wit"),
+        }
+    }
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.version())
+    }
+}
 
 /// A language `kappa plugin new` writes projects in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -42,37 +84,195 @@ impl std::fmt::Display for Lang {
 /// One file of a project: its path in the project and its template.
 type Template = (&'static str, &'static str);
 
-const RUST: &[Template] = &[
-    (
-        "Cargo.toml",
-        include_str!("../templates/rust/Cargo.toml.tmpl"),
-    ),
-    ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
-    ("README.md", include_str!("../templates/rust/README.md")),
-    (".gitignore", include_str!("../templates/rust/gitignore")),
-];
+/// Everything `kappa plugin new` knows of one language.
+struct Language {
+    /// Files of every project, whatever its contract.
+    common: &'static [Template],
+    /// Files of a 0.1.0 project.
+    v0_1_0: &'static [Template],
+    /// Files of a 0.2.0 project (with its column reader).
+    v0_2_0: &'static [Template],
+    /// The README's line on the column reader of a 0.2.0 project.
+    columns_note: &'static str,
+    /// Shell commands that build the component, run from the project.
+    build: &'static [&'static str],
+    /// Where the build writes the component, relative to the project.
+    component: &'static str,
+    /// Whether the project is a cargo package, which joins an enclosing
+    /// Cargo workspace.
+    cargo: bool,
+}
 
-const PYTHON: &[Template] = &[
-    ("app.py", include_str!("../templates/python/app.py")),
-    ("build.py", include_str!("../templates/python/build.py")),
-    (
-        "requirements.txt",
-        include_str!("../templates/python/requirements.txt"),
-    ),
-    ("README.md", include_str!("../templates/python/README.md")),
-    (".gitignore", include_str!("../templates/python/gitignore")),
-];
+impl Language {
+    fn of(lang: Lang) -> &'static Language {
+        match lang {
+            Lang::Rust => &RUST,
+            Lang::Python => &PYTHON,
+            Lang::Js => &JS,
+        }
+    }
 
-const JS: &[Template] = &[
-    ("index.js", include_str!("../templates/js/index.js")),
-    ("build.mjs", include_str!("../templates/js/build.mjs")),
-    (
-        "package.json",
-        include_str!("../templates/js/package.json.tmpl"),
-    ),
-    ("README.md", include_str!("../templates/js/README.md")),
-    (".gitignore", include_str!("../templates/js/gitignore")),
-];
+    fn files(&self, contract: Contract) -> impl Iterator<Item = &'static Template> {
+        let own = match contract {
+            Contract::V0_1_0 => self.v0_1_0,
+            Contract::V0_2_0 => self.v0_2_0,
+        };
+        self.common.iter().chain(own)
+    }
+}
+
+const RUST: Language = Language {
+    common: &[
+        (
+            "Cargo.toml",
+            include_str!("../templates/rust/Cargo.toml.tmpl"),
+        ),
+        ("README.md", include_str!("../templates/rust/README.md")),
+        (".gitignore", include_str!("../templates/rust/gitignore")),
+    ],
+    v0_1_0: &[("src/lib.rs", include_str!("../templates/rust/src/lib.rs"))],
+    v0_2_0: &[
+        (
+            "src/lib.rs",
+            include_str!("../templates/rust/0.2.0/src/lib.rs"),
+        ),
+        // The kappa-guest crate is not published: the project gets a copy.
+        (
+            "src/columns.rs",
+            concat!(
+                include_str!("../templates/rust/0.2.0/columns-header.rs"),
+                include_str!("../../plugins/rust/kappa-guest/src/lib.rs")
+            ),
+        ),
+    ],
+    columns_note: "- `src/columns.rs`: reads the batch's columns event by event (a copy of the\n  \
+                   `kappa-guest` crate of the kappa repository).\n",
+    build: &[
+        "rustup target add wasm32-wasip2",
+        "cargo build --release --target wasm32-wasip2",
+    ],
+    component: "{{target}}wasm32-wasip2/release/{{crate}}.wasm",
+    cargo: true,
+};
+
+const PYTHON: Language = Language {
+    common: &[
+        ("build.py", include_str!("../templates/python/build.py")),
+        (
+            "requirements.txt",
+            include_str!("../templates/python/requirements.txt"),
+        ),
+        ("README.md", include_str!("../templates/python/README.md")),
+        (".gitignore", include_str!("../templates/python/gitignore")),
+    ],
+    v0_1_0: &[("app.py", include_str!("../templates/python/app.py"))],
+    v0_2_0: &[
+        ("app.py", include_str!("../templates/python/0.2.0/app.py")),
+        (
+            "columns.py",
+            include_str!("../templates/python/0.2.0/columns.py"),
+        ),
+    ],
+    columns_note: "- `columns.py`: reads the batch's columns event by event.\n",
+    build: &[
+        "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt",
+        "python3 build.py",
+    ],
+    component: "{{name}}.wasm",
+    cargo: false,
+};
+
+const JS: Language = Language {
+    common: &[
+        ("build.mjs", include_str!("../templates/js/build.mjs")),
+        (
+            "package.json",
+            include_str!("../templates/js/package.json.tmpl"),
+        ),
+        ("README.md", include_str!("../templates/js/README.md")),
+        (".gitignore", include_str!("../templates/js/gitignore")),
+    ],
+    v0_1_0: &[("index.js", include_str!("../templates/js/index.js"))],
+    v0_2_0: &[
+        ("index.js", include_str!("../templates/js/0.2.0/index.js")),
+        (
+            "columns.js",
+            include_str!("../templates/js/0.2.0/columns.js"),
+        ),
+    ],
+    columns_note: "- `columns.js`: reads the batch's columns event by event.\n",
+    build: &["npm install", "npm run build"],
+    component: "{{name}}.wasm",
+    cargo: false,
+};
+
+/// The release profile and `[workspace]` of a Rust project of its own.
+const RUST_STANDALONE: &str = include_str!("../templates/rust/standalone.toml");
+
+/// What `kappa plugin new` is asked to write.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Language of the project.
+    #[arg(long, value_enum)]
+    pub lang: Lang,
+    /// Contract to write the project against (default: the newest).
+    #[arg(long, value_enum, default_value_t = Contract::NEWEST)]
+    pub contract: Contract,
+    /// Rust: give the project a `[workspace]` of its own even inside a Cargo
+    /// workspace (by default it joins the enclosing one).
+    #[arg(long)]
+    pub standalone: bool,
+}
+
+impl Options {
+    /// A project in `lang` against the newest contract.
+    #[cfg(test)]
+    pub fn new(lang: Lang) -> Options {
+        Options {
+            lang,
+            contract: Contract::NEWEST,
+            standalone: false,
+        }
+    }
+}
+
+/// The values of the placeholders of the templates.
+struct Fill<'a> {
+    /// `{{name}}`: the plugin name.
+    name: &'a str,
+    /// `{{contract}}`: the contract version.
+    contract: Contract,
+    /// The Cargo workspace the project joins: its root directory, and the
+    /// way from the project up to it (`../../`).
+    workspace: Option<(PathBuf, String)>,
+    language: &'static Language,
+}
+
+impl Fill<'_> {
+    fn apply(&self, text: &str) -> String {
+        let columns = match self.contract {
+            Contract::V0_1_0 => "",
+            Contract::V0_2_0 => self.language.columns_note,
+        };
+        let (target, standalone) = match &self.workspace {
+            None => ("target/".to_owned(), RUST_STANDALONE.to_owned()),
+            Some((root, up)) => (
+                format!("{up}target/"),
+                format!(
+                    "# A member of the Cargo workspace of {}: its root Cargo.toml holds the\n\
+                     # release profile (see the kappa plugin guide, docs/plugins.md).\n",
+                    root.join("Cargo.toml").display()
+                ),
+            ),
+        };
+        text.replace("{{standalone}}", &standalone)
+            .replace("{{columns}}", columns)
+            .replace("{{target}}", &target)
+            .replace("{{contract}}", self.contract.version())
+            .replace("{{name}}", self.name)
+            .replace("{{crate}}", &self.name.replace('-', "_"))
+    }
+}
 
 /// What `new_project` wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -81,8 +281,13 @@ pub struct Written {
     pub name: String,
     /// The language of the project.
     pub lang: Lang,
+    /// The contract it is written against.
+    pub contract: Contract,
     /// The project directory.
     pub dir: PathBuf,
+    /// The root of the Cargo workspace the project joined, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<PathBuf>,
     /// Every file written, under `dir`.
     pub files: Vec<PathBuf>,
     /// Shell commands that build the component, run from `dir`.
@@ -95,6 +300,12 @@ impl Written {
     /// What to do next, as lines for a person.
     pub fn next_steps(&self) -> Vec<String> {
         let mut steps = vec![format!("cd {}", self.dir.display())];
+        if let Some(root) = &self.workspace {
+            steps.push(format!(
+                "(the project joined the workspace of {}: its `members` must cover it)",
+                root.join("Cargo.toml").display()
+            ));
+        }
         steps.extend(self.build.iter().cloned());
         steps.push(format!("kappa plugin check {}", self.component));
         steps.push(format!(
@@ -117,52 +328,85 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The files of a `lang` project named `name`: path in the project, content.
-pub fn project_files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
-    let templates = match lang {
-        Lang::Rust => RUST,
-        Lang::Python => PYTHON,
-        Lang::Js => JS,
+/// The files of a project named `name` as `options` ask, outside any Cargo
+/// workspace: path in the project, content.
+#[cfg(test)]
+pub fn project_files(name: &str, options: &Options) -> Vec<(&'static str, String)> {
+    let fill = Fill {
+        name,
+        contract: options.contract,
+        workspace: None,
+        language: Language::of(options.lang),
     };
-    let crate_name = name.replace('-', "_");
-    let mut files: Vec<(&'static str, String)> = templates
-        .iter()
-        .map(|(path, text)| {
-            let text = text
-                .replace("{{name}}", name)
-                .replace("{{crate}}", &crate_name);
-            (*path, text)
-        })
+    files(&fill)
+}
+
+fn files(fill: &Fill) -> Vec<(&'static str, String)> {
+    let mut files: Vec<(&'static str, String)> = fill
+        .language
+        .files(fill.contract)
+        .map(|(path, text)| (*path, fill.apply(text)))
         .collect();
-    files.push(("wit/processor.wit", CONTRACT_WIT.to_owned()));
+    files.push(("wit/processor.wit", fill.contract.wit().to_owned()));
     files
 }
 
-/// Writes a starter project for the plugin `name` in `lang` into `dir`,
-/// which must be absent or empty. Errors are `Invalid` for a bad name or a
-/// directory that is in the way, `Storage` when writing fails.
-pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Written> {
-    validate_name(name)?;
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(Error::invalid(format!(
-                    "{} is not empty: refusing to write a project over it \
-                     (choose another directory with --dir)",
-                    dir.display()
-                )));
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Error::invalid(format!(
-                "{} cannot be used as the project directory: {e}",
-                dir.display()
-            )));
+/// The Cargo workspace `dir` would be a member of: the nearest directory
+/// above it whose Cargo.toml has a `[workspace]` table, and the way up
+/// from `dir` to it.
+fn enclosing_workspace(dir: &Path) -> Option<(PathBuf, String)> {
+    let dir = std::path::absolute(dir).ok()?;
+    let mut up = String::new();
+    for parent in dir.ancestors().skip(1) {
+        up.push_str("../");
+        let manifest = parent.join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        if text.lines().any(|l| l.trim() == "[workspace]") {
+            return Some((parent.to_owned(), up));
         }
     }
+    None
+}
+
+/// Refuses a `dir` that exists and is not empty.
+fn check_empty(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => Err(Error::invalid(format!(
+            "{} is not empty: refusing to write a project over it \
+             (choose another directory with --dir)",
+            dir.display()
+        ))),
+        Ok(false) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::invalid(format!(
+            "{} cannot be used as the project directory: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Writes a starter project for the plugin `name` as `options` ask into
+/// `dir`, which must be absent or empty. Errors are `Invalid` for a bad name
+/// or a directory that is in the way, `Storage` when writing fails.
+pub fn new_project(name: &str, options: &Options, dir: &Path) -> Result<Written> {
+    validate_name(name)?;
+    check_empty(dir)?;
+    let language = Language::of(options.lang);
+    let workspace = if language.cargo && !options.standalone {
+        enclosing_workspace(dir)
+    } else {
+        None
+    };
+    let fill = Fill {
+        name,
+        contract: options.contract,
+        workspace,
+        language,
+    };
     let mut written = Vec::new();
-    for (path, text) in project_files(name, lang) {
+    for (path, text) in files(&fill) {
         let file = dir.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)
@@ -172,35 +416,15 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Written> {
             .map_err(|e| Error::Storage(format!("cannot write {}: {e}", file.display())))?;
         written.push(file);
     }
-    let (build, component) = match lang {
-        Lang::Rust => (
-            vec![
-                "rustup target add wasm32-wasip2".to_owned(),
-                "cargo build --release --target wasm32-wasip2".to_owned(),
-            ],
-            format!(
-                "target/wasm32-wasip2/release/{}.wasm",
-                name.replace('-', "_")
-            ),
-        ),
-        Lang::Python => (
-            vec![
-                "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt".to_owned(),
-                "python3 build.py".to_owned(),
-            ],
-            format!("{name}.wasm"),
-        ),
-        Lang::Js => (
-            vec!["npm install".to_owned(), "npm run build".to_owned()],
-            format!("{name}.wasm"),
-        ),
-    };
+    let component = fill.apply(language.component);
     Ok(Written {
         name: name.to_owned(),
-        lang,
+        lang: options.lang,
+        contract: options.contract,
         dir: dir.to_owned(),
+        workspace: fill.workspace.map(|(root, _)| root),
         files: written,
-        build,
+        build: language.build.iter().map(|s| (*s).to_owned()).collect(),
         component,
     })
 }
@@ -210,17 +434,48 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Written> {
 mod tests {
     use super::*;
 
+    /// Whether `text` holds a `{{word}}` (Rust's `{{` of a macro body is not one).
+    fn has_placeholder(text: &str) -> bool {
+        text.split("{{").skip(1).any(|rest| {
+            rest.split_once("}}").is_some_and(|(word, _)| {
+                !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            })
+        })
+    }
+
     #[test]
     fn every_template_is_filled_in() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js] {
-            let files = project_files("my-counter", lang);
-            assert!(files.iter().any(|(p, _)| *p == "wit/processor.wit"));
-            assert!(files.iter().any(|(p, _)| *p == "README.md"));
-            for (path, text) in &files {
-                assert!(!text.contains("{{"), "{lang} {path} has a placeholder left");
+            for contract in [Contract::V0_1_0, Contract::V0_2_0] {
+                let options = Options {
+                    contract,
+                    ..Options::new(lang)
+                };
+                let files = project_files("my-counter", &options);
+                let wit = &files
+                    .iter()
+                    .find(|(p, _)| *p == "wit/processor.wit")
+                    .unwrap()
+                    .1;
+                assert!(wit.contains(&format!("package kappa:processor@{contract};")));
+                let readme = &files.iter().find(|(p, _)| *p == "README.md").unwrap().1;
+                assert!(readme.contains(&format!("kappa:processor@{contract}")));
+                for (path, text) in &files {
+                    assert!(
+                        !has_placeholder(text),
+                        "{lang} {path} has a placeholder left"
+                    );
+                    if contract == Contract::V0_2_0 {
+                        for old in ["processor@0.1.0", "logging@0.1.0", "view@0.1.0"] {
+                            assert!(!text.contains(old), "{lang} {path} names {old}");
+                        }
+                    }
+                }
             }
         }
-        let rust = project_files("my-counter", Lang::Rust);
+        let rust = project_files("my-counter", &Options::new(Lang::Rust));
+        let columns = &rust.iter().find(|(p, _)| *p == "src/columns.rs").unwrap().1;
+        assert!(columns.contains("macro_rules! columns"));
         let readme = &rust.iter().find(|(p, _)| *p == "README.md").unwrap().1;
         assert!(readme.contains("release/my_counter.wasm"), "{readme}");
     }
@@ -232,14 +487,14 @@ mod tests {
         assert!(validate_name("counter_2").is_ok());
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
-        let err = new_project("counter", Lang::Rust, dir.path()).unwrap_err();
+        let err = new_project("counter", &Options::new(Lang::Rust), dir.path()).unwrap_err();
         assert!(err.to_string().contains("not empty"), "{err}");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
             "mine"
         );
         let empty = dir.path().join("new");
-        let written = new_project("counter", Lang::Js, &empty).unwrap();
+        let written = new_project("counter", &Options::new(Lang::Js), &empty).unwrap();
         assert!(written.files.iter().all(|f| f.is_file()));
     }
 }

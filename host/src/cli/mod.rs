@@ -166,9 +166,8 @@ enum PluginCommand {
     New {
         /// Plugin name (also the package name).
         name: String,
-        /// Language of the project.
-        #[arg(long, value_enum)]
-        lang: crate::scaffold::Lang,
+        #[command(flatten)]
+        options: crate::scaffold::Options,
         /// Directory to write (default ./NAME); must be absent or empty.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -321,8 +320,8 @@ struct ScanArgs {
     /// Only keys with this prefix.
     #[arg(long, default_value = "")]
     prefix: String,
-    /// Most rows to print (1 to 10,000).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    /// Most rows to print (at least 1; a page holds at most 10,000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     limit: u64,
     /// Start after this key (the `next_after` of a previous page).
     #[arg(long)]
@@ -339,9 +338,10 @@ struct DiffArgs {
     /// Only keys with this prefix.
     #[arg(long, default_value = "")]
     prefix: String,
-    /// Most differing rows to print (the counts cover all keys).
-    #[arg(long, default_value_t = 20)]
-    limit: usize,
+    /// Most differing rows to print (at least 1; a page holds at most
+    /// 10,000; the counts cover all keys).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: u64,
     /// Rows after this key (paging).
     #[arg(long)]
     after: Option<String>,
@@ -495,8 +495,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             .await
             .map_err(|e| failed(format!("{e:#}"))),
         Command::Plugin(PluginCommand::Examples { dir }) => plugin::examples(&dir, json),
-        Command::Plugin(PluginCommand::New { name, lang, dir }) => {
-            plugin::new(&name, lang, dir, json)
+        Command::Plugin(PluginCommand::New { name, options, dir }) => {
+            plugin::new(&name, &options, dir, json)
         }
         Command::Plugin(PluginCommand::Check { file }) => plugin::check(file, json).await,
         Command::Topic(TopicCommand::Create { name, partitions }) => {

@@ -35,15 +35,15 @@ pub(super) fn examples(dir: &Path, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `kappa plugin new NAME --lang LANG [--dir DIR]`.
+/// `kappa plugin new NAME --lang LANG [--contract V] [--dir DIR]`.
 pub(super) fn new(
     name: &str,
-    lang: crate::scaffold::Lang,
+    options: &crate::scaffold::Options,
     dir: Option<PathBuf>,
     json: bool,
 ) -> Result<(), Failure> {
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
-    let written = crate::scaffold::new_project(name, lang, &dir).map_err(|e| match e {
+    let written = crate::scaffold::new_project(name, options, &dir).map_err(|e| match e {
         crate::error::Error::Invalid(message) => usage(message),
         other => Failure::from(other),
     })?;
@@ -51,9 +51,10 @@ pub(super) fn new(
         return print_json(&written);
     }
     println!(
-        "wrote a {} plugin project `{}` in {}:",
+        "wrote a {} plugin project `{}` (contract {}) in {}:",
         written.lang,
         written.name,
+        written.contract,
         written.dir.display()
     );
     for file in &written.files {

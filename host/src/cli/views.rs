@@ -39,9 +39,11 @@ pub(super) async fn scan(client: &Client, args: ScanArgs, json: bool) -> Result<
             args.limit as usize,
         )
         .await?;
+    say_capped(args.limit, page.capped_at);
     if json {
         return print_json(&page);
     }
+    let page = page.page;
     for row in &page.rows {
         println!("{}\t{}", row.key, render_json(&row.value));
     }
@@ -70,18 +72,28 @@ pub(super) async fn digest(client: &Client, view: &str, json: bool) -> Result<()
 /// `kappa diff A B`.
 pub(super) async fn diff(client: &Client, args: DiffArgs, json: bool) -> Result<(), Failure> {
     let report = client
-        .diff(
+        .diff_page(
             &args.a,
             &args.b,
             &args.prefix,
             args.after.as_deref(),
-            args.limit,
+            args.limit as usize,
             args.wait.saturating_mul(1000),
         )
         .await?;
+    say_capped(args.limit, report.capped_at);
     if json {
         return print_json(&report);
     }
-    print!("{}", render_diff(&report));
+    print!("{}", render_diff(&report.page));
     Ok(())
+}
+
+/// Says on stderr that the server gave fewer rows than `--limit` asked.
+fn say_capped(limit: u64, capped_at: Option<usize>) {
+    if let Some(cap) = capped_at {
+        eprintln!(
+            "(--limit {limit} capped: the server puts at most {cap} rows in a page; page on with --after)"
+        );
+    }
 }
