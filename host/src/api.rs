@@ -212,7 +212,7 @@ async fn produce(
     body: Result<Json<ProduceRequest>, JsonRejection>,
 ) -> ApiResult<crate::model::ProduceReport> {
     let Json(req) = body?;
-    let now = now_ms();
+    let now = crate::clock::now_ms();
     // The fingerprint of the request as sent (before the host fills in
     // timestamps or partitions), so a retry matches and a reuse does not.
     let request = req.request_id.map(|id| crate::log::RequestTag {
@@ -262,13 +262,6 @@ async fn consume(
     Ok(Json(
         blocking(move || host.consume(&topic, q.partition, q.from, limit)).await?,
     ))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 async fn processor(

@@ -23,6 +23,7 @@ pub mod api;
 pub mod check;
 pub mod cli;
 pub mod client;
+mod clock;
 pub mod dashboard;
 pub mod demo;
 pub mod diff;

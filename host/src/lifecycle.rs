@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::clock::now_ms;
 use crate::diff::{self, DiffOptions, DiffReport};
 use crate::error::{Error, Result, io};
 use crate::eventlog::{EventLog, LogBackend, LogReader};
@@ -198,13 +199,6 @@ impl std::fmt::Debug for Host {
             .field("data_dir", &self.data_dir)
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Host {
