@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::diff::DiffOptions;
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::lifecycle::Host;
 use crate::model::{
     CreateTopic, DigestReply, ErrorDetail, ErrorReply, GetReply, ProduceRequest, PromoteRequest,
@@ -77,13 +77,13 @@ fn too_large_body() -> Error {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            Error::Invalid(_) | Error::Unsupported(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match self.0.class() {
+            Kind::Invalid | Kind::Unsupported => StatusCode::BAD_REQUEST,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Storage | Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = ErrorReply {
             error: ErrorDetail {

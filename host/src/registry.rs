@@ -273,20 +273,22 @@ pub struct Registry {
 }
 
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> Error {
-    Error::Storage(format!("registry {}: {}", path.display(), e.into()))
+    Error::Registry {
+        path: path.to_owned(),
+        source: Box::new(e.into()),
+    }
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(path: &Path, key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        Error::Storage(format!(
-            "registry {}: record `{key}` is unreadable: {e}",
-            path.display()
-        ))
+    serde_json::from_slice(bytes).map_err(|source| Error::Record {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        source,
     })
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::Internal(format!("encoding a record: {e}")))
+    serde_json::to_vec(value).map_err(Error::Encode)
 }
 
 impl Registry {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io};
 
 /// The contract every starter project is written against, embedded.
 pub const CONTRACT_WIT: &str = include_str!("../../wit/processor-0.1.0/processor.wit");
@@ -166,10 +166,9 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Written> {
         let file = dir.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Storage(format!("cannot create {}: {e}", parent.display())))?;
+                .map_err(io(format!("cannot create {}", parent.display())))?;
         }
-        std::fs::write(&file, text)
-            .map_err(|e| Error::Storage(format!("cannot write {}: {e}", file.display())))?;
+        std::fs::write(&file, text).map_err(io(format!("cannot write {}", file.display())))?;
         written.push(file);
     }
     let (build, component) = match lang {
