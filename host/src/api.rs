@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::diff::DiffOptions;
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::lifecycle::Host;
 use crate::model::{
     Capped, CreateTopic, DigestReply, ErrorDetail, ErrorReply, GetReply, ProduceRequest,
@@ -98,13 +98,13 @@ fn too_large_body() -> Error {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            Error::Invalid(_) | Error::Unsupported(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match self.0.class() {
+            Kind::Invalid | Kind::Unsupported => StatusCode::BAD_REQUEST,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Storage | Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let body = ErrorReply {
             error: ErrorDetail {
@@ -233,7 +233,7 @@ async fn produce(
     body: Result<Json<ProduceRequest>, JsonRejection>,
 ) -> ApiResult<crate::model::ProduceReport> {
     let Json(req) = body?;
-    let now = now_ms();
+    let now = crate::clock::now_ms();
     // The fingerprint of the request as sent (before the host fills in
     // timestamps or partitions), so a retry matches and a reuse does not.
     let request = req.request_id.map(|id| crate::log::RequestTag {
@@ -283,13 +283,6 @@ async fn consume(
     Ok(Json(
         blocking(move || host.consume(&topic, q.partition, q.from, limit)).await?,
     ))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 async fn processor(

@@ -55,8 +55,11 @@ pub async fn run(
     });
 
     let open_dir = dir.clone();
+    // The host's message alone: it already names its cause, which `{:#}`
+    // would print again.
     let host = tokio::task::spawn_blocking(move || Host::open(&open_dir, HostOptions::default()))
-        .await??;
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -25,6 +25,7 @@ pub mod access;
 pub mod api;
 pub mod check;
 pub mod client;
+mod clock;
 pub mod dashboard;
 pub mod diff;
 pub mod error;

@@ -123,6 +123,52 @@ pub struct Failure {
     pub at_ms: i64,
 }
 
+impl Failure {
+    /// Where it happened, as far as known.
+    pub fn place(&self) -> Place {
+        Place {
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Where in the log something happened: shown as `at partition P offset O`,
+/// `at partition P` when the offset is unknown, and as nothing when the
+/// partition is (the one wording of a failure's location).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The partition, when known.
+    pub partition: Option<u32>,
+    /// The offset, when known (shown only with a partition).
+    pub offset: Option<u64>,
+}
+
+impl Place {
+    /// The event at `offset` of `partition`.
+    pub fn event(partition: u32, offset: u64) -> Self {
+        Place {
+            partition: Some(partition),
+            offset: Some(offset),
+        }
+    }
+
+    /// Whether the place shows as anything (a partition is known).
+    pub fn is_known(&self) -> bool {
+        self.partition.is_some()
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.partition, self.offset) {
+            (Some(p), Some(o)) => write!(f, "at partition {p} offset {o}"),
+            (Some(p), None) => write!(f, "at partition {p}"),
+            (None, _) => Ok(()),
+        }
+    }
+}
+
 /// Per-version settings given at deploy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -188,6 +234,13 @@ pub struct DeadLetter {
     pub message: String,
     /// When, in ms since the Unix epoch.
     pub at_ms: i64,
+}
+
+impl DeadLetter {
+    /// The event's place in the log.
+    pub fn place(&self) -> Place {
+        Place::event(self.partition, self.offset)
+    }
 }
 
 /// Dead letters kept per version (the count goes on beyond it).
@@ -273,20 +326,22 @@ pub struct Registry {
 }
 
 fn db_err(path: &Path, e: impl Into<redb::Error>) -> Error {
-    Error::Storage(format!("registry {}: {}", path.display(), e.into()))
+    Error::Registry {
+        path: path.to_owned(),
+        source: Box::new(e.into()),
+    }
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(path: &Path, key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        Error::Storage(format!(
-            "registry {}: record `{key}` is unreadable: {e}",
-            path.display()
-        ))
+    serde_json::from_slice(bytes).map_err(|source| Error::Record {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        source,
     })
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::Internal(format!("encoding a record: {e}")))
+    serde_json::to_vec(value).map_err(Error::Encode)
 }
 
 impl Registry {
@@ -441,6 +496,22 @@ mod tests {
             dead_letter_count: 0,
             stored: Stored::Active,
         }
+    }
+
+    #[test]
+    fn a_place_reads_at_partition_p_offset_o() {
+        assert_eq!(Place::event(1, 42).to_string(), "at partition 1 offset 42");
+        let partition_only = Place {
+            partition: Some(3),
+            offset: None,
+        };
+        assert_eq!(partition_only.to_string(), "at partition 3");
+        let offset_only = Place {
+            partition: None,
+            offset: Some(7),
+        };
+        assert_eq!(offset_only.to_string(), "");
+        assert!(!offset_only.is_known() && partition_only.is_known());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io};
 
 /// The contracts a starter project can be written against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -410,10 +410,9 @@ pub fn new_project(name: &str, options: &Options, dir: &Path) -> Result<Written>
         let file = dir.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| Error::Storage(format!("cannot create {}: {e}", parent.display())))?;
+                .map_err(io(format!("cannot create {}", parent.display())))?;
         }
-        std::fs::write(&file, text)
-            .map_err(|e| Error::Storage(format!("cannot write {}: {e}", file.display())))?;
+        std::fs::write(&file, text).map_err(io(format!("cannot write {}", file.display())))?;
         written.push(file);
     }
     let component = fill.apply(language.component);

@@ -1,0 +1,533 @@
+//! One version's worker: the loop that reads the log, runs the events
+//! through the version's plugin in batches and commits the writes to its
+//! view with the offsets they bring it to.
+//!
+//! A [`Worker`] owns everything that changes as it runs: its plugin
+//! instance, one reader and next offset per partition, its batch size and
+//! its backoff while the log is unreachable (see `super::pacing`). What it uses of the host comes
+//! in an [`Env`], passed to every call, and what it shares with the host is
+//! its [`Running`] handle (view, stop flag, diff hold, progress). Nothing is
+//! global, so several workers (one per partition, say) can share one `Env`.
+//!
+//! It round-robins the partitions, one batch each, so partitions progress
+//! evenly, and sleeps on the log's append notification when it has nothing
+//! to do. Replays and live tailing are the same loop: a new version simply
+//! starts at offset 0. It returns why it stopped ([`Stop`]) instead of
+//! recording a failure itself; the host records it once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::env::Env;
+use super::pacing::{Backoff, BatchSize, wait_out};
+use super::running::Running;
+use crate::eventlog::LogReader;
+use crate::log::{LogError, Record};
+use crate::registry::{OnError, Place, VersionId};
+use crate::runtime::{CallFailure, Instance, Plugin};
+use crate::store::{StoreError, Writes};
+
+/// Why a worker stopped.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// It was asked to (the version is being retired or the host shut down).
+    Requested,
+    /// The version failed; the caller records it.
+    Failed(Fault),
+}
+
+/// Where and why a version failed.
+#[derive(Debug)]
+pub(super) struct Fault {
+    pub(super) place: Place,
+    pub(super) message: String,
+}
+
+impl Fault {
+    /// A failure at no particular event.
+    pub(super) fn unplaced(message: String) -> Self {
+        Fault {
+            place: Place::default(),
+            message,
+        }
+    }
+
+    /// A failure at the event at `offset` of `partition`.
+    fn at(partition: u32, offset: u64, message: String) -> Self {
+        Fault {
+            place: Place::event(partition, offset),
+            message,
+        }
+    }
+}
+
+/// One partition as the worker reads it.
+#[derive(Default)]
+struct Partition {
+    /// The next offset to apply (everything before it is in the view).
+    next: u64,
+    /// A reader positioned at `next`, kept from batch to batch.
+    reader: Option<Box<dyn LogReader>>,
+}
+
+/// What a round over the partitions gave.
+enum Round {
+    /// Whether any batch was applied.
+    Done { worked: bool },
+    /// The log cannot be reached right now.
+    Unavailable(LogError),
+}
+
+/// What reading one partition gave.
+enum Read {
+    /// Events to apply (possibly none: nothing new below the limit).
+    Events(Vec<Record>),
+    /// The log cannot be reached right now.
+    Unavailable(LogError),
+}
+
+/// The events of a failed batch after running them one at a time.
+struct Pinpointed {
+    /// The instance to carry on with.
+    instance: Instance,
+    /// The partition's next offset.
+    next: u64,
+    /// Whether every event succeeded alone.
+    every_event_passed: bool,
+}
+
+/// One version's worker (see the module documentation).
+pub(super) struct Worker {
+    run: Arc<Running>,
+    plugin: Arc<Plugin>,
+    id: VersionId,
+    /// `id` as text, the label of its plugin instances.
+    label: String,
+    /// `None` only while a failed batch is pinpointed: the failed instance
+    /// is dropped before a fresh one is made, so the two never hold memory
+    /// at once.
+    instance: Option<Instance>,
+    /// Indexed by partition number.
+    partitions: Vec<Partition>,
+    batch: BatchSize,
+    caught_up: bool,
+    buf: Vec<Record>,
+}
+
+impl Worker {
+    /// A worker for `run`, with `instance` or a new instance of `plugin`.
+    pub(super) fn start(
+        env: &Env<'_>,
+        run: Arc<Running>,
+        plugin: Arc<Plugin>,
+        instance: Option<Instance>,
+    ) -> Result<Self, Fault> {
+        let id = run.record.id();
+        let batch = BatchSize::new(env.batch_size);
+        let mut worker = Worker {
+            label: id.to_string(),
+            id,
+            caught_up: run.record.caught_up,
+            run,
+            plugin,
+            instance,
+            partitions: Vec::new(),
+            buf: Vec::with_capacity(batch.limit),
+            batch,
+        };
+        if worker.instance.is_none() {
+            let instance = worker.instantiate(env).map_err(|f| Fault {
+                place: Place {
+                    partition: None,
+                    offset: f.offset,
+                },
+                message: f.message,
+            })?;
+            worker.instance = Some(instance);
+        }
+        Ok(worker)
+    }
+
+    /// Runs until asked to stop or failed.
+    pub(super) fn run(mut self, env: &Env<'_>) -> Stop {
+        match self.initial_offsets(env) {
+            Ok(true) => {}
+            Ok(false) => return Stop::Requested,
+            Err(fault) => return Stop::Failed(fault),
+        }
+        if let Err(fault) = self.tail(env) {
+            return Stop::Failed(fault);
+        }
+        if let Err(e) = self.run.view.sync() {
+            tracing::warn!(version = %self.id, "syncing the view on stop: {e}");
+        }
+        Stop::Requested
+    }
+
+    fn instantiate(&self, env: &Env<'_>) -> Result<Instance, CallFailure> {
+        env.runtime
+            .instantiate(&self.plugin, &self.label, &self.run.record.settings)
+    }
+
+    /// Where the worker starts: the offsets committed in the view, or the
+    /// log's start offsets for partitions this version has not read yet.
+    /// Retries while the log is unavailable; `false` when asked to stop
+    /// before it could start.
+    fn initial_offsets(&mut self, env: &Env<'_>) -> Result<bool, Fault> {
+        let run = self.run.clone();
+        let topic = &run.record.topic;
+        let mut backoff = Backoff::default();
+        while !run.stopping() {
+            match env.log.start_offsets(topic) {
+                Ok(start) => {
+                    let offsets = run
+                        .view
+                        .offsets()
+                        .map_err(|e| Fault::unplaced(format!("reading the view's offsets: {e}")))?;
+                    self.partitions = start
+                        .iter()
+                        .enumerate()
+                        .map(|(p, s)| Partition {
+                            next: offsets.get(&(p as u32)).copied().unwrap_or(*s),
+                            reader: None,
+                        })
+                        .collect();
+                    let mut progress = run.progress.lock();
+                    progress.start = start;
+                    self.report_applied(&mut progress.applied);
+                    progress.log_error = None;
+                    return Ok(true);
+                }
+                Err(e) if e.is_unavailable() => wait_out(&run, &e, &mut backoff),
+                Err(e) => {
+                    return Err(Fault::unplaced(format!("reading topic `{topic}`: {e}")));
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The main loop: a batch of every partition in turn, then a wait for
+    /// new events when there was nothing to do. Returns when asked to stop.
+    fn tail(&mut self, env: &Env<'_>) -> Result<(), Fault> {
+        let run = self.run.clone();
+        let topic = &run.record.topic;
+        let mut backoff = Backoff::default();
+        while !run.stopping() {
+            let seen = env.log.append_count();
+            let ends = match env.log.end_offsets(topic) {
+                Ok(e) => e,
+                Err(e) if e.is_unavailable() => {
+                    wait_out(&run, &e, &mut backoff);
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Fault::unplaced(format!("reading topic `{topic}`: {e}")));
+                }
+            };
+            // Partitions added to a Kafka topic start at offset 0.
+            if self.partitions.len() < ends.len() {
+                self.partitions.resize_with(ends.len(), Partition::default);
+            }
+            let worked = match self.round(env, &ends)? {
+                Round::Done { worked } => worked,
+                Round::Unavailable(unavailable) => {
+                    wait_out(&run, &unavailable, &mut backoff);
+                    continue;
+                }
+            };
+            if backoff.reset() && run.progress.lock().log_error.take().is_some() {
+                tracing::info!(version = %self.id, "the log is reachable again; resuming");
+            }
+            if !worked {
+                self.idle(env, &ends, seen);
+            }
+        }
+        Ok(())
+    }
+
+    /// One batch of each partition this host processes that has events
+    /// below `ends`.
+    fn round(&mut self, env: &Env<'_>, ends: &[u64]) -> Result<Round, Fault> {
+        let mut worked = false;
+        for (p, &end) in ends.iter().enumerate() {
+            if !env.owns(p) {
+                continue;
+            }
+            let partition = p as u32;
+            // Read right before each batch: the diff barrier may have been
+            // raised since the previous one.
+            let hold = self
+                .run
+                .hold
+                .lock()
+                .as_ref()
+                .and_then(|h| h.get(p).copied());
+            let limit = hold.map_or(end, |h| h.min(end));
+            let next = self.partitions[p].next;
+            if next >= limit {
+                continue;
+            }
+            let events = match self.read(env, partition, next, limit)? {
+                Read::Events(events) => events,
+                Read::Unavailable(e) => return Ok(Round::Unavailable(e)),
+            };
+            let Some(last) = events.last().map(|r| r.offset) else {
+                continue;
+            };
+            let count = events.len() as u64;
+            let batch_started = Instant::now();
+            self.apply(env, partition, next, last, events)?;
+            env.metrics.batch(&self.id, count, batch_started.elapsed());
+            let mut progress = self.run.progress.lock();
+            progress.record(count);
+            self.report_applied(&mut progress.applied);
+            worked = true;
+        }
+        Ok(Round::Done { worked })
+    }
+
+    /// Reads the next batch of `partition`, from `next` (its next offset)
+    /// and below `limit`.
+    fn read(
+        &mut self,
+        env: &Env<'_>,
+        partition: u32,
+        next: u64,
+        limit: u64,
+    ) -> Result<Read, Fault> {
+        let read_failed = |e: LogError| Fault::at(partition, next, format!("reading the log: {e}"));
+        let slot = &mut self.partitions[partition as usize].reader;
+        let reader = match slot {
+            Some(r) if r.next_offset() == next => r,
+            _ => match env.log.reader(&self.run.record.topic, partition, next) {
+                Ok(r) => slot.insert(r),
+                Err(e) if e.is_unavailable() => return Ok(Read::Unavailable(e)),
+                Err(e) => return Err(read_failed(e)),
+            },
+        };
+        self.buf.clear();
+        let want = usize::try_from(limit - next)
+            .unwrap_or(usize::MAX)
+            .min(self.batch.limit);
+        if let Err(e) = reader.read_batch(want, env.batch_bytes, &mut self.buf) {
+            if e.is_unavailable() {
+                // A fresh reader after the outage: librdkafka can take
+                // minutes to fetch from a restarted broker with the old one.
+                *slot = None;
+                return Ok(Read::Unavailable(e));
+            }
+            return Err(read_failed(e));
+        }
+        // Offsets may have gaps on Kafka: never apply past the hold.
+        if self.buf.last().is_some_and(|r| r.offset >= limit) {
+            self.buf.retain(|r| r.offset < limit);
+            *slot = None;
+        }
+        Ok(Read::Events(std::mem::take(&mut self.buf)))
+    }
+
+    /// Runs `events` (offsets `first..=last` of `partition`) through the
+    /// plugin and commits their writes, in one batch; a batch that fails is
+    /// pinpointed (see [`pinpoint`](Self::pinpoint)).
+    fn apply(
+        &mut self,
+        env: &Env<'_>,
+        partition: u32,
+        first: u64,
+        last: u64,
+        events: Vec<Record>,
+    ) -> Result<(), Fault> {
+        let count = events.len();
+        let view = &self.run.view;
+        let outcome = match self.instance.as_mut() {
+            Some(instance) => view
+                .snapshot()
+                .map_err(|e| CallFailure {
+                    offset: None,
+                    message: e.to_string(),
+                })
+                .and_then(|snap| instance.process(snap, events)),
+            // Not reached (an instance is put back after pinpointing, or the
+            // worker stops); pinpointing starts a fresh one.
+            None => Err(CallFailure {
+                offset: None,
+                message: "the plugin has no instance".to_owned(),
+            }),
+        };
+        let p = partition as usize;
+        match outcome {
+            Ok(writes) => {
+                view.commit(partition, last + 1, &writes, false)
+                    .map_err(|e| {
+                        Fault::at(partition, first, format!("committing the view: {e}"))
+                    })?;
+                self.partitions[p].next = last + 1;
+                self.batch.succeeded(count);
+            }
+            Err(failure) => {
+                // Find the exact event on a fresh instance, applying the
+                // good events before it.
+                self.instance = None;
+                let pinned = self.pinpoint(env, partition, first, last, failure)?;
+                self.instance = Some(pinned.instance);
+                self.partitions[p].next = pinned.next;
+                if pinned.every_event_passed {
+                    self.batch.too_large(count);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed batch `first..=last` of `partition`: replays its events
+    /// one at a time on a fresh instance to name the exact event, committing
+    /// each one's writes with its offset (so that the host holds the pending
+    /// writes of one event at a time, as in any batch within the memory
+    /// limit). Under the `stop` policy it returns the failure, the events
+    /// before it applied; under `skip` it records the event as a dead letter,
+    /// commits past it and goes on. If every event succeeds alone (a time or
+    /// memory limit hit by a large batch, say), they are all applied.
+    fn pinpoint(
+        &self,
+        env: &Env<'_>,
+        partition: u32,
+        first: u64,
+        last: u64,
+        failure: CallFailure,
+    ) -> Result<Pinpointed, Fault> {
+        let view = &self.run.view;
+        let on_error = self.run.record.settings.on_error;
+        if first == last && on_error == OnError::Stop {
+            // A single event: it is the culprit, no need to run it again.
+            let offset = failure.offset.unwrap_or(first);
+            return Err(Fault::at(partition, offset, failure.message));
+        }
+        let instantiate = |context: &str| {
+            self.instantiate(env).map_err(|f| {
+                Fault::at(
+                    partition,
+                    failure.offset.unwrap_or(first),
+                    format!("{context}; re-instantiating failed: {}", f.message),
+                )
+            })
+        };
+        let mut fresh = instantiate(&failure.message)?;
+        let events = self.reread(env, partition, first, last, &failure.message)?;
+        let commit_err = |next: u64| {
+            move |e: StoreError| Fault::at(partition, next, format!("committing the view: {e}"))
+        };
+        let mut next = first;
+        let mut failed_alone = false;
+        for event in events {
+            let offset = event.offset;
+            let snapshot = view
+                .snapshot()
+                .map_err(|e| Fault::at(partition, offset, e.to_string()))?;
+            match fresh.process(snapshot, vec![event]) {
+                Ok(writes) => {
+                    next = offset + 1;
+                    view.commit(partition, next, &writes, false)
+                        .map_err(commit_err(next))?;
+                }
+                Err(f) => {
+                    failed_alone = true;
+                    let offset = f.offset.unwrap_or(offset);
+                    if on_error == OnError::Stop {
+                        view.sync().map_err(commit_err(next))?;
+                        return Err(Fault::at(partition, offset, f.message));
+                    }
+                    tracing::warn!(
+                        version = %self.label, partition, offset,
+                        "skipping a poison event (dead letter): {}", f.message
+                    );
+                    env.dead_letter(&self.id, partition, offset, &f.message);
+                    next = offset + 1;
+                    view.commit(partition, next, &Writes::new(), true)
+                        .map_err(commit_err(next))?;
+                    drop(fresh);
+                    fresh = instantiate(&f.message)?;
+                }
+            }
+        }
+        if !failed_alone {
+            tracing::warn!(
+                version = %self.label, partition, first, last,
+                "a batch failed ({}) but each of its events succeeded alone; continuing",
+                failure.message
+            );
+        }
+        Ok(Pinpointed {
+            instance: fresh,
+            next,
+            every_event_passed: !failed_alone,
+        })
+    }
+
+    /// The events `first..=last` of `partition` once more, to pinpoint the
+    /// failure (`failed`: its message) of their batch.
+    fn reread(
+        &self,
+        env: &Env<'_>,
+        partition: u32,
+        first: u64,
+        last: u64,
+        failed: &str,
+    ) -> Result<Vec<Record>, Fault> {
+        let reread_failed = |e: LogError| {
+            Fault::at(
+                partition,
+                first,
+                format!("{failed}; re-reading the log failed: {e}"),
+            )
+        };
+        let mut reader = env
+            .log
+            .reader(&self.run.record.topic, partition, first)
+            .map_err(reread_failed)?;
+        let mut events = Vec::new();
+        let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+        let mut empty_reads = 0;
+        while events.len() < count && reader.next_offset() <= last && empty_reads < 10 {
+            let before = events.len();
+            reader
+                .read_batch(count - events.len(), usize::MAX, &mut events)
+                .map_err(reread_failed)?;
+            if events.len() == before {
+                empty_reads += 1;
+            }
+        }
+        // Kafka may hand back records past `last` (the batch was cut by the
+        // diff hold or by gaps); only the failed batch is retried here.
+        events.retain(|e| e.offset <= last);
+        Ok(events)
+    }
+
+    /// Nothing to do: lets the rate decay, makes the view durable, records
+    /// the catch-up the first time every partition is at its end, and waits
+    /// for an append after `seen`.
+    fn idle(&mut self, env: &Env<'_>, ends: &[u64], seen: u64) {
+        self.run.progress.lock().idle();
+        if let Err(e) = self.run.view.sync_if_dirty() {
+            tracing::warn!(version = %self.id, "syncing the view: {e}");
+        }
+        if !self.caught_up
+            && self
+                .partitions
+                .iter()
+                .zip(ends)
+                .enumerate()
+                .all(|(p, (s, e))| s.next >= *e || !env.owns(p))
+        {
+            self.caught_up = true;
+            env.caught_up(&self.run);
+        }
+        env.log.wait_for_append(seen, Duration::from_millis(100));
+    }
+
+    /// Writes the partitions' next offsets into `applied`.
+    fn report_applied(&self, applied: &mut Vec<u64>) {
+        applied.clear();
+        applied.extend(self.partitions.iter().map(|s| s.next));
+    }
+}
