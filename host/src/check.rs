@@ -157,7 +157,7 @@ pub fn check(bytes: &[u8]) -> Result<CheckReport> {
         Ok(plugin) => {
             // The version the runtime runs it as: the one its imports name,
             // or the one its exports type-check as.
-            report.contract = Some(plugin.contract.to_owned());
+            report.contract = Some(plugin.contract.version().to_owned());
         }
         Err(e) => {
             if report.contract.is_none() {

@@ -758,10 +758,7 @@ impl Host {
                 let outcome = run
                     .view
                     .snapshot()
-                    .map_err(|e| CallFailure {
-                        offset: None,
-                        message: e.to_string(),
-                    })
+                    .map_err(|e| CallFailure::host(e.to_string()))
                     .and_then(|snap| instance.process(snap, events));
                 match outcome {
                     Ok(writes) => {
