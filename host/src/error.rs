@@ -79,10 +79,7 @@ impl From<LogError> for Error {
             | LogError::InvalidPartitionCount(_)
             | LogError::OffsetOutOfRange { .. } => Error::Invalid(msg),
             LogError::RecordTooLarge { .. } => Error::TooLarge(msg),
-            LogError::Corrupt { .. } | LogError::Io { .. } | LogError::Backend(_) => {
-                Error::Storage(msg)
-            }
-            LogError::Unavailable(_) => Error::Unavailable(msg),
+            LogError::Corrupt { .. } | LogError::Io { .. } => Error::Storage(msg),
         }
     }
 }

@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 
 use crate::diff::{self, DiffOptions, DiffReport};
 use crate::error::{Error, Result, io};
-use crate::eventlog::{EventLog, LogBackend, LogReader};
-use crate::log::{AppendedRange, EmbeddedLog, LogError, LogOptions, NewRecord, Record};
+use crate::eventlog::{EventLog, LogBackend, LogError, LogReader};
+use crate::log::{AppendedRange, EmbeddedLog, LogOptions, NewRecord, Record};
 use crate::model::{
     DeployReport, ProcessorStatus, ProduceReport, Row, ScanPage, State, StatusReport, TopicStatus,
     VersionStatus,
