@@ -304,6 +304,12 @@ enum PluginCommand {
     Check {
         /// The component (.wasm).
         file: PathBuf,
+        /// The data directory of the `kappa serve` the file will be deployed
+        /// to: the machine code compiled here goes into its compiled-code
+        /// cache, so the deploy does not compile it again. Default: that of
+        /// `serve` (kappa-data), if it exists.
+        #[arg(long, env = "KAPPA_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -530,15 +536,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Plugin(PluginCommand::Check { file }) => {
+        Command::Plugin(PluginCommand::Check { file, data_dir }) => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
-            let report = tokio::task::spawn_blocking(move || crate::check::check(&bytes))
-                .await
-                .map_err(|e| Failure {
-                    code: 1,
-                    message: format!("the check panicked: {e}"),
-                })??;
+            let path = file.clone();
+            let report = tokio::task::spawn_blocking(move || {
+                crate::check::check_file(&path, &bytes, data_dir.as_deref())
+            })
+            .await
+            .map_err(|e| Failure {
+                code: 1,
+                message: format!("the check panicked: {e}"),
+            })??;
             if json {
                 print_json(&report)?;
             } else {

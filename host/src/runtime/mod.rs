@@ -27,7 +27,7 @@
 //! [`cache`] (compiled code on disk), [`validate`] (what a component must be),
 //! [`instance`] (instantiating and `init`), [`call`] (`process` and how a call
 //! fails), `host` (the imports a plugin is given: one file per interface, with
-//! WASI in [`sandbox`]), [`convert`] (events into the contract's shapes),
+//! WASI in `sandbox`), [`convert`] (events into the contract's shapes),
 //! [`bindings`] (all `bindgen!` output) and [`budget`] (memory accounting).
 
 pub mod bindings;
