@@ -207,6 +207,86 @@ fn check_accepts_the_example_plugins() {
     }
 }
 
+/// `kappa plugin check --data-dir DIR` says it is compiling before it does,
+/// and leaves the machine code in DIR's compiled-code cache, so that the
+/// server on DIR deploys the same file without compiling it again.
+#[test]
+fn check_fills_the_compile_cache_a_later_deploy_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let file = kappa_plugins::STARTER.path;
+    let out = kappa(&["plugin", "check", file, "--data-dir", data_dir]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("compiling {file} (")), "{stderr}");
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(kappa_plugins::STARTER.bytes));
+    let entries: Vec<String> = std::fs::read_dir(dir.path().join("compiled"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .any(|name| name.starts_with(&digest) && name.ends_with(".cwasm")),
+        "no cache entry for {digest}: {entries:?}"
+    );
+
+    // A second check finds it: nothing to compile.
+    let again = kappa(&["plugin", "check", file, "--data-dir", data_dir]);
+    assert!(again.status.success());
+    assert!(
+        !text(&again.stderr).contains("compiling"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    // Without a data directory (none given, no ./kappa-data), the check still
+    // says it compiles, into a cache of its own.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(KAPPA)
+        .args(["plugin", "check", file])
+        .current_dir(elsewhere.path())
+        .env_remove("KAPPA_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("compiling"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    // With a ./kappa-data, `kappa serve`'s default, it uses that one.
+    std::fs::create_dir(elsewhere.path().join("kappa-data")).unwrap();
+    let out = Command::new(KAPPA)
+        .args(["plugin", "check", file])
+        .current_dir(elsewhere.path())
+        .env_remove("KAPPA_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let cached = std::fs::read_dir(elsewhere.path().join("kappa-data").join("compiled"))
+        .unwrap()
+        .count();
+    assert_eq!(cached, 1, "one cache entry in ./kappa-data/compiled");
+
+    let server = Server::start(dir.path());
+    let out = server.run(&["topic", "create", "events", "--partitions", "1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deploy = server.json(&[
+        "deploy",
+        file,
+        "--name",
+        "counts",
+        "--version",
+        "1.0.0",
+        "--topic",
+        "events",
+    ]);
+    assert_eq!(deploy["compiled_from_cache"], true, "{deploy}");
+}
+
 #[test]
 fn check_refuses_each_wrong_file_with_the_precise_reason() {
     let dir = tempfile::tempdir().unwrap();

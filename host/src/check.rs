@@ -1,13 +1,18 @@
 //! `kappa plugin check`: whether a file is a valid processor plugin for this
 //! host and, if not, exactly why, without a server.
 //!
-//! The verdict is the runtime's own (`Runtime::load`, as at deploy, with a
-//! throw-away compiled-code cache). The report adds what the component
+//! The verdict is the runtime's own (`Runtime::load`, as at deploy). The
+//! machine code it compiles goes into the compiled-code cache of the data
+//! directory a local `kappa serve` uses ([`check_file`]), so that deploying
+//! the same file to that server afterwards loads it instead of compiling it
+//! again; without a data directory the cache is a throw-away one. The
+//! report adds what the component
 //! imports and exports, with types written in WIT, and, for an invalid file,
 //! every problem found rather than only the first: the contract version, each
 //! import the host does not grant, another world (a WASI command), a missing
 //! export, an export of the wrong type.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -15,7 +20,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::types::{ComponentItem, Type};
 
 use crate::error::{Error, Result};
-use crate::runtime::{CONTRACT_PACKAGE, DEFAULT_CONTRACT, Runtime, SUPPORTED_CONTRACTS};
+use crate::runtime::{CONTRACT_PACKAGE, DEFAULT_CONTRACT, Runtime, SUPPORTED_CONTRACTS, validate};
 
 /// The exports of the processor world of contract `version` and their
 /// types, as `describe_item` writes them.
@@ -101,13 +106,78 @@ pub struct Export {
     pub ty: String,
 }
 
-/// Checks `bytes` as a plugin for this host. Errors only when the check
-/// itself cannot run (no temporary directory, say).
+/// The default data directory of `kappa serve` (its `--data-dir`).
+pub const DEFAULT_DATA_DIR: &str = "kappa-data";
+
+/// The compiled-code cache `kappa plugin check` shares with `kappa serve`:
+/// that of `data_dir` when one was given (`--data-dir` or `KAPPA_DATA_DIR`),
+/// else that of [`DEFAULT_DATA_DIR`] in the working directory if a server
+/// has made it there; `None` (a throw-away cache) otherwise, so that a check
+/// creates no data directory of its own.
+pub fn shared_cache_dir(data_dir: Option<&Path>) -> Option<PathBuf> {
+    let dir = match data_dir {
+        Some(dir) => dir.to_owned(),
+        None => Some(PathBuf::from(DEFAULT_DATA_DIR)).filter(|d| d.is_dir())?,
+    };
+    // The subdirectory `kappa serve` keeps its compiled code in.
+    Some(dir.join("compiled"))
+}
+
+/// `kappa plugin check FILE`: checks `bytes` (read from `file`) with the
+/// cache of [`shared_cache_dir`], and says on stderr, before compiling, that
+/// it is compiling and how large the file is, since a large component (a
+/// JavaScript one embeds its engine) takes seconds to compile.
+pub fn check_file(file: &Path, bytes: &[u8], data_dir: Option<&Path>) -> Result<CheckReport> {
+    let cache_dir = shared_cache_dir(data_dir);
+    check_with(bytes, cache_dir.as_deref(), || {
+        eprintln!(
+            "compiling {} ({})...",
+            file.display(),
+            human_size(bytes.len())
+        );
+    })
+}
+
+/// A size for people: bytes, KiB or MiB.
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+/// Checks `bytes` as a plugin for this host, with a throw-away compiled-code
+/// cache. Errors only when the check itself cannot run (no temporary
+/// directory, say).
 pub fn check(bytes: &[u8]) -> Result<CheckReport> {
+    check_with(bytes, None, || {})
+}
+
+/// Checks `bytes`, keeping the machine code in `cache_dir` (a throw-away
+/// directory when `None`); calls `before_compiling` first unless the cache
+/// already holds the component's machine code.
+pub fn check_with(
+    bytes: &[u8],
+    cache_dir: Option<&Path>,
+    before_compiling: impl FnOnce(),
+) -> Result<CheckReport> {
     let digest = hex::encode(Sha256::digest(bytes));
-    let cache = tempfile::tempdir()
-        .map_err(|e| Error::Internal(format!("creating a temporary directory: {e}")))?;
-    let runtime = Runtime::new(cache.path())?;
+    let scratch;
+    let cache_dir = match cache_dir {
+        Some(dir) => dir,
+        None => {
+            scratch = tempfile::tempdir()
+                .map_err(|e| Error::Internal(format!("creating a temporary directory: {e}")))?;
+            scratch.path()
+        }
+    };
+    let runtime = Runtime::new(cache_dir)?;
+    // Only what gets as far as the compiler: a file that is not a component
+    // is refused at once.
+    if validate::check_header(bytes).is_ok() && !runtime.cache().entry_path(&digest).exists() {
+        before_compiling();
+    }
     let started = Instant::now();
     let loaded = runtime.load(bytes, &digest);
     let elapsed = started.elapsed();
@@ -157,7 +227,7 @@ pub fn check(bytes: &[u8]) -> Result<CheckReport> {
         Ok(plugin) => {
             // The version the runtime runs it as: the one its imports name,
             // or the one its exports type-check as.
-            report.contract = Some(plugin.contract.to_owned());
+            report.contract = Some(plugin.contract.version().to_owned());
         }
         Err(e) => {
             if report.contract.is_none() {
@@ -450,6 +520,36 @@ mod tests {
             text.contains("process: func(batch: event-batch) -> result<_, error>"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_check_leaves_machine_code_that_a_deploy_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("compiled");
+        let mut compiles = 0;
+        let report = check_with(kappa_plugins::STARTER.bytes, Some(&cache), || compiles += 1);
+        assert!(report.unwrap().valid);
+        let report = check_with(kappa_plugins::STARTER.bytes, Some(&cache), || compiles += 1);
+        assert!(report.unwrap().valid);
+        assert_eq!(compiles, 1, "the second check found the machine code");
+        // The runtime a server opens over the same directory loads it.
+        let runtime = Runtime::new(&cache).unwrap();
+        let digest = hex::encode(Sha256::digest(kappa_plugins::STARTER.bytes));
+        assert!(runtime.cache().entry_path(&digest).is_file());
+        let plugin = runtime.load(kappa_plugins::STARTER.bytes, &digest).unwrap();
+        assert!(plugin.from_cache);
+        assert_eq!(runtime.cache().hits_and_misses(), (1, 0));
+        // Nothing is said for what is not even WebAssembly.
+        let report = check_with(b"hello", Some(&cache), || compiles += 1).unwrap();
+        assert!(!report.valid);
+        assert_eq!(compiles, 1);
+    }
+
+    #[test]
+    fn sizes_are_written_for_people() {
+        assert_eq!(human_size(512), "512 bytes");
+        assert_eq!(human_size(2048), "2.0 KiB");
+        assert_eq!(human_size(12 << 20), "12.0 MiB");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::log::LogError;
+use crate::eventlog::{LogError, ModelError};
 use crate::store::StoreError;
 
 /// A failed host operation.
@@ -161,24 +161,38 @@ impl Error {
     }
 }
 
-/// The kind of a failure of the log.
+/// The kind of a failure of the log, whichever the backend.
 fn log_kind(e: &LogError) -> Kind {
     match e {
-        LogError::UnknownTopic(_) | LogError::UnknownPartition { .. } => Kind::NotFound,
-        LogError::TopicExists(_) | LogError::RequestIdReused { .. } => Kind::Conflict,
-        LogError::RequestInFlight { .. } => Kind::Unavailable,
-        LogError::InvalidTopicName { .. }
-        | LogError::InvalidRequestId { .. }
-        | LogError::InvalidPartitionCount(_)
-        | LogError::OffsetOutOfRange { .. } => Kind::Invalid,
-        LogError::RecordTooLarge { .. } => Kind::TooLarge,
-        LogError::Corrupt { .. } | LogError::Io { .. } | LogError::Backend(_) => Kind::Storage,
+        LogError::Log(e) => model_kind(e),
         LogError::Unavailable(_) => Kind::Unavailable,
+        LogError::Backend(_) => Kind::Storage,
+    }
+}
+
+/// The kind of a failure of the log's data model or of the embedded log.
+fn model_kind(e: &ModelError) -> Kind {
+    match e {
+        ModelError::UnknownTopic(_) | ModelError::UnknownPartition { .. } => Kind::NotFound,
+        ModelError::TopicExists(_) | ModelError::RequestIdReused { .. } => Kind::Conflict,
+        ModelError::RequestInFlight { .. } => Kind::Unavailable,
+        ModelError::InvalidTopicName { .. }
+        | ModelError::InvalidRequestId { .. }
+        | ModelError::InvalidPartitionCount(_)
+        | ModelError::OffsetOutOfRange { .. } => Kind::Invalid,
+        ModelError::RecordTooLarge { .. } => Kind::TooLarge,
+        ModelError::Corrupt { .. } | ModelError::Io { .. } => Kind::Storage,
+    }
+}
+
+impl From<ModelError> for Error {
+    fn from(e: ModelError) -> Self {
+        Error::Log(LogError::Log(e))
     }
 }
 
 /// Adds context to I/O errors on the data directory.
-pub(crate) fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
+pub fn io(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::Io {
         context: context.to_string(),
         source: e,
@@ -191,10 +205,13 @@ mod tests {
 
     #[test]
     fn causes_keep_their_text_and_their_kind() {
-        let e = Error::from(LogError::UnknownTopic("t".into()));
+        let e = Error::from(ModelError::UnknownTopic("t".into()));
         assert_eq!(e.to_string(), "topic \"t\" does not exist; create it first");
         assert_eq!(e.kind(), "not_found");
-        assert!(matches!(e, Error::Log(LogError::UnknownTopic(_))));
+        assert!(matches!(
+            e,
+            Error::Log(LogError::Log(ModelError::UnknownTopic(_)))
+        ));
         let e = Error::from(LogError::Unavailable("broker down".into()));
         assert_eq!(
             (e.to_string().as_str(), e.kind()),

@@ -6,8 +6,9 @@
 //! the old one, and the alias swap (promote, rollback) is atomic.
 //!
 //! Modules, in the direction of dependency:
-//! - [`log`]: the embedded, durable, replayable event log; [`eventlog`]: the
-//!   interface the host runs on; [`kafka`]: the same over a Kafka cluster.
+//! - [`eventlog`]: the log interface the host runs on, with its two
+//!   implementations: the embedded, durable, replayable event log ([`log`],
+//!   adapted in `eventlog::embedded`) and a Kafka cluster ([`kafka`]).
 //! - [`store`]: one transactional view per version, offsets committed with rows.
 //! - [`registry`]: versions, their states and the aliases.
 //! - [`runtime`]: validating, compiling and running plugin components.
@@ -30,7 +31,8 @@ pub mod dashboard;
 pub mod diff;
 pub mod error;
 pub mod eventlog;
-pub mod kafka;
+/// The Kafka log backend, under its old path.
+pub use eventlog::kafka;
 pub mod lifecycle;
 /// The embedded log, a crate of its own (`host/log`), under its old path.
 pub use kappa_log as log;

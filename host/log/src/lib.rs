@@ -174,6 +174,10 @@ impl LogOptions {
     }
 }
 
+/// What can go wrong in the embedded log. The errors of the log's data
+/// model (an unknown topic or partition, an invalid name or count) are
+/// shared with the host's other backends, which report them as these; what
+/// only a remote backend has (a broker down) is the host's, not this crate's.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("topic {0:?} does not exist; create it first")]
@@ -218,13 +222,6 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
-    /// The log's storage cannot be reached right now (a Kafka broker is down
-    /// or unreachable); the operation may succeed when retried.
-    #[error("{0}")]
-    Unavailable(String),
-    /// Another backend failure (a Kafka broker refused the request).
-    #[error("{0}")]
-    Backend(String),
     #[error("invalid request id {id:?}: {reason} (an id is 1 to 128 visible ASCII characters)")]
     InvalidRequestId { id: String, reason: String },
     /// An earlier request with this id is still being stored; retrying
@@ -262,11 +259,6 @@ fn corrupt_kind(file: &Path) -> &'static str {
 }
 
 impl LogError {
-    /// Whether this is [`LogError::Unavailable`]: retrying later may succeed.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, LogError::Unavailable(_))
-    }
-
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         LogError::Io {
             context: context.into(),

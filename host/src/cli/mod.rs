@@ -177,6 +177,12 @@ enum PluginCommand {
     Check {
         /// The component (.wasm).
         file: PathBuf,
+        /// The data directory of the `kappa serve` the file will be deployed
+        /// to: the machine code compiled here goes into its compiled-code
+        /// cache, so the deploy does not compile it again. Default: that of
+        /// `serve` (kappa-data), if it exists.
+        #[arg(long, env = "KAPPA_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -498,7 +504,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Plugin(PluginCommand::New { name, options, dir }) => {
             plugin::new(&name, &options, dir, json)
         }
-        Command::Plugin(PluginCommand::Check { file }) => plugin::check(file, json).await,
+        Command::Plugin(PluginCommand::Check { file, data_dir }) => {
+            plugin::check(file, data_dir, json).await
+        }
         Command::Topic(TopicCommand::Create { name, partitions }) => {
             topics::create(&client()?, &name, partitions, json).await
         }

@@ -68,12 +68,19 @@ pub(super) fn new(
 }
 
 /// `kappa plugin check FILE`: exit 0 valid, 1 invalid.
-pub(super) async fn check(file: PathBuf, json: bool) -> Result<(), Failure> {
+pub(super) async fn check(
+    file: PathBuf,
+    data_dir: Option<PathBuf>,
+    json: bool,
+) -> Result<(), Failure> {
     let bytes =
         std::fs::read(&file).map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
-    let report = tokio::task::spawn_blocking(move || crate::check::check(&bytes))
-        .await
-        .map_err(|e| failed(format!("the check panicked: {e}")))??;
+    let path = file.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        crate::check::check_file(&path, &bytes, data_dir.as_deref())
+    })
+    .await
+    .map_err(|e| failed(format!("the check panicked: {e}")))??;
     if json {
         print_json(&report)?;
     } else {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::running::Running;
-use crate::log::LogError;
+use crate::eventlog::LogError;
 
 /// Size of a worker's first batch; see [`BatchSize`].
 const FIRST_BATCH: usize = 1024;

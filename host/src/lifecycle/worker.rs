@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use super::env::Env;
 use super::pacing::{Backoff, BatchSize, wait_out};
 use super::running::Running;
+use crate::eventlog::LogError;
 use crate::eventlog::LogReader;
-use crate::log::{LogError, Record};
+use crate::log::Record;
 use crate::registry::{OnError, Place, VersionId};
 use crate::runtime::{CallFailure, Instance, Plugin};
 use crate::store::{StoreError, Writes};
@@ -343,17 +344,11 @@ impl Worker {
         let outcome = match self.instance.as_mut() {
             Some(instance) => view
                 .snapshot()
-                .map_err(|e| CallFailure {
-                    offset: None,
-                    message: e.to_string(),
-                })
+                .map_err(|e| CallFailure::host(e.to_string()))
                 .and_then(|snap| instance.process(snap, events)),
             // Not reached (an instance is put back after pinpointing, or the
             // worker stops); pinpointing starts a fresh one.
-            None => Err(CallFailure {
-                offset: None,
-                message: "the plugin has no instance".to_owned(),
-            }),
+            None => Err(CallFailure::host("the plugin has no instance".to_owned())),
         };
         let p = partition as usize;
         match outcome {

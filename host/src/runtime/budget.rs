@@ -18,6 +18,7 @@ use std::collections::btree_map::Entry;
 
 use wasmtime::ResourceLimiter;
 
+use super::call::{FailureKind, HostTrap};
 use crate::store::Writes;
 
 /// Host bytes one pending write takes beyond its key and value bytes: the
@@ -185,14 +186,18 @@ impl ResourceLimiter for InstanceMemory {
         }
         let added = desired.saturating_sub(current);
         if self.used() + added > self.limit {
-            wasmtime::bail!(
-                "exceeded its memory limit of {} (raise it with --memory-limit-mb): growing \
-                 linear memory by {} to {} in all, beside {} of pending view writes",
-                mib(self.limit),
-                mib(added),
-                mib(self.linear + added),
-                mib(self.pending)
-            );
+            return Err(HostTrap::new(
+                FailureKind::MemoryLimit,
+                format!(
+                    "exceeded its memory limit of {} (raise it with --memory-limit-mb): growing \
+                     linear memory by {} to {} in all, beside {} of pending view writes",
+                    mib(self.limit),
+                    mib(added),
+                    mib(self.linear + added),
+                    mib(self.pending)
+                ),
+            )
+            .into());
         }
         // Counted once permitted: a growth the system then fails to make
         // (out of address space) stays counted, which errs on the safe side.
@@ -213,12 +218,16 @@ impl ResourceLimiter for InstanceMemory {
             .saturating_sub(current)
             .saturating_mul(TABLE_ELEMENT_BYTES);
         if self.used().saturating_add(added) > self.limit {
-            wasmtime::bail!(
-                "exceeded its memory limit of {} (raise it with --memory-limit-mb): growing \
-                 a table by {}",
-                mib(self.limit),
-                mib(added)
-            );
+            return Err(HostTrap::new(
+                FailureKind::MemoryLimit,
+                format!(
+                    "exceeded its memory limit of {} (raise it with --memory-limit-mb): growing \
+                     a table by {}",
+                    mib(self.limit),
+                    mib(added)
+                ),
+            )
+            .into());
         }
         self.tables += added;
         Ok(true)

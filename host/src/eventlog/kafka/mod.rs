@@ -1,6 +1,6 @@
 //! The Kafka log backend: [`KafkaLog`] keeps a host's events in Kafka topics
 //! (through librdkafka, via the `rdkafka` crate) behind the same
-//! [`EventLog`] interface as the embedded log.
+//! [`EventLog`] interface as the embedded log (`super::embedded`).
 //!
 //! How it maps onto Kafka, and why:
 //! - Reading: every reader is its own consumer, `assign`ed to one partition
@@ -22,6 +22,10 @@
 //!   on this backend for the same reason (docs/kafka.md).
 //! - Broker down: calls fail with [`LogError::Unavailable`] naming the
 //!   bootstrap servers; librdkafka reconnects by itself, and callers retry.
+//!
+//! Files: this one ([`KafkaLog`]: topics, offsets, appends), `client.rs`
+//! ([`KafkaConfig`], the client context, transient errors) and `reader.rs`
+//! (a partition's consumer).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -30,107 +34,24 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::eventlog::{EventLog, LogReader};
-use crate::log::{AppendedRange, LogError, NewRecord, Record, TopicInfo, partition_for_key};
+mod client;
+mod reader;
 
-/// Where the Kafka cluster is and how to talk to it.
-#[derive(Debug, Clone)]
-pub struct KafkaConfig {
-    /// `bootstrap.servers`: `host:port[,host:port...]`.
-    pub bootstrap: String,
-    /// Extra librdkafka properties for every client (security.protocol,
-    /// sasl.mechanism, sasl.username, ssl.ca.location, ...). They override
-    /// kappa's defaults.
-    pub options: Vec<(String, String)>,
-    /// Replication factor of topics created by `kappa topic create`
-    /// (-1: the broker's default).
-    pub replication_factor: i32,
-    /// Time limit of metadata and offset requests.
-    pub request_timeout: Duration,
-}
+pub use client::KafkaConfig;
+use client::{Context, Delivered, code_of, meta_client, transient};
+use reader::KafkaReader;
 
-impl KafkaConfig {
-    /// A configuration with kappa's defaults for `bootstrap`.
-    pub fn new(bootstrap: impl Into<String>) -> Self {
-        KafkaConfig {
-            bootstrap: bootstrap.into(),
-            options: Vec::new(),
-            replication_factor: -1,
-            request_timeout: Duration::from_secs(5),
-        }
-    }
-
-    /// A client configuration: `defaults` first, then the user's options.
-    fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap);
-        // Reconnect within a second of a broker coming back (librdkafka
-        // backs off up to 10 s by default).
-        config.set("reconnect.backoff.max.ms", "1000");
-        for (k, v) in defaults {
-            config.set(*k, *v);
-        }
-        for (k, v) in &self.options {
-            config.set(k, v);
-        }
-        config
-    }
-}
-
-/// Forwards librdkafka's logs to `tracing`; its errors are mostly transient
-/// connection errors that it retries by itself, so they go to debug and the
-/// callers report what fails for good.
-#[derive(Debug, Clone, Default)]
-struct Context;
-
-impl ClientContext for Context {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        // Connection failures (FAIL) repeat every second per client while a
-        // broker is down; the workers and produce report those once.
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error
-                if fac != "FAIL" =>
-            {
-                tracing::warn!(target: "librdkafka", "{fac}: {message}")
-            }
-            _ => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(target: "librdkafka", "{error}: {reason}");
-    }
-}
-
-impl ConsumerContext for Context {}
-
-/// The outcome of one produced record: its index in the batch and its offset.
-type Delivered = (usize, Result<i64, KafkaError>);
-
-impl ProducerContext for Context {
-    type DeliveryOpaque = Box<(usize, mpsc::Sender<Delivered>)>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
-        let (index, tx) = *opaque;
-        let outcome = match result {
-            Ok(message) => Ok(message.offset()),
-            Err((e, _)) => Err(e.clone()),
-        };
-        // The appender may have given up waiting; nothing to do then.
-        let _ = tx.send((index, outcome));
-    }
-}
+use super::{
+    AppendedRange, EventLog, LogError, LogReader, ModelError, NewRecord, TopicInfo,
+    partition_for_key,
+};
 
 /// The log on a Kafka cluster. Share it as `Arc<KafkaLog>`.
 pub struct KafkaLog {
@@ -164,37 +85,6 @@ impl fmt::Debug for KafkaLog {
             .field("bootstrap", &self.config.bootstrap)
             .finish_non_exhaustive()
     }
-}
-
-/// The error code of `e`, including the admin API's (which rdkafka's
-/// `rdkafka_error_code` leaves out).
-fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
-    match e {
-        KafkaError::AdminOp(code) => Some(*code),
-        other => other.rdkafka_error_code(),
-    }
-}
-
-/// Errors that go away by themselves when the cluster is reachable again.
-fn transient(code: RDKafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        code,
-        C::BrokerTransportFailure
-            | C::AllBrokersDown
-            | C::Resolve
-            | C::MessageTimedOut
-            | C::OperationTimedOut
-            | C::TimedOutQueue
-            | C::RequestTimedOut
-            | C::NetworkException
-            | C::LeaderNotAvailable
-            | C::NotLeaderForPartition
-            | C::NotEnoughReplicas
-            | C::NotEnoughReplicasAfterAppend
-            | C::QueueFull
-            | C::CoordinatorNotAvailable
-    )
 }
 
 impl KafkaLog {
@@ -271,11 +161,11 @@ impl KafkaLog {
             .fetch_metadata(Some(topic), self.config.request_timeout)
             .map_err(|e| self.error(&format!("reading the metadata of topic `{topic}`"), &e))?;
         let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-            return Err(LogError::UnknownTopic(topic.to_owned()));
+            return Err(LogError::unknown_topic(topic));
         };
         match t.error().map(RDKafkaErrorCode::from) {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
-                return Err(LogError::UnknownTopic(topic.to_owned()));
+                return Err(LogError::unknown_topic(topic));
             }
             Some(code) if transient(code) => {
                 return Err(LogError::Unavailable(format!(
@@ -292,7 +182,7 @@ impl KafkaLog {
             None => {}
         }
         match t.partitions().len() {
-            0 => Err(LogError::UnknownTopic(topic.to_owned())),
+            0 => Err(LogError::unknown_topic(topic)),
             n => Ok(n as u32),
         }
     }
@@ -336,13 +226,6 @@ impl KafkaLog {
     }
 }
 
-fn meta_client(config: &KafkaConfig) -> Result<BaseConsumer<Context>, KafkaError> {
-    BaseConsumer::from_config_and_context(
-        &config.client(&[("allow.auto.create.topics", "false")]),
-        Context,
-    )
-}
-
 impl KafkaLog {
     fn meta(&self) -> Arc<BaseConsumer<Context>> {
         self.meta.read().clone()
@@ -363,15 +246,15 @@ impl EventLog for KafkaLog {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err(LogError::InvalidTopicName {
+            return Err(LogError::Log(ModelError::InvalidTopicName {
                 name: name.to_owned(),
                 reason: "a Kafka topic name is 1 to 249 characters of ASCII letters, digits, \
                          '.', '_' and '-', other than \".\" and \"..\""
                     .to_owned(),
-            });
+            }));
         }
         if !(1..=1024).contains(&partitions) {
-            return Err(LogError::InvalidPartitionCount(partitions));
+            return Err(LogError::Log(ModelError::InvalidPartitionCount(partitions)));
         }
         let topic = NewTopic::new(
             name,
@@ -400,7 +283,7 @@ impl EventLog for KafkaLog {
             match result {
                 Ok(_) => {}
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                    return Err(LogError::TopicExists(name.to_owned()));
+                    return Err(LogError::Log(ModelError::TopicExists(name.to_owned())));
                 }
                 Err((_, code)) => {
                     return Err(LogError::Backend(format!(
@@ -416,7 +299,8 @@ impl EventLog for KafkaLog {
         loop {
             match self.fetch_partition_count(name) {
                 Ok(n) if n == partitions => break,
-                Ok(_) | Err(LogError::UnknownTopic(_) | LogError::Unavailable(_))
+                Ok(_)
+                | Err(LogError::Log(ModelError::UnknownTopic(_)) | LogError::Unavailable(_))
                     if Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(50));
@@ -490,11 +374,7 @@ impl EventLog for KafkaLog {
     ) -> Result<Vec<AppendedRange>, LogError> {
         let partitions = self.partition_count(topic)?;
         if let Some(&(partition, _)) = records.iter().find(|(p, _)| *p >= partitions) {
-            return Err(LogError::UnknownPartition {
-                topic: topic.to_owned(),
-                partition,
-                partitions,
-            });
+            return Err(LogError::unknown_partition(topic, partition, partitions));
         }
         let total = records.len();
         let deadline = Instant::now() + self.delivery_wait;
@@ -602,11 +482,7 @@ impl EventLog for KafkaLog {
     ) -> Result<Box<dyn LogReader>, LogError> {
         let partitions = self.partition_count(topic)?;
         if partition >= partitions {
-            return Err(LogError::UnknownPartition {
-                topic: topic.to_owned(),
-                partition,
-                partitions,
-            });
+            return Err(LogError::unknown_partition(topic, partition, partitions));
         }
         let consumer: BaseConsumer<Context> = BaseConsumer::from_config_and_context(
             &self.config.client(&[
@@ -632,14 +508,13 @@ impl EventLog for KafkaLog {
         consumer
             .assign(&assignment)
             .map_err(|e| self.error("assigning a partition", &e))?;
-        Ok(Box::new(KafkaReader {
+        Ok(Box::new(KafkaReader::new(
             consumer,
-            topic: topic.to_owned(),
+            topic,
             partition,
-            next: from,
-            pending: None,
-            bootstrap: self.config.bootstrap.clone(),
-        }))
+            from,
+            &self.config.bootstrap,
+        )))
     }
 
     fn append_count(&self) -> u64 {
@@ -652,120 +527,5 @@ impl EventLog for KafkaLog {
             let _ = self.appended.wait_for(&mut count, timeout);
         }
         *count
-    }
-}
-
-/// One partition of a topic, read by a consumer of its own.
-struct KafkaReader {
-    consumer: BaseConsumer<Context>,
-    topic: String,
-    partition: u32,
-    next: u64,
-    /// A record read but left out of the previous batch (over `max_bytes`).
-    pending: Option<Record>,
-    bootstrap: String,
-}
-
-/// How long a read waits for the first record of a batch.
-const FIRST_RECORD_WAIT: Duration = Duration::from_millis(500);
-
-impl KafkaReader {
-    fn to_record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
-        Record {
-            partition: self.partition,
-            offset: m.offset().max(0) as u64,
-            timestamp: m.timestamp().to_millis().unwrap_or(0),
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            headers: m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-
-    fn error(&self, e: &KafkaError) -> LogError {
-        match code_of(e) {
-            Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange) => {
-                LogError::Backend(format!(
-                    "offset {} of topic `{}` partition {} is no longer in Kafka at {} (deleted by \
-                     retention before it was read): {e}",
-                    self.next, self.topic, self.partition, self.bootstrap
-                ))
-            }
-            // Anything else a consumer reports (connections, leaders,
-            // coordinators, authorization being fixed) is retried rather
-            // than failing the version; the status shows it meanwhile.
-            _ => LogError::Unavailable(format!(
-                "Kafka at {} is unavailable (reading topic `{}` partition {}: {e}); kappa \
-                 retries when it is back",
-                self.bootstrap, self.topic, self.partition
-            )),
-        }
-    }
-}
-
-impl LogReader for KafkaReader {
-    fn next_offset(&self) -> u64 {
-        self.next
-    }
-
-    fn read_batch(
-        &mut self,
-        max_records: usize,
-        max_bytes: usize,
-        out: &mut Vec<Record>,
-    ) -> Result<usize, LogError> {
-        let mut count = 0;
-        let mut bytes = 0usize;
-        if max_records == 0 {
-            return Ok(0);
-        }
-        if let Some(r) = self.pending.take() {
-            bytes += r.value.len() + r.key.as_ref().map_or(0, Vec::len);
-            self.next = r.offset + 1;
-            out.push(r);
-            count += 1;
-        }
-        while count < max_records {
-            let wait = if count == 0 {
-                FIRST_RECORD_WAIT
-            } else {
-                Duration::ZERO
-            };
-            let message = match self.consumer.poll(wait) {
-                None => break,
-                Some(Ok(m)) => m,
-                // A transient error after some records: return those, the
-                // next call reports it if it persists.
-                Some(Err(e)) if count > 0 && self.error(&e).is_unavailable() => break,
-                Some(Err(e)) => return Err(self.error(&e)),
-            };
-            if message.offset() < self.next as i64 {
-                // Kafka may return records before the requested offset
-                // (compressed batches are fetched whole).
-                continue;
-            }
-            let record = self.to_record(&message);
-            let size = record.value.len() + record.key.as_ref().map_or(0, Vec::len);
-            if count > 0 && bytes.saturating_add(size) > max_bytes {
-                self.pending = Some(record);
-                break;
-            }
-            bytes += size;
-            self.next = record.offset + 1;
-            out.push(record);
-            count += 1;
-        }
-        Ok(count)
     }
 }

@@ -1,0 +1,116 @@
+//! Events as each contract version takes them: one `event` record per
+//! event (0.1.0, [`to_event`]), or the batch laid out in columns (0.2.0,
+//! [`to_columns`]).
+
+use super::bindings::{v0_1, v0_2};
+use crate::log::Record;
+
+/// An event as contract 0.1.0's `event` record.
+pub fn to_event(r: Record) -> v0_1::Event {
+    v0_1::Event {
+        partition: r.partition,
+        offset: r.offset,
+        timestamp: r.timestamp,
+        key: r.key,
+        value: r.value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(name, value)| v0_1::Header { name, value })
+            .collect(),
+    }
+}
+
+/// Lays a batch out in the columns of contract 0.2.0: a fixed number of lists
+/// whatever the batch's size, so that lowering it into the guest costs a few
+/// allocations and copies instead of three per event. Fails only for a batch
+/// no guest could address (over 4 GiB of keys and values).
+pub fn to_columns(events: Vec<Record>) -> Result<v0_2::EventBatch, String> {
+    let n = events.len();
+    let data_len: usize = events
+        .iter()
+        .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.len())
+        .sum();
+    if u32::try_from(data_len).is_err() {
+        return Err(format!(
+            "a batch of {n} events holds {data_len} bytes of keys and values, over the 4 GiB \
+             a guest can address"
+        ));
+    }
+    let mut batch = v0_2::EventBatch {
+        partition: events.first().map_or(0, |r| r.partition),
+        offsets: Vec::with_capacity(n),
+        timestamps: Vec::with_capacity(n),
+        key_lengths: Vec::with_capacity(n),
+        value_lengths: Vec::with_capacity(n),
+        data: Vec::with_capacity(data_len),
+        headers: Vec::new(),
+    };
+    for (index, r) in events.into_iter().enumerate() {
+        let too_large = || format!("the event at offset {} is too large for a batch", r.offset);
+        batch.offsets.push(r.offset);
+        batch.timestamps.push(r.timestamp);
+        batch.key_lengths.push(match &r.key {
+            Some(key) => i32::try_from(key.len()).map_err(|_| too_large())?,
+            None => -1,
+        });
+        batch
+            .value_lengths
+            .push(u32::try_from(r.value.len()).map_err(|_| too_large())?);
+        if let Some(key) = &r.key {
+            batch.data.extend_from_slice(key);
+        }
+        batch.data.extend_from_slice(&r.value);
+        let event = u32::try_from(index).map_err(|_| too_large())?;
+        batch.headers.extend(
+            r.headers
+                .into_iter()
+                .map(|(name, value)| v0_2::EventHeader { event, name, value }),
+        );
+    }
+    Ok(batch)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_lay_keys_and_values_back_to_back() {
+        let record = |offset, key: Option<&[u8]>, value: &[u8], headers: &[(&str, &[u8])]| Record {
+            partition: 2,
+            offset,
+            timestamp: -(offset as i64),
+            key: key.map(<[u8]>::to_vec),
+            value: value.to_vec(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+                .collect(),
+        };
+        let batch = to_columns(vec![
+            record(7, None, b"v0", &[]),
+            record(8, Some(b""), b"", &[("a", b"1"), ("b", b"")]),
+            record(9, Some(b"k2"), b"v2", &[("c", b"3")]),
+        ])
+        .unwrap();
+        assert_eq!(batch.partition, 2);
+        assert_eq!(batch.offsets, [7, 8, 9]);
+        assert_eq!(batch.timestamps, [-7, -8, -9]);
+        assert_eq!(batch.key_lengths, [-1, 0, 2]);
+        assert_eq!(batch.value_lengths, [2, 0, 2]);
+        assert_eq!(batch.data, b"v0k2v2");
+        let headers: Vec<(u32, &str, &[u8])> = batch
+            .headers
+            .iter()
+            .map(|h| (h.event, h.name.as_str(), h.value.as_slice()))
+            .collect();
+        assert_eq!(
+            headers,
+            [(1, "a", &b"1"[..]), (1, "b", &b""[..]), (2, "c", &b"3"[..])]
+        );
+        let empty = to_columns(Vec::new()).unwrap();
+        assert!(empty.offsets.is_empty() && empty.data.is_empty());
+    }
+}

@@ -1,0 +1,103 @@
+//! What a plugin instance is given by the host: its per-instance state
+//! ([`HostState`]: WASI context, memory limit, the batch in progress) and
+//! the imports of the contract, one file per interface: [`view`] and
+//! [`logging`] (`types` has no functions; WASI is in `super::sandbox`).
+//!
+//! Every contract version so far has identical `view` and `logging`
+//! interfaces, so each file implements one set of methods on [`HostState`]
+//! and a small macro binds them to each version's generated `Host` trait.
+
+mod logging;
+mod view;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{v0_1, v0_2};
+use super::budget::{InstanceMemory, PendingWrites};
+use super::sandbox::{self, CapturedOutput};
+use super::{LOG_BUDGET_PER_CALL, MAX_WASI_HANDLES};
+use crate::registry::Settings;
+use crate::store::Snapshot;
+
+/// The view state of the call in progress.
+pub(super) struct Batch {
+    pub(super) snapshot: Snapshot,
+    pub(super) writes: PendingWrites,
+}
+
+/// Per-instance host state: WASI, limits, and the batch in progress.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) memory: InstanceMemory,
+    pub(super) batch: Option<Batch>,
+    pub(super) label: String,
+    pub(super) log_budget: u32,
+}
+
+impl HostState {
+    pub(super) fn new(output: &CapturedOutput, label: &str, settings: &Settings) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_WASI_HANDLES);
+        HostState {
+            wasi: sandbox::wasi_ctx(output),
+            table,
+            memory: InstanceMemory::new(
+                usize::try_from(settings.memory_limit_bytes).unwrap_or(usize::MAX),
+            ),
+            batch: None,
+            label: label.to_owned(),
+            log_budget: LOG_BUDGET_PER_CALL,
+        }
+    }
+
+    /// Starts a call: no pending writes, a fresh log budget, and for
+    /// `process` the view as of `batch`'s snapshot.
+    pub(super) fn begin_call(&mut self, batch: Option<Batch>) {
+        self.batch = batch;
+        self.memory.pending = 0;
+        self.log_budget = LOG_BUDGET_PER_CALL;
+    }
+
+    /// Ends a call, returning its batch (with the pending writes).
+    pub(super) fn end_call(&mut self) -> Option<Batch> {
+        self.memory.pending = 0;
+        self.batch.take()
+    }
+
+    fn batch(&mut self) -> wasmtime::Result<&mut Batch> {
+        self.batch.as_mut().ok_or_else(|| {
+            wasmtime::format_err!("the view is available only while processing events, not in init")
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl v0_1::kappa::processor::types::Host for HostState {}
+impl v0_2::kappa::processor::types::Host for HostState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_state_caps_wasi_handles_and_counts_from_zero() {
+        let settings = Settings {
+            memory_limit_bytes: 64 << 20,
+            ..Settings::default()
+        };
+        let state = HostState::new(&CapturedOutput::new(16), "p@1.0.0", &settings);
+        assert_eq!(state.table.max_capacity(), MAX_WASI_HANDLES);
+        assert_eq!(state.memory.limit, 64 << 20);
+        assert_eq!(state.memory.allowed_for_writes(), 64 << 20);
+    }
+}

@@ -1,0 +1,115 @@
+//! The `view` interface: the plugin's reads and writes of its own view.
+//!
+//! Reads see the batch's own pending writes first, then the snapshot the
+//! batch started from. Writes are buffered in the batch ([`super::Batch`])
+//! within the key, value and per-batch caps and the instance's memory limit;
+//! a write over any of them traps the call with a [`HostTrap`] that says
+//! which, as does a failed read of the snapshot.
+
+use super::super::bindings::{v0_1, v0_2};
+use super::super::budget::{ENTRY_OVERHEAD, mib};
+use super::super::call::{FailureKind, HostTrap};
+use super::super::{MAX_BATCH_WRITE_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use super::HostState;
+
+impl HostState {
+    fn view_get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        let batch = self.batch()?;
+        if let Some(pending) = batch.writes.get(&key) {
+            return Ok(pending.clone());
+        }
+        batch.snapshot.get(&key).map_err(|e| {
+            HostTrap::new(FailureKind::Host, format!("reading the view failed: {e}")).into()
+        })
+    }
+
+    fn view_put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(HostTrap::new(
+                FailureKind::WriteLimit,
+                format!(
+                    "view value of {} bytes exceeds the limit of {MAX_VALUE_BYTES}",
+                    value.len()
+                ),
+            )
+            .into());
+        }
+        self.pend(key, Some(value))
+    }
+
+    fn view_delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+        check_key(&key)?;
+        self.pend(key, None)
+    }
+
+    /// Adds a write to the batch's pending writes, within the per-batch cap
+    /// and the memory limit.
+    fn pend(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) -> wasmtime::Result<()> {
+        let (limit, allowed) = (self.memory.limit, self.memory.allowed_for_writes());
+        let instance = self.memory.linear + self.memory.tables;
+        let batch = self.batch()?;
+        if let Err(over) = batch.writes.set(key, value, allowed) {
+            return Err(HostTrap::new(
+                FailureKind::MemoryLimit,
+                format!(
+                    "exceeded its memory limit of {} (raise it with --memory-limit-mb): the \
+                     batch's pending view writes would take {} of host memory ({} keys pending, \
+                     each counted at its key and value bytes plus {ENTRY_OVERHEAD}) beside {} of \
+                     linear memory and tables",
+                    mib(limit),
+                    mib(over.cost),
+                    over.entries,
+                    mib(instance)
+                ),
+            )
+            .into());
+        }
+        let (cost, data_bytes) = (batch.writes.cost(), batch.writes.data_bytes());
+        if data_bytes > MAX_BATCH_WRITE_BYTES {
+            return Err(HostTrap::new(
+                FailureKind::WriteLimit,
+                format!("one batch wrote over {MAX_BATCH_WRITE_BYTES} bytes to the view"),
+            )
+            .into());
+        }
+        self.memory.pending = cost;
+        Ok(())
+    }
+}
+
+fn check_key(key: &[u8]) -> wasmtime::Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(HostTrap::new(
+            FailureKind::WriteLimit,
+            format!(
+                "view key of {} bytes exceeds the limit of {MAX_KEY_BYTES}",
+                key.len()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Binds the methods above to a contract version's `view::Host`.
+macro_rules! view_host {
+    ($v:ident) => {
+        impl $v::kappa::processor::view::Host for HostState {
+            fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+                self.view_get(key)
+            }
+
+            fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+                self.view_put(key, value)
+            }
+
+            fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
+                self.view_delete(key)
+            }
+        }
+    };
+}
+
+view_host!(v0_1);
+view_host!(v0_2);
