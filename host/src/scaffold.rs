@@ -1,5 +1,5 @@
 //! `kappa plugin new`: writes a starter project for a processor plugin in
-//! Rust, Python or JavaScript. Each project holds a copy of the contract
+//! Rust, Python, JavaScript or C. Each project holds a copy of the contract
 //! (`wit/processor.wit`), a processor that counts the events of each key with
 //! comments explaining the contract, a build script or manifest, and a README
 //! saying how to build, check and deploy it.
@@ -27,6 +27,9 @@ pub enum Lang {
     Python,
     /// JavaScript, built with componentize-js.
     Js,
+    /// C, with bindings from `wit-bindgen c`, compiled by clang for
+    /// wasm32-wasi and linked into a component by wasm-component-ld.
+    C,
 }
 
 impl std::fmt::Display for Lang {
@@ -35,6 +38,7 @@ impl std::fmt::Display for Lang {
             Lang::Rust => "rust",
             Lang::Python => "python",
             Lang::Js => "js",
+            Lang::C => "c",
         })
     }
 }
@@ -72,6 +76,13 @@ const JS: &[Template] = &[
     ),
     ("README.md", include_str!("../templates/js/README.md")),
     (".gitignore", include_str!("../templates/js/gitignore")),
+];
+
+const C: &[Template] = &[
+    ("plugin.c", include_str!("../templates/c/plugin.c")),
+    ("build.sh", include_str!("../templates/c/build.sh")),
+    ("README.md", include_str!("../templates/c/README.md")),
+    (".gitignore", include_str!("../templates/c/gitignore")),
 ];
 
 /// What `new_project` wrote.
@@ -123,6 +134,7 @@ pub fn project_files(name: &str, lang: Lang) -> Vec<(&'static str, String)> {
         Lang::Rust => RUST,
         Lang::Python => PYTHON,
         Lang::Js => JS,
+        Lang::C => C,
     };
     let crate_name = name.replace('-', "_");
     let mut files: Vec<(&'static str, String)> = templates
@@ -194,6 +206,7 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<Written> {
             vec!["npm install".to_owned(), "npm run build".to_owned()],
             format!("{name}.wasm"),
         ),
+        Lang::C => (vec!["sh build.sh".to_owned()], format!("{name}.wasm")),
     };
     Ok(Written {
         name: name.to_owned(),
@@ -212,7 +225,7 @@ mod tests {
 
     #[test]
     fn every_template_is_filled_in() {
-        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             let files = project_files("my-counter", lang);
             assert!(files.iter().any(|(p, _)| *p == "wit/processor.wit"));
             assert!(files.iter().any(|(p, _)| *p == "README.md"));
