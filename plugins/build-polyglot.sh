@@ -112,8 +112,10 @@ install_c_tools() {
     if ! c_tools_present; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
             say "installing $C_PACKAGES (apt-get)"
+            local started=$SECONDS
             apt-get update -qq
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $C_PACKAGES >/dev/null
+            say "installed $C_PACKAGES in $((SECONDS - started)) s"
         else
             echo "build-polyglot: the C compiler is missing and this is not root: install the Debian packages $C_PACKAGES" >&2
             exit 1
@@ -121,16 +123,20 @@ install_c_tools() {
     fi
     if [ ! -x "$wit_bindgen" ]; then
         say "installing wit-bindgen-cli $WIT_BINDGEN_VERSION (C generator only) into $tools"
+        local started=$SECONDS
         rm -rf "$tools/wit-bindgen-cli-$WIT_BINDGEN_VERSION"
         cargo install --locked --quiet --no-default-features --features c \
             --root "$tools/wit-bindgen-cli-$WIT_BINDGEN_VERSION" "wit-bindgen-cli@$WIT_BINDGEN_VERSION"
+        say "installed wit-bindgen-cli in $((SECONDS - started)) s"
     fi
 }
 
 c_src="$root/plugins/c/payments-v2"
 c_out="$out/payments-v2-c.wasm"
+# Installed even when the component is up to date: the C starter project of
+# tests/plugin_tooling.rs builds with the same tools.
+install_c_tools
 if stale "$c_out" "$c_src" "$wit" "$script"; then
-    install_c_tools
     say "building $c_out (clang-14, wit-bindgen $WIT_BINDGEN_VERSION, wasm-component-ld)"
     start=$SECONDS
     KAPPA_WIT_BINDGEN="$wit_bindgen" "$c_src/build.sh" "$c_out.tmp"
