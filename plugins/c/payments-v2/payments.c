@@ -4,7 +4,11 @@
  *
  * No printf and no floats: integers are formatted by hand, so the component
  * links only the few parts of libc it uses (malloc, memcpy, memcmp). An
- * allocation that fails aborts, which the host sees as a trap. */
+ * allocation that fails aborts, which the host sees as a trap.
+ *
+ * One file, longer than the others of the project, on purpose: like
+ * payments.py and payments.js it holds the whole of the rules, reader
+ * included, so that the three read side by side; its sections follow theirs. */
 #include "payments.h"
 
 #include <stdlib.h>
