@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Builds the example payments v2 processor written in Python and in JavaScript
-# into WebAssembly components:
+# Builds the example payments v2 processor written in Python, in JavaScript
+# and in C into WebAssembly components:
 #
 #   plugins/build-polyglot.sh OUT_DIR
 #
-# writes OUT_DIR/payments-v2-python.wasm and OUT_DIR/payments-v2-js.wasm. The
-# tools are installed on first use, pinned, into a cache outside the clone
-# (KAPPA_TOOLS_DIR, default ~/.cache/kappa-tools): a Python venv with
-# componentize-py and an npm prefix with @bytecodealliance/componentize-js.
-# Needs python3 (with venv and pip) and node with npm. A component is rebuilt
-# only when one of its sources (or the WIT, or this script) is newer than it.
-# Neither tool builds the same bytes twice from the same sources (see "Rebuilding
-# gives other bytes" in docs/plugins-python.md and docs/plugins-js.md), so an
-# unchanged component is kept rather than rebuilt: a rebuild is a new version.
+# writes OUT_DIR/payments-v2-python.wasm, OUT_DIR/payments-v2-js.wasm and
+# OUT_DIR/payments-v2-c.wasm. The tools are installed on first use, pinned,
+# into a cache outside the clone (KAPPA_TOOLS_DIR, default
+# ~/.cache/kappa-tools): a Python venv with componentize-py, an npm prefix
+# with @bytecodealliance/componentize-js, and wit-bindgen-cli (built by cargo
+# with its C generator only). The C compiler is Debian's clang-14 with
+# wasi-libc and the wasm32 compiler-rt, installed with apt-get when missing
+# (as root; otherwise the script stops and names the packages); the linker is
+# wasm-component-ld, which ships with the Rust toolchain. Needs python3 (with
+# venv and pip), node with npm, and cargo. A component is rebuilt only when
+# one of its sources (or the WIT, or this script) is newer than it.
+# Python and JavaScript tools do not build the same bytes twice from the same
+# sources (see "Rebuilding gives other bytes" in docs/plugins-python.md and
+# docs/plugins-js.md), so an unchanged component is kept rather than rebuilt:
+# a rebuild is a new version.
 set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
 COMPONENTIZE_JS_VERSION=0.23.0
+WIT_BINDGEN_VERSION=0.63.0
+# Debian bookworm's packages: the compiler, the C library and compiler-rt.
+C_PACKAGES="clang-14 wasi-libc libclang-rt-14-dev-wasm32"
 
 if [ $# -ne 1 ]; then
     echo "usage: $0 OUT_DIR" >&2
@@ -29,6 +38,7 @@ tools="${KAPPA_TOOLS_DIR:-$HOME/.cache/kappa-tools}"
 venv="$tools/componentize-py-$COMPONENTIZE_PY_VERSION"
 npm_prefix="$tools/componentize-js-$COMPONENTIZE_JS_VERSION"
 componentize_js="$npm_prefix/node_modules/@bytecodealliance/componentize-js"
+wit_bindgen="$tools/wit-bindgen-cli-$WIT_BINDGEN_VERSION/bin/wit-bindgen"
 
 say() { echo "build-polyglot: $*"; }
 
@@ -93,4 +103,49 @@ if stale "$js_out" "$js_src" "$wit" "$script"; then
     say "built $js_out: $(wc -c <"$js_out") bytes in $((SECONDS - start)) s"
 else
     say "$js_out is up to date"
+fi
+
+# The C toolchain: clang-14 for wasm32-wasi (Debian's finds wasi-libc under
+# /usr by itself), wit-bindgen for the bindings, wasm-component-ld for the link.
+c_tools_present() {
+    command -v clang-14 >/dev/null && [ -f /usr/lib/wasm32-wasi/libc.a ] \
+        && [ -n "$(find /usr/lib/llvm-14/lib/clang -name libclang_rt.builtins-wasm32.a -print -quit 2>/dev/null)" ]
+}
+
+install_c_tools() {
+    if ! c_tools_present; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            say "installing $C_PACKAGES (apt-get)"
+            local started=$SECONDS
+            apt-get update -qq
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $C_PACKAGES >/dev/null
+            say "installed $C_PACKAGES in $((SECONDS - started)) s"
+        else
+            echo "build-polyglot: the C compiler is missing and this is not root: install the Debian packages $C_PACKAGES" >&2
+            exit 1
+        fi
+    fi
+    if [ ! -x "$wit_bindgen" ]; then
+        say "installing wit-bindgen-cli $WIT_BINDGEN_VERSION (C generator only) into $tools"
+        local started=$SECONDS
+        rm -rf "$tools/wit-bindgen-cli-$WIT_BINDGEN_VERSION"
+        cargo install --locked --quiet --no-default-features --features c \
+            --root "$tools/wit-bindgen-cli-$WIT_BINDGEN_VERSION" "wit-bindgen-cli@$WIT_BINDGEN_VERSION"
+        say "installed wit-bindgen-cli in $((SECONDS - started)) s"
+    fi
+}
+
+c_src="$root/plugins/c/payments-v2"
+c_out="$out/payments-v2-c.wasm"
+# Installed even when the component is up to date: the C starter project of
+# tests/plugin_tooling.rs builds with the same tools.
+install_c_tools
+if stale "$c_out" "$c_src" "$wit" "$script"; then
+    say "building $c_out (clang-14, wit-bindgen $WIT_BINDGEN_VERSION, wasm-component-ld)"
+    start=$SECONDS
+    KAPPA_WIT_BINDGEN="$wit_bindgen" "$c_src/build.sh" "$c_out.tmp"
+    mv "$c_out.tmp" "$c_out"
+    say "built $c_out: $(wc -c <"$c_out") bytes in $((SECONDS - start)) s"
+else
+    say "$c_out is up to date"
 fi

@@ -5,11 +5,12 @@
 //!
 //! The wrong components are built from `plugins/rust/testdata` and the Rust
 //! starter project with cargo, into one target directory under `target/` so
-//! that repeated runs are incremental. The Python and JavaScript starters are
-//! built only when `KAPPA_POLYGLOT_DIR` is set (scripts/test sets it after
-//! `plugins/build-polyglot.sh` installed componentize-py and componentize-js
-//! into `${KAPPA_TOOLS_DIR:-$HOME/.cache/kappa-tools}`); otherwise that part
-//! is skipped with a notice, unless `CI` is set, where it fails.
+//! that repeated runs are incremental. The Python, JavaScript and C starters
+//! are built only when `KAPPA_POLYGLOT_DIR` is set (scripts/test sets it after
+//! `plugins/build-polyglot.sh` installed componentize-py, componentize-js and
+//! wit-bindgen-cli into `${KAPPA_TOOLS_DIR:-$HOME/.cache/kappa-tools}`, and
+//! clang-14 with wasi-libc); otherwise that part is skipped with a notice,
+//! unless `CI` is set, where it fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -25,6 +26,7 @@ use support::*;
 /// The versions `plugins/build-polyglot.sh` installs.
 const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
+const WIT_BINDGEN_VERSION: &str = "0.63.0";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -701,7 +703,7 @@ fn polyglot_tools() -> Option<PathBuf> {
             "KAPPA_POLYGLOT_DIR is not set: run plugins/build-polyglot.sh DIR and set it to DIR"
         );
         eprintln!(
-            "notice: building the Python and JavaScript starter projects skipped: \
+            "notice: building the Python, JavaScript and C starter projects skipped: \
              KAPPA_POLYGLOT_DIR is not set (scripts/test installs the tools with \
              plugins/build-polyglot.sh and sets it)"
         );
@@ -860,4 +862,50 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
         );
         deploy_and_count(&component, "js-counter", Some(&rebuilt));
     }
+}
+
+#[test]
+fn a_new_c_project_is_written_and_builds_with_clang_and_wit_bindgen() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("c-counter");
+    // The C starter speaks 0.1.0 only (no column reader in C yet).
+    let mut files = plugin_new("c-counter", "c", "0.1.0", &project);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ".gitignore",
+            "README.md",
+            "build.sh",
+            "plugin.c",
+            "wit/processor.wit"
+        ]
+    );
+    // The README gives the build command, and the script is valid shell.
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(readme.contains("sh build.sh"), "{readme}");
+    assert!(
+        readme.contains(&format!("wit-bindgen-cli@{WIT_BINDGEN_VERSION}")),
+        "{readme}"
+    );
+    run_ok(Command::new("sh").arg("-n").arg(project.join("build.sh")));
+
+    let Some(tools) = polyglot_tools() else {
+        return;
+    };
+    let wit_bindgen = tools
+        .join(format!("wit-bindgen-cli-{WIT_BINDGEN_VERSION}"))
+        .join("bin")
+        .join("wit-bindgen");
+    assert!(wit_bindgen.is_file(), "{}", wit_bindgen.display());
+    // The documented command, run from the project, with the pinned tool.
+    run_ok(
+        Command::new("sh")
+            .current_dir(&project)
+            .env("WIT_BINDGEN", &wit_bindgen)
+            .arg("build.sh"),
+    );
+    let component = project.join("c-counter.wasm");
+    accepted(&component, "0.1.0");
+    deploy_and_count(&component, "c-counter", None);
 }

@@ -1,10 +1,10 @@
-//! The payments v2 rules written in Rust, Python and JavaScript, deployed as
+//! The payments v2 rules written in Rust, Python, JavaScript and C, deployed as
 //! versions of one processor over one log: their views are byte-identical and
 //! equal to the rules computed here; each language replays deterministically,
 //! also across a SIGKILL; and a malformed event stops each of them at the same
 //! partition and offset with an `invalid-event` error.
 //!
-//! The Python and JavaScript components are built by
+//! The Python, JavaScript and C components are built by
 //! `plugins/build-polyglot.sh DIR` (which `scripts/test` runs), found through
 //! `KAPPA_POLYGLOT_DIR=DIR`. Without it the test is skipped with a notice,
 //! unless `CI` is set, where it fails.
@@ -25,7 +25,7 @@ struct Plugin {
     path: String,
 }
 
-/// The three implementations, or `None` (after a notice) when the
+/// The four implementations, or `None` (after a notice) when the
 /// polyglot components were not built.
 fn plugins() -> Option<Vec<Plugin>> {
     let Some(dir) = std::env::var_os("KAPPA_POLYGLOT_DIR") else {
@@ -63,6 +63,10 @@ fn plugins() -> Option<Vec<Plugin>> {
             language: "js",
             path: built("payments-v2-js.wasm"),
         },
+        Plugin {
+            language: "c",
+            path: built("payments-v2-c.wasm"),
+        },
     ])
 }
 
@@ -97,7 +101,7 @@ fn digest(server: &Server, id: &str) -> String {
 }
 
 #[test]
-fn rust_python_and_js_build_identical_views_and_fail_alike() {
+fn rust_python_js_and_c_build_identical_views_and_fail_alike() {
     let Some(plugins) = plugins() else {
         return;
     };

@@ -1,6 +1,6 @@
 //! `kappa plugin new`: writes a starter project for a processor plugin in
-//! Rust, Python or JavaScript, against contract 0.1.0 or 0.2.0 (the newest
-//! by default). Each project holds a copy of the contract
+//! Rust, Python, JavaScript or C, against contract 0.1.0 or 0.2.0 (the
+//! newest the language's starter has by default; C has 0.1.0 only). Each project holds a copy of the contract
 //! (`wit/processor.wit`), a processor that counts the events of each key with
 //! comments explaining the contract, for 0.2.0 a reader of the batch's
 //! columns, a build script or manifest, and a README saying how to build,
@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::error::{Error, Result, io};
 
 /// The contracts a starter project can be written against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
 pub enum Contract {
     /// `kappa:processor@0.1.0`: `process` receives a list of event records.
     #[value(name = "0.1.0")]
@@ -33,7 +33,8 @@ pub enum Contract {
 }
 
 impl Contract {
-    /// The contract `kappa plugin new` writes when none is asked for.
+    /// The newest contract.
+    #[cfg(test)]
     pub const NEWEST: Contract = Contract::V0_2_0;
 
     /// Its version, `0.1.0`.
@@ -69,6 +70,9 @@ pub enum Lang {
     Python,
     /// JavaScript, built with componentize-js.
     Js,
+    /// C, with bindings from `wit-bindgen c`, compiled by clang for
+    /// wasm32-wasi and linked into a component by wasm-component-ld.
+    C,
 }
 
 impl std::fmt::Display for Lang {
@@ -77,6 +81,7 @@ impl std::fmt::Display for Lang {
             Lang::Rust => "rust",
             Lang::Python => "python",
             Lang::Js => "js",
+            Lang::C => "c",
         })
     }
 }
@@ -92,6 +97,9 @@ struct Language {
     v0_1_0: &'static [Template],
     /// Files of a 0.2.0 project (with its column reader).
     v0_2_0: &'static [Template],
+    /// The newest contract the language's starter is written for, and the
+    /// default one.
+    newest: Contract,
     /// The README's line on the column reader of a 0.2.0 project.
     columns_note: &'static str,
     /// Shell commands that build the component, run from the project.
@@ -109,6 +117,7 @@ impl Language {
             Lang::Rust => &RUST,
             Lang::Python => &PYTHON,
             Lang::Js => &JS,
+            Lang::C => &C,
         }
     }
 
@@ -152,6 +161,7 @@ const RUST: Language = Language {
         "cargo build --release --target wasm32-wasip2",
     ],
     component: "{{target}}wasm32-wasip2/release/{{crate}}.wasm",
+    newest: Contract::V0_2_0,
     cargo: true,
 };
 
@@ -179,6 +189,7 @@ const PYTHON: Language = Language {
         "python3 build.py",
     ],
     component: "{{name}}.wasm",
+    newest: Contract::V0_2_0,
     cargo: false,
 };
 
@@ -203,6 +214,23 @@ const JS: Language = Language {
     columns_note: "- `columns.js`: reads the batch's columns event by event.\n",
     build: &["npm install", "npm run build"],
     component: "{{name}}.wasm",
+    newest: Contract::V0_2_0,
+    cargo: false,
+};
+
+const C: Language = Language {
+    common: &[
+        ("build.sh", include_str!("../templates/c/build.sh")),
+        ("README.md", include_str!("../templates/c/README.md")),
+        (".gitignore", include_str!("../templates/c/gitignore")),
+    ],
+    v0_1_0: &[("plugin.c", include_str!("../templates/c/plugin.c"))],
+    // No column reader in C yet: the starter speaks 0.1.0 only.
+    v0_2_0: &[],
+    columns_note: "",
+    build: &["sh build.sh"],
+    component: "{{name}}.wasm",
+    newest: Contract::V0_1_0,
     cargo: false,
 };
 
@@ -215,9 +243,10 @@ pub struct Options {
     /// Language of the project.
     #[arg(long, value_enum)]
     pub lang: Lang,
-    /// Contract to write the project against (default: the newest).
-    #[arg(long, value_enum, default_value_t = Contract::NEWEST)]
-    pub contract: Contract,
+    /// Contract to write the project against (default: the newest one the
+    /// language's starter has: 0.2.0, or 0.1.0 for C).
+    #[arg(long, value_enum)]
+    pub contract: Option<Contract>,
     /// Rust: give the project a `[workspace]` of its own even inside a Cargo
     /// workspace (by default it joins the enclosing one).
     #[arg(long)]
@@ -230,8 +259,25 @@ impl Options {
     pub fn new(lang: Lang) -> Options {
         Options {
             lang,
-            contract: Contract::NEWEST,
+            contract: None,
             standalone: false,
+        }
+    }
+}
+
+impl Options {
+    /// The contract to write against: the one asked for, if the language's
+    /// starter has it, else the language's newest.
+    fn contract(&self) -> Result<Contract> {
+        let newest = Language::of(self.lang).newest;
+        match self.contract {
+            None => Ok(newest),
+            Some(c) if c <= newest => Ok(c),
+            Some(c) => Err(Error::invalid(format!(
+                "a {} starter is written against contract {newest} at most, not {c}: \
+                 use --contract {newest}",
+                self.lang
+            ))),
         }
     }
 }
@@ -334,7 +380,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 pub fn project_files(name: &str, options: &Options) -> Vec<(&'static str, String)> {
     let fill = Fill {
         name,
-        contract: options.contract,
+        contract: options
+            .contract()
+            .expect("tests ask for contracts the starter has"),
         workspace: None,
         language: Language::of(options.lang),
     };
@@ -393,6 +441,7 @@ fn check_empty(dir: &Path) -> Result<()> {
 pub fn new_project(name: &str, options: &Options, dir: &Path) -> Result<Written> {
     validate_name(name)?;
     check_empty(dir)?;
+    let contract = options.contract()?;
     let language = Language::of(options.lang);
     let workspace = if language.cargo && !options.standalone {
         enclosing_workspace(dir)
@@ -401,7 +450,7 @@ pub fn new_project(name: &str, options: &Options, dir: &Path) -> Result<Written>
     };
     let fill = Fill {
         name,
-        contract: options.contract,
+        contract,
         workspace,
         language,
     };
@@ -419,7 +468,7 @@ pub fn new_project(name: &str, options: &Options, dir: &Path) -> Result<Written>
     Ok(Written {
         name: name.to_owned(),
         lang: options.lang,
-        contract: options.contract,
+        contract,
         dir: dir.to_owned(),
         workspace: fill.workspace.map(|(root, _)| root),
         files: written,
@@ -444,10 +493,13 @@ mod tests {
 
     #[test]
     fn every_template_is_filled_in() {
-        for lang in [Lang::Rust, Lang::Python, Lang::Js] {
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             for contract in [Contract::V0_1_0, Contract::V0_2_0] {
+                if contract > Language::of(lang).newest {
+                    continue;
+                }
                 let options = Options {
-                    contract,
+                    contract: Some(contract),
                     ..Options::new(lang)
                 };
                 let files = project_files("my-counter", &options);
@@ -477,6 +529,20 @@ mod tests {
         assert!(columns.contains("macro_rules! columns"));
         let readme = &rust.iter().find(|(p, _)| *p == "README.md").unwrap().1;
         assert!(readme.contains("release/my_counter.wasm"), "{readme}");
+    }
+
+    #[test]
+    fn a_contract_the_starter_lacks_is_refused_and_the_default_is_its_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            contract: Some(Contract::V0_2_0),
+            ..Options::new(Lang::C)
+        };
+        let err = new_project("counter", &options, &dir.path().join("c")).unwrap_err();
+        assert!(err.to_string().contains("--contract 0.1.0"), "{err}");
+        assert!(!dir.path().join("c").exists());
+        assert_eq!(Options::new(Lang::C).contract().unwrap(), Contract::V0_1_0);
+        assert_eq!(Options::new(Lang::Js).contract().unwrap(), Contract::NEWEST);
     }
 
     #[test]
