@@ -38,7 +38,8 @@ pub mod peers;
 pub mod registry;
 pub mod runtime;
 pub mod scaffold;
-pub mod store;
+/// The view store, a crate of its own (`host/store`), under its old path.
+pub use kappa_store as store;
 pub mod workload;
 
 pub use error::{Error, Result};
