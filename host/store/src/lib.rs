@@ -7,27 +7,40 @@
 //! then just deleting its file.
 //!
 //! The exactly-once guarantee lives here: a batch's row writes and the
-//! partition's next offset are committed in one transaction, so after a crash
-//! the view and its offsets always agree, and the worker resumes from exactly
-//! the first event the view has not seen.
+//! partition's next offset are committed together, so after a crash the view
+//! and its offsets always agree, and the worker resumes from exactly the first
+//! event the view has not seen.
 //!
-//! Durability is decoupled from atomicity: most commits use
-//! `Durability::None` (atomic and visible, but not fsynced) and every
-//! `sync_interval` one commit is `Immediate`. A crash loses only the commits
-//! since the last durable one, and since offsets roll back with the rows, the
-//! worker simply replays those events from the log. That keeps fsyncs off the
-//! per-batch path without weakening exactly-once.
+//! A commit first lands in the view's write buffer, in memory: it is atomic and
+//! visible to every snapshot taken after it, and absorbs repeated writes to a
+//! key. The buffer reaches the file as one redb transaction, rows and offsets
+//! of every buffered commit together, when it holds
+//! [`ViewOptions::write_buffer_bytes`], and whenever the view is synced (a
+//! version running out of events, shutdown). A copy-on-write B-tree rewrites
+//! every page a transaction touches, so one transaction per batch at many keys
+//! rewrote most of the tree at every batch; one per buffer rewrites it once per
+//! buffer (BENCHMARKS.md, "The view store at many keys"). A crash loses the
+//! buffered commits, rows and offsets alike, and the worker processes those
+//! events again from the log: exactly-once holds.
+//!
+//! Durability is decoupled from atomicity: a buffer written to the file is
+//! fsynced when `sync_interval` has passed since the last durable write (or on
+//! sync), otherwise written with `Durability::None`, made durable by a later
+//! one. That keeps fsyncs off the per-batch path without weakening exactly-once.
+
+mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-};
-use sha2::{Digest, Sha256};
+use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use snapshot::{KeyValue, RowIter, Snapshot};
 
 /// Rows of the view: key bytes to value bytes, ordered bytewise.
 const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
@@ -36,7 +49,8 @@ const OFFSETS: TableDefinition<u32, u64> = TableDefinition::new("offsets");
 /// Format marker, checked on open.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Version of the layout above. Bump it (and keep reading the old one) on change.
-const FORMAT_VERSION: u64 = 1;
+/// The write buffer lives in memory only, so it left the layout unchanged.
+pub const FORMAT_VERSION: u64 = 1;
 
 /// Errors of the view store.
 #[derive(Debug, thiserror::Error)]
@@ -76,19 +90,72 @@ pub struct ViewDigest {
     pub offsets: BTreeMap<u32, u64>,
 }
 
+/// How a view uses memory and the disk.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// Longest time between durable writes of the view file while busy (zero
+    /// makes every write durable).
+    pub sync_interval: Duration,
+    /// Most bytes of commits held in memory before they are written to the
+    /// file as one transaction (keys, values and a per-row overhead are
+    /// counted). Zero writes every commit as its own transaction.
+    pub write_buffer_bytes: usize,
+    /// Bytes of the file's pages cached in memory (redb's cache).
+    pub cache_bytes: usize,
+}
+
+/// Default of [`ViewOptions::write_buffer_bytes`]: 64 MiB.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 64 << 20;
+/// Default of [`ViewOptions::cache_bytes`]: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+/// Bytes counted per buffered row on top of its key and value: roughly what a
+/// B-tree map entry and its two vectors cost.
+const ROW_OVERHEAD: usize = 64;
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        ViewOptions {
+            sync_interval: Duration::from_millis(200),
+            write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// Buffered rows: `None` is a deletion not yet written to the file.
+pub(crate) type Rows = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Commits not yet in the file.
+#[derive(Debug, Default)]
+struct Buffer {
+    /// Commits since the last write; shared with the snapshots taken since
+    /// (copied on write only while one is alive).
+    active: Arc<Rows>,
+    /// The rows being written to the file, still read by snapshots until the
+    /// write has committed.
+    writing: Option<Arc<Rows>>,
+    /// Next offset per partition, as of the last buffered commit.
+    offsets: BTreeMap<u32, u64>,
+    /// Offsets being written with `writing`.
+    writing_offsets: BTreeMap<u32, u64>,
+    /// Bytes counted in `active`.
+    bytes: usize,
+}
+
 /// The view of one processor version.
 #[derive(Debug)]
 pub struct View {
     db: Database,
     path: PathBuf,
+    options: ViewOptions,
+    buffer: Mutex<Buffer>,
     sync: Mutex<SyncState>,
 }
 
 #[derive(Debug)]
 struct SyncState {
     last_durable: Instant,
-    interval: Duration,
-    /// Whether commits were made since the last durable one.
+    /// Whether commits were made since the last durable write.
     dirty: bool,
 }
 
@@ -96,7 +163,7 @@ struct SyncState {
 /// first commit at a temporary path, which is renamed into place once durable.
 /// A crash in between leaves only the temporary file, removed by the next
 /// creation, never a file at `path` that is not a database.
-fn create_whole(path: &Path) -> Result<Database, redb::Error> {
+fn create_whole(path: &Path, builder: &Builder) -> Result<Database, redb::Error> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".new");
     let temporary = PathBuf::from(temporary);
@@ -106,7 +173,7 @@ fn create_whole(path: &Path) -> Result<Database, redb::Error> {
         Err(e) => return Err(e.into()),
     }
     {
-        let db = Database::create(&temporary)?;
+        let db = builder.create(&temporary)?;
         // An empty commit, durable: the file is a whole database from here on.
         db.begin_write()?.commit()?;
     }
@@ -114,28 +181,43 @@ fn create_whole(path: &Path) -> Result<Database, redb::Error> {
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }
-    Ok(Database::create(path)?)
+    Ok(builder.create(path)?)
 }
 
 impl View {
-    /// Opens (creating if needed) the view file at `path`. `sync_interval` is
-    /// the longest time between durable commits (zero makes every commit durable).
+    /// Opens (creating if needed) the view file at `path` with the default
+    /// options but `sync_interval`, the longest time between durable writes
+    /// (zero makes every write durable).
     pub fn open(path: &Path, sync_interval: Duration) -> Result<Self, StoreError> {
+        Self::open_with(
+            path,
+            ViewOptions {
+                sync_interval,
+                ..ViewOptions::default()
+            },
+        )
+    }
+
+    /// Opens (creating if needed) the view file at `path`.
+    pub fn open_with(path: &Path, options: ViewOptions) -> Result<Self, StoreError> {
         let err = |e: redb::Error| StoreError::Db {
             path: path.to_owned(),
             source: Box::new(e),
         };
+        let mut builder = Builder::new();
+        builder.set_cache_size(options.cache_bytes);
         let db = if path.exists() {
-            Database::create(path).map_err(|e| err(e.into()))?
+            builder.create(path).map_err(|e| err(e.into()))?
         } else {
-            create_whole(path).map_err(err)?
+            create_whole(path, &builder).map_err(err)?
         };
         let view = View {
             db,
             path: path.to_owned(),
+            options,
+            buffer: Mutex::new(Buffer::default()),
             sync: Mutex::new(SyncState {
                 last_durable: Instant::now(),
-                interval: sync_interval,
                 dirty: false,
             }),
         };
@@ -173,6 +255,17 @@ impl View {
         &self.path
     }
 
+    /// Forgets the buffered commits, as a crash would.
+    #[cfg(test)]
+    fn lose_buffer(&self) {
+        *self.buffer.lock() = Buffer::default();
+    }
+
+    /// The options the view was opened with.
+    pub fn options(&self) -> &ViewOptions {
+        &self.options
+    }
+
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         StoreError::Db {
             path: self.path.clone(),
@@ -181,8 +274,9 @@ impl View {
     }
 
     /// Applies one processed batch: the row writes and the partition's next
-    /// offset, atomically. Durable if the sync interval has passed (or
-    /// `force_durable`), otherwise made durable by a later commit.
+    /// offset, atomically, to the write buffer; the buffer goes to the file
+    /// when full, durably if the sync interval has passed (or `force_durable`,
+    /// which also writes the buffer now).
     pub fn commit(
         &self,
         partition: u32,
@@ -190,14 +284,74 @@ impl View {
         writes: &Writes,
         force_durable: bool,
     ) -> Result<(), StoreError> {
+        let full = {
+            let mut buffer = self.buffer.lock();
+            let buffer = &mut *buffer;
+            let rows = Arc::make_mut(&mut buffer.active);
+            for (key, value) in writes {
+                let size = value.as_ref().map_or(0, Vec::len);
+                match rows.insert(key.clone(), value.clone()) {
+                    Some(old) => {
+                        let old = old.as_ref().map_or(0, Vec::len);
+                        buffer.bytes = (buffer.bytes + size).saturating_sub(old);
+                    }
+                    None => buffer.bytes += key.len() + size + ROW_OVERHEAD,
+                }
+            }
+            buffer.offsets.insert(partition, next_offset);
+            buffer.bytes >= self.options.write_buffer_bytes
+        };
+        self.sync.lock().dirty = true;
+        if full || force_durable {
+            self.write_buffer(force_durable)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered commits to the file in one transaction, durable if
+    /// `force_durable` or the sync interval has passed. Snapshots taken
+    /// meanwhile read the rows being written from memory, so readers never
+    /// wait for the write.
+    fn write_buffer(&self, force_durable: bool) -> Result<(), StoreError> {
+        let (rows, offsets) = {
+            let mut buffer = self.buffer.lock();
+            let rows = std::mem::take(&mut buffer.active);
+            let offsets = std::mem::take(&mut buffer.offsets);
+            buffer.writing_offsets.clone_from(&offsets);
+            buffer.writing = Some(Arc::clone(&rows));
+            buffer.bytes = 0;
+            (rows, offsets)
+        };
+        let result = self.write_rows(&rows, &offsets, force_durable);
+        let mut buffer = self.buffer.lock();
+        buffer.writing = None;
+        buffer.writing_offsets.clear();
+        if result.is_err() {
+            // Nothing was written: the rows stay buffered, older than the
+            // commits made since.
+            let mut merged = Rows::clone(&rows);
+            merged.extend(buffer.active.iter().map(|(k, v)| (k.clone(), v.clone())));
+            buffer.active = Arc::new(merged);
+            let mut all = offsets;
+            all.extend(std::mem::take(&mut buffer.offsets));
+            buffer.offsets = all;
+        }
+        result
+    }
+
+    fn write_rows(
+        &self,
+        rows: &Rows,
+        offsets: &BTreeMap<u32, u64>,
+        force_durable: bool,
+    ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
         let durable = {
             let mut sync = self.sync.lock();
-            let due = force_durable || sync.last_durable.elapsed() >= sync.interval;
+            let due = force_durable || sync.last_durable.elapsed() >= self.options.sync_interval;
             if due {
                 sync.last_durable = Instant::now();
             }
-            sync.dirty = !due;
             due
         };
         if !durable {
@@ -205,35 +359,35 @@ impl View {
                 .map_err(|e| self.err(e))?;
         }
         {
-            let mut rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
-            for (key, value) in writes {
+            let mut table = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+            for (key, value) in rows {
                 match value {
                     Some(v) => {
-                        rows.insert(key.as_slice(), v.as_slice())
+                        table
+                            .insert(key.as_slice(), v.as_slice())
                             .map_err(|e| self.err(e))?;
                     }
                     None => {
-                        rows.remove(key.as_slice()).map_err(|e| self.err(e))?;
+                        table.remove(key.as_slice()).map_err(|e| self.err(e))?;
                     }
                 }
             }
-            let mut offsets = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
-            offsets
-                .insert(partition, next_offset)
-                .map_err(|e| self.err(e))?;
+            let mut table = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
+            for (partition, next) in offsets {
+                table.insert(partition, next).map_err(|e| self.err(e))?;
+            }
         }
-        txn.commit().map_err(|e| self.err(e))
+        txn.commit().map_err(|e| self.err(e))?;
+        if durable {
+            self.sync.lock().dirty = false;
+        }
+        Ok(())
     }
 
     /// Makes every commit so far durable (used on clean shutdown and before a
     /// version reports itself caught up).
     pub fn sync(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        txn.commit().map_err(|e| self.err(e))?;
-        let mut sync = self.sync.lock();
-        sync.last_durable = Instant::now();
-        sync.dirty = false;
-        Ok(())
+        self.write_buffer(true)
     }
 
     /// Makes the commits so far durable if some are not yet: called when a
@@ -247,19 +401,52 @@ impl View {
 
     /// A consistent read-only snapshot: rows and offsets as of one commit.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        // Under the buffer's lock, so the file's state and the buffer's are
+        // of one moment: a write of the buffer commits between two snapshots,
+        // never inside one.
+        let buffer = self.buffer.lock();
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let mut layers = Vec::with_capacity(2);
+        if !buffer.active.is_empty() {
+            layers.push(Arc::clone(&buffer.active));
+        }
+        if let Some(writing) = &buffer.writing {
+            layers.push(Arc::clone(writing));
+        }
+        let mut offsets = buffer.writing_offsets.clone();
+        offsets.extend(buffer.offsets.iter().map(|(p, o)| (*p, *o)));
+        drop(buffer);
         let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
-        let offsets = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
-        Ok(Snapshot {
+        let file_offsets = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
+        Ok(Snapshot::new(
             rows,
+            file_offsets,
+            layers,
             offsets,
-            path: self.path.clone(),
-        })
+            self.path.clone(),
+        ))
     }
 
-    /// The value under `key` in the latest commit.
+    /// The value under `key` in the latest commit. Unlike a snapshot, shares
+    /// nothing with the writer afterwards, so a reader never makes the next
+    /// commit copy the buffer.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.snapshot()?.get(key)
+        let txn = {
+            let buffer = self.buffer.lock();
+            let layers = [Some(&buffer.active), buffer.writing.as_ref()];
+            for layer in layers.into_iter().flatten() {
+                if let Some(value) = layer.get(key) {
+                    return Ok(value.clone());
+                }
+            }
+            // Begun under the lock: the file as of the buffer just read.
+            self.db.begin_read().map_err(|e| self.err(e))?
+        };
+        let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+        Ok(rows
+            .get(key)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Next offset to apply, per partition (absent = 0).
@@ -268,252 +455,10 @@ impl View {
     }
 }
 
-/// A read-only snapshot of a view, consistent across rows and offsets.
-pub struct Snapshot {
-    rows: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-    offsets: redb::ReadOnlyTable<u32, u64>,
-    path: PathBuf,
-}
-
-impl std::fmt::Debug for Snapshot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot")
-            .field("path", &self.path)
-            .finish()
-    }
-}
-
-/// A row: key and value bytes.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
-
-/// An iterator over the rows of a snapshot, in key order.
-pub type RowIter = Box<dyn Iterator<Item = Result<KeyValue, StoreError>>>;
-
-impl Snapshot {
-    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
-        StoreError::Db {
-            path: self.path.clone(),
-            source: Box::new(e.into()),
-        }
-    }
-
-    /// The value under `key`.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .rows
-            .get(key)
-            .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
-    }
-
-    /// Next offset to apply, per partition that has seen events.
-    pub fn offsets(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
-        let mut out = BTreeMap::new();
-        for entry in self.offsets.iter().map_err(|e| self.err(e))? {
-            let (p, o) = entry.map_err(|e| self.err(e))?;
-            out.insert(p.value(), o.value());
-        }
-        Ok(out)
-    }
-
-    /// Number of rows.
-    pub fn len(&self) -> Result<u64, StoreError> {
-        self.rows.len().map_err(|e| self.err(e))
-    }
-
-    /// Whether the view has no rows.
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.len()? == 0)
-    }
-
-    /// Rows whose key starts with `prefix`, after `start_after` (exclusive)
-    /// when given, in key order.
-    pub fn rows(&self, prefix: &[u8], start_after: Option<&[u8]>) -> Result<RowIter, StoreError> {
-        let lower: Bound<&[u8]> = match start_after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
-        let range = self
-            .rows
-            .range::<&[u8]>((lower, Bound::Unbounded))
-            .map_err(|e| self.err(e))?;
-        let prefix = prefix.to_vec();
-        let path = self.path.clone();
-        Ok(Box::new(
-            range
-                .map(move |entry| {
-                    entry
-                        .map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
-                        .map_err(|e| StoreError::Db {
-                            path: path.clone(),
-                            source: Box::new(e.into()),
-                        })
-                })
-                .take_while(move |entry| match entry {
-                    Ok((k, _)) => k.starts_with(&prefix),
-                    Err(_) => true,
-                }),
-        ))
-    }
-
-    /// Up to `limit` rows with `prefix`, after `start_after`.
-    pub fn scan(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.rows(prefix, start_after)?.take(limit).collect()
-    }
-
-    /// The digest of the whole snapshot.
-    pub fn digest(&self) -> Result<ViewDigest, StoreError> {
-        let mut hasher = Sha256::new();
-        let mut rows = 0u64;
-        for entry in self.rows(b"", None)? {
-            let (k, v) = entry?;
-            hasher.update((k.len() as u64).to_le_bytes());
-            hasher.update(&k);
-            hasher.update((v.len() as u64).to_le_bytes());
-            hasher.update(&v);
-            rows += 1;
-        }
-        Ok(ViewDigest {
-            sha256: hex::encode(hasher.finalize()),
-            rows,
-            offsets: self.offsets()?,
-        })
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn writes(pairs: &[(&str, Option<&str>)]) -> Writes {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
-            .collect()
-    }
-
-    /// A crash while a view file was being created leaves only its
-    /// temporary file: the next creation removes it and opens a whole view,
-    /// and no file that is not a database ever stands at the view's path.
-    #[test]
-    fn a_creation_cut_by_a_crash_leaves_no_broken_view() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.redb");
-        let temporary = dir.path().join("v.redb.new");
-        std::fs::write(&temporary, b"half a redb header").unwrap();
-        assert!(!path.exists());
-        let view = View::open(&path, Duration::ZERO).unwrap();
-        assert!(!temporary.exists(), "the leftover is removed");
-        view.commit(0, 1, &writes(&[("a", Some("1"))]), true)
-            .unwrap();
-        drop(view);
-        let again = View::open(&path, Duration::ZERO).unwrap();
-        assert_eq!(again.offsets().unwrap().get(&0), Some(&1));
-    }
-
-    #[test]
-    fn commit_applies_rows_and_offsets_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let view = View::open(&dir.path().join("v.redb"), Duration::ZERO).unwrap();
-        assert!(view.offsets().unwrap().is_empty());
-        view.commit(0, 3, &writes(&[("a", Some("1")), ("b", Some("2"))]), false)
-            .unwrap();
-        view.commit(1, 7, &writes(&[("a", None), ("c", Some("3"))]), false)
-            .unwrap();
-        let snap = view.snapshot().unwrap();
-        assert_eq!(snap.get(b"a").unwrap(), None);
-        assert_eq!(snap.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(snap.len().unwrap(), 2);
-        assert_eq!(snap.offsets().unwrap(), BTreeMap::from([(0, 3), (1, 7)]));
-    }
-
-    #[test]
-    fn survives_reopen_including_non_durable_commits_after_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v.redb");
-        {
-            let view = View::open(&path, Duration::from_secs(3600)).unwrap();
-            view.commit(0, 1, &writes(&[("k", Some("v"))]), false)
-                .unwrap();
-            view.sync().unwrap();
-        }
-        let view = View::open(&path, Duration::ZERO).unwrap();
-        assert_eq!(view.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
-        assert_eq!(view.offsets().unwrap(), BTreeMap::from([(0, 1)]));
-    }
-
-    #[test]
-    fn snapshot_is_isolated_from_later_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let view = View::open(&dir.path().join("v.redb"), Duration::ZERO).unwrap();
-        view.commit(0, 1, &writes(&[("k", Some("old"))]), false)
-            .unwrap();
-        let snap = view.snapshot().unwrap();
-        view.commit(0, 2, &writes(&[("k", Some("new"))]), false)
-            .unwrap();
-        assert_eq!(snap.get(b"k").unwrap().as_deref(), Some(&b"old"[..]));
-        assert_eq!(snap.offsets().unwrap()[&0], 1);
-        assert_eq!(view.get(b"k").unwrap().as_deref(), Some(&b"new"[..]));
-    }
-
-    #[test]
-    fn scan_honours_prefix_cursor_and_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let view = View::open(&dir.path().join("v.redb"), Duration::ZERO).unwrap();
-        let w = writes(&[
-            ("a/1", Some("x")),
-            ("a/2", Some("x")),
-            ("a/3", Some("x")),
-            ("b/1", Some("x")),
-        ]);
-        view.commit(0, 4, &w, false).unwrap();
-        let snap = view.snapshot().unwrap();
-        let keys = |rows: Vec<(Vec<u8>, Vec<u8>)>| {
-            rows.into_iter()
-                .map(|(k, _)| String::from_utf8(k).unwrap())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            keys(snap.scan(b"a/", None, 10).unwrap()),
-            ["a/1", "a/2", "a/3"]
-        );
-        assert_eq!(keys(snap.scan(b"a/", Some(b"a/1"), 1).unwrap()), ["a/2"]);
-        assert_eq!(keys(snap.scan(b"", Some(b"a/3"), 10).unwrap()), ["b/1"]);
-        assert!(snap.scan(b"c", None, 10).unwrap().is_empty());
-    }
-
-    #[test]
-    fn digest_depends_on_rows_only_and_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = View::open(&dir.path().join("a.redb"), Duration::ZERO).unwrap();
-        let b = View::open(&dir.path().join("b.redb"), Duration::ZERO).unwrap();
-        a.commit(
-            0,
-            2,
-            &writes(&[("k1", Some("v")), ("k2", Some("w"))]),
-            false,
-        )
-        .unwrap();
-        // Same rows reached through other batches and offsets.
-        b.commit(1, 1, &writes(&[("k2", Some("w"))]), false)
-            .unwrap();
-        b.commit(0, 9, &writes(&[("k1", Some("v"))]), false)
-            .unwrap();
-        let (da, db) = (
-            a.snapshot().unwrap().digest().unwrap(),
-            b.snapshot().unwrap().digest().unwrap(),
-        );
-        assert_eq!(da.sha256, db.sha256);
-        assert_eq!(da.rows, 2);
-        // Framing: moving a byte from key to value changes the digest.
-        b.commit(0, 10, &writes(&[("k1", None), ("k", Some("1v"))]), false)
-            .unwrap();
-        assert_ne!(b.snapshot().unwrap().digest().unwrap().sha256, da.sha256);
+impl Drop for View {
+    /// A view closed in an orderly way keeps its buffered commits (a crash,
+    /// which runs no code, loses them with their offsets).
+    fn drop(&mut self) {
+        let _ = self.write_buffer(true);
     }
 }
