@@ -101,6 +101,16 @@ enum Command {
         #[arg(long, env = "KAPPA_MAX_EVENT_BYTES", default_value_t = 1 << 20,
               value_parser = clap::value_parser!(u64).range(1..=(8 << 20)))]
         max_event_bytes: u64,
+        /// Per view: MiB of the view file's pages cached in memory.
+        #[arg(long, env = "KAPPA_VIEW_CACHE_MB", default_value_t = 256,
+              value_parser = clap::value_parser!(u64).range(1..=(1 << 20)))]
+        view_cache_mb: u64,
+        /// Per view: MiB of commits held in memory before they are written to
+        /// the view file in one transaction (a crash loses them, and their
+        /// events are processed again). 0 writes every batch at once.
+        #[arg(long, env = "KAPPA_VIEW_WRITE_BUFFER_MB", default_value_t = 64,
+              value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
+        view_write_buffer_mb: u64,
         #[command(flatten)]
         log: crate::eventlog::LogArgs,
     },
@@ -442,6 +452,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             auth_reads,
             max_body_mb,
             max_event_bytes,
+            view_cache_mb,
+            view_write_buffer_mb,
             log,
         } => {
             let access = crate::access::Access::new(token.as_deref(), auth_reads)
@@ -460,6 +472,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             let host_options = HostOptions {
                 max_event_bytes: usize::try_from(max_event_bytes).unwrap_or(usize::MAX),
+                view_cache_bytes: usize::try_from(view_cache_mb << 20).unwrap_or(usize::MAX),
+                view_write_buffer_bytes: usize::try_from(view_write_buffer_mb << 20)
+                    .unwrap_or(usize::MAX),
                 backend: log.backend().map_err(usage)?,
                 partitions: log.kafka_partitions.clone(),
                 peers: log.peers.clone(),
@@ -1485,6 +1500,29 @@ pub(crate) fn group_rate(rate: f64) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn serve_takes_the_view_cache_and_write_buffer_sizes() {
+        let parse = |args: &[&str]| match super::Cli::try_parse_from(args).unwrap().command {
+            super::Command::Serve {
+                view_cache_mb,
+                view_write_buffer_mb,
+                ..
+            } => (view_cache_mb, view_write_buffer_mb),
+            _ => unreachable!("serve parses as serve"),
+        };
+        assert_eq!(parse(&["kappa", "serve"]), (256, 64));
+        assert_eq!(
+            parse(&["kappa", "serve", "--view-cache-mb", "8", "--view-write-buffer-mb", "0"]),
+            (8, 0)
+        );
+        assert!(super::Cli::try_parse_from(["kappa", "serve", "--view-cache-mb", "0"]).is_err());
+        let defaults = crate::HostOptions::default().view_options();
+        assert_eq!(defaults.cache_bytes, 256 << 20);
+        assert_eq!(defaults.write_buffer_bytes, 64 << 20);
+    }
+
     #[test]
     fn numbers_are_grouped_by_thousands() {
         assert_eq!(super::group(0), "0");

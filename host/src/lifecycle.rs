@@ -35,7 +35,7 @@ use crate::registry::{
     VersionRecord,
 };
 use crate::runtime::{CallFailure, Instance, Plugin, Runtime};
-use crate::store::{View, Writes};
+use crate::store::{View, ViewOptions, Writes};
 
 /// Tunables of a host.
 #[derive(Debug, Clone)]
@@ -47,6 +47,12 @@ pub struct HostOptions {
     pub batch_bytes: usize,
     /// Longest time between durable view commits.
     pub view_sync_interval: Duration,
+    /// Per view: most bytes of commits held in memory before they are written
+    /// to the view file as one transaction (`kappa serve --view-write-buffer-mb`).
+    pub view_write_buffer_bytes: usize,
+    /// Per view: bytes of the view file's pages cached in memory
+    /// (`kappa serve --view-cache-mb`).
+    pub view_cache_bytes: usize,
     /// Largest event (key + value + headers) `produce` accepts.
     pub max_event_bytes: usize,
     /// Options of the embedded log.
@@ -63,6 +69,17 @@ pub struct HostOptions {
     pub peer_token: Option<String>,
 }
 
+impl HostOptions {
+    /// The options every view is opened with.
+    pub fn view_options(&self) -> ViewOptions {
+        ViewOptions {
+            sync_interval: self.view_sync_interval,
+            write_buffer_bytes: self.view_write_buffer_bytes,
+            cache_bytes: self.view_cache_bytes,
+        }
+    }
+}
+
 impl Default for HostOptions {
     fn default() -> Self {
         HostOptions {
@@ -75,6 +92,8 @@ impl Default for HostOptions {
             batch_size: 16_384,
             batch_bytes: 4 << 20,
             view_sync_interval: Duration::from_millis(200),
+            view_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
+            view_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             max_event_bytes: 1 << 20,
             log: LogOptions::default(),
             backend: LogBackend::Embedded,
@@ -255,7 +274,7 @@ impl Host {
                     // A failed version's view is kept for reading; one that
                     // cannot be opened leaves the version failed without a
                     // view, and never keeps the host from starting.
-                    match View::open(&host.view_path(&id), host.options.view_sync_interval) {
+                    match View::open_with(&host.view_path(&id), host.options.view_options()) {
                         Ok(view) => {
                             host.stopped_views.lock().insert(id, Arc::new(view));
                         }
@@ -609,7 +628,7 @@ impl Host {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         }
-        let view = Arc::new(View::open(&path, self.options.view_sync_interval)?);
+        let view = Arc::new(View::open_with(&path, self.options.view_options())?);
         // The worker reads the topic's partitions and start offsets itself,
         // retrying, so that a host restarts even while the log (a Kafka
         // broker) is unreachable.

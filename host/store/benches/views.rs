@@ -12,7 +12,8 @@
 //! 100 microseconds, timing each read.
 //!
 //! Run: `cargo bench -p kappa-store --bench views` (`-- quick` for the 1k
-//! and 100k scenarios only, `-- NAME...` for the candidates named).
+//! and 100k scenarios only, `-- NAME...` for the candidates named,
+//! `-- keys=1M` for the scenarios named).
 //! Throughput is given per second elapsed and per CPU-second (of the
 //! writing thread, and of the whole process: the reading thread and a
 //! store's background threads included), the latter being what a shared
@@ -420,7 +421,14 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let quick = args.iter().any(|a| a == "quick");
-    let named: Vec<&String> = args.iter().filter(|a| *a != "quick").collect();
+    let only: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("keys="))
+        .collect();
+    let named: Vec<&String> = args
+        .iter()
+        .filter(|a| *a != "quick" && !a.starts_with("keys="))
+        .collect();
     let budget = Duration::from_secs(
         std::env::var("KAPPA_STORE_BENCH_SECS")
             .ok()
@@ -464,6 +472,7 @@ fn main() {
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut reference: Option<f64> = None;
+    scenarios.retain(|s| only.is_empty() || only.contains(&s.name));
     for scenario in &scenarios {
         for (name, at_10m, open) in candidates() {
             if !named.is_empty() && !named.iter().any(|n| n.as_str() == name) {

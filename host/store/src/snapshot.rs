@@ -212,15 +212,15 @@ impl Iterator for Buffered {
 
     fn next(&mut self) -> Option<Self::Item> {
         // The smallest key over the layers; on a tie the first (newest) layer.
-        let mut best: Option<(usize, &Vec<u8>, &Option<Vec<u8>>)> = None;
-        for (i, cursor) in self.layers.iter().enumerate() {
+        let mut best: Option<(&Vec<u8>, &Option<Vec<u8>>)> = None;
+        for cursor in &self.layers {
             if let Some((k, v)) = cursor.peek()
-                && best.is_none_or(|(_, bk, _)| k < bk)
+                && best.is_none_or(|(bk, _)| k < bk)
             {
-                best = Some((i, k, v));
+                best = Some((k, v));
             }
         }
-        let (_, key, value) = best?;
+        let (key, value) = best?;
         let (key, value) = (key.clone(), value.clone());
         for cursor in &mut self.layers {
             if cursor.peek().is_some_and(|(k, _)| *k == key) {

@@ -212,7 +212,8 @@ fn buffered_reads_equal_unbuffered_reads() {
                 ["a", "b", "c"][(next(&mut rng) % 3) as usize],
                 next(&mut rng) % 40
             );
-            let value = (next(&mut rng) % 4 != 0).then(|| format!("v{batch}").into_bytes());
+            let value =
+                (!next(&mut rng).is_multiple_of(4)).then(|| format!("v{batch}").into_bytes());
             w.insert(key.into_bytes(), value);
         }
         let partition = (batch % 2) as u32;
@@ -247,7 +248,7 @@ fn buffered_reads_equal_unbuffered_reads() {
             );
         }
         buffered
-            .commit(partition, batch, &Writes::new(), batch % 17 == 0)
+            .commit(partition, batch, &Writes::new(), batch.is_multiple_of(17))
             .unwrap();
         assert_eq!(held.digest().unwrap(), before);
     }
