@@ -1514,7 +1514,14 @@ mod tests {
         };
         assert_eq!(parse(&["kappa", "serve"]), (256, 64));
         assert_eq!(
-            parse(&["kappa", "serve", "--view-cache-mb", "8", "--view-write-buffer-mb", "0"]),
+            parse(&[
+                "kappa",
+                "serve",
+                "--view-cache-mb",
+                "8",
+                "--view-write-buffer-mb",
+                "0"
+            ]),
             (8, 0)
         );
         assert!(super::Cli::try_parse_from(["kappa", "serve", "--view-cache-mb", "0"]).is_err());
