@@ -36,15 +36,17 @@ pub const MAX_BODY_BYTES: usize = 128 << 20;
 pub const MAX_PAGE_ROWS: usize = 10_000;
 
 /// The rows a scan or diff page holds: `requested` (else `default`), capped
-/// at [`MAX_PAGE_ROWS`], with the cap when it applied. A limit of 0 is
-/// refused: its empty page would look like an empty view.
+/// at [`MAX_PAGE_ROWS`], with the cap when it applied. A scan's limit of 0 is
+/// refused: its empty page would look like an empty view. A diff's is not:
+/// its counts cover every key whatever the limit, so 0 asks for the counts
+/// alone.
 fn page_limit(
     requested: Option<usize>,
     default: usize,
     what: &str,
 ) -> Result<(usize, Option<usize>), Error> {
     match requested.unwrap_or(default) {
-        0 => Err(Error::invalid(format!(
+        0 if what == "scan" => Err(Error::invalid(format!(
             "bad {what} parameters: limit must be at least 1 (it is the most rows of the \
              page, at most {MAX_PAGE_ROWS}); leave it out for {default}"
         ))),

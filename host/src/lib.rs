@@ -41,7 +41,8 @@ pub mod model;
 pub mod peers;
 pub mod registry;
 pub mod runtime;
-pub mod store;
+/// The view store, a crate of its own (`host/store`), under its old path.
+pub use kappa_store as store;
 pub mod workload;
 
 pub use error::{Error, Result};

@@ -222,6 +222,16 @@ struct ServeArgs {
     #[arg(long, env = "KAPPA_MAX_EVENT_BYTES", default_value_t = 1 << 20,
           value_parser = clap::value_parser!(u64).range(1..=(8 << 20)))]
     max_event_bytes: u64,
+    /// Per view: MiB of the view file's pages cached in memory.
+    #[arg(long, env = "KAPPA_VIEW_CACHE_MB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=(1 << 20)))]
+    view_cache_mb: u64,
+    /// Per view: MiB of commits held in memory before they are written to
+    /// the view file in one transaction (a crash loses them, and their
+    /// events are processed again). 0 writes every batch at once.
+    #[arg(long, env = "KAPPA_VIEW_WRITE_BUFFER_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
+    view_write_buffer_mb: u64,
     #[command(flatten)]
     log: crate::eventlog::LogArgs,
 }
@@ -344,9 +354,9 @@ struct DiffArgs {
     /// Only keys with this prefix.
     #[arg(long, default_value = "")]
     prefix: String,
-    /// Most differing rows to print (at least 1; a page holds at most
-    /// 10,000; the counts cover all keys).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Most differing rows to print (0 for the counts alone; a page holds
+    /// at most 10,000; the counts cover all keys).
+    #[arg(long, default_value_t = 20)]
     limit: u64,
     /// Rows after this key (paging).
     #[arg(long)]

@@ -16,6 +16,8 @@ pub(super) async fn run(args: ServeArgs, token: Option<String>) -> Result<(), Fa
         auth_reads,
         max_body_mb,
         max_event_bytes,
+        view_cache_mb,
+        view_write_buffer_mb,
         log,
     } = args;
     let access = crate::access::Access::new(token.as_deref(), auth_reads)
@@ -34,6 +36,8 @@ pub(super) async fn run(args: ServeArgs, token: Option<String>) -> Result<(), Fa
     };
     let host_options = HostOptions {
         max_event_bytes: usize::try_from(max_event_bytes).unwrap_or(usize::MAX),
+        view_cache_bytes: usize::try_from(view_cache_mb << 20).unwrap_or(usize::MAX),
+        view_write_buffer_bytes: usize::try_from(view_write_buffer_mb << 20).unwrap_or(usize::MAX),
         backend: log.backend().map_err(usage)?,
         partitions: log.kafka_partitions.clone(),
         peers: log.peers.clone(),
@@ -105,5 +109,37 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test fails loudly on a parse error")]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn serve_takes_the_view_cache_and_write_buffer_sizes() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(args) => (args.view_cache_mb, args.view_write_buffer_mb),
+            _ => unreachable!("serve parses as serve"),
+        };
+        assert_eq!(parse(&["kappa", "serve"]), (256, 64));
+        assert_eq!(
+            parse(&[
+                "kappa",
+                "serve",
+                "--view-cache-mb",
+                "8",
+                "--view-write-buffer-mb",
+                "0"
+            ]),
+            (8, 0)
+        );
+        assert!(Cli::try_parse_from(["kappa", "serve", "--view-cache-mb", "0"]).is_err());
+        let defaults = kappa::HostOptions::default().view_options();
+        assert_eq!(defaults.cache_bytes, 256 << 20);
+        assert_eq!(defaults.write_buffer_bytes, 64 << 20);
     }
 }

@@ -44,7 +44,7 @@ use crate::eventlog::{EventLog, LogBackend};
 use crate::log::{EmbeddedLog, LogOptions};
 use crate::registry::{Registry, Stored, VersionId};
 use crate::runtime::{Plugin, Runtime};
-use crate::store::View;
+use crate::store::{View, ViewOptions};
 
 use running::Running;
 use worker::Fault;
@@ -59,6 +59,12 @@ pub struct HostOptions {
     pub batch_bytes: usize,
     /// Longest time between durable view commits.
     pub view_sync_interval: Duration,
+    /// Per view: most bytes of commits held in memory before they are written
+    /// to the view file as one transaction (`kappa serve --view-write-buffer-mb`).
+    pub view_write_buffer_bytes: usize,
+    /// Per view: bytes of the view file's pages cached in memory
+    /// (`kappa serve --view-cache-mb`).
+    pub view_cache_bytes: usize,
     /// Largest event (key + value + headers) `produce` accepts.
     pub max_event_bytes: usize,
     /// Options of the embedded log.
@@ -75,6 +81,17 @@ pub struct HostOptions {
     pub peer_token: Option<String>,
 }
 
+impl HostOptions {
+    /// The options every view is opened with.
+    pub fn view_options(&self) -> ViewOptions {
+        ViewOptions {
+            sync_interval: self.view_sync_interval,
+            write_buffer_bytes: self.view_write_buffer_bytes,
+            cache_bytes: self.view_cache_bytes,
+        }
+    }
+}
+
 impl Default for HostOptions {
     fn default() -> Self {
         HostOptions {
@@ -87,6 +104,8 @@ impl Default for HostOptions {
             batch_size: 16_384,
             batch_bytes: 4 << 20,
             view_sync_interval: Duration::from_millis(200),
+            view_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
+            view_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             max_event_bytes: 1 << 20,
             log: LogOptions::default(),
             backend: LogBackend::Embedded,
@@ -171,7 +190,7 @@ impl Host {
                     // A failed version's view is kept for reading; one that
                     // cannot be opened leaves the version failed without a
                     // view, and never keeps the host from starting.
-                    match View::open(&host.view_path(&id), host.options.view_sync_interval) {
+                    match View::open_with(&host.view_path(&id), host.options.view_options()) {
                         Ok(view) => {
                             host.stopped_views.lock().insert(id, Arc::new(view));
                         }

@@ -24,6 +24,10 @@ pub(super) struct Progress {
 
 const RATE_WINDOW: Duration = Duration::from_secs(1);
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// The shortest span a rate is measured over: the first batch of a stretch
+/// of work is only known once it is done, so over less than this a rate
+/// would be one batch divided by almost nothing (a million events/s).
+const MIN_SPAN: Duration = Duration::from_millis(100);
 
 impl Progress {
     /// `events` more were applied.
@@ -51,13 +55,20 @@ impl Progress {
         }
     }
 
-    /// Events per second over the last second or so (zero when idle).
+    /// Events per second over the last second or so (zero when idle, and
+    /// before there is a span of `MIN_SPAN` to measure over).
     pub(super) fn rate(&self) -> f64 {
-        let now = Instant::now();
+        self.rate_at(Instant::now())
+    }
+
+    fn rate_at(&self, now: Instant) -> f64 {
         match (self.samples.front(), self.samples.back()) {
-            (Some(&(t0, n0)), Some(&(_, n1))) if now.duration_since(t0) <= 2 * RATE_WINDOW => {
-                let elapsed = now.duration_since(t0).as_secs_f64().max(1e-3);
-                (self.processed.max(n1) - n0) as f64 / elapsed
+            (Some(&(t0, n0)), Some(&(_, n1))) => {
+                let span = now.duration_since(t0);
+                if span < MIN_SPAN || span > 2 * RATE_WINDOW {
+                    return 0.0;
+                }
+                (self.processed.max(n1) - n0) as f64 / span.as_secs_f64()
             }
             _ => 0.0,
         }
@@ -74,5 +85,27 @@ impl Progress {
         {
             self.samples.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_rate_from_one_batch_measured_over_almost_nothing() {
+        let mut p = Progress::default();
+        p.record(1024);
+        let start = p.samples.front().map(|(at, _)| *at);
+        let Some(start) = start else {
+            panic!("a sample was taken");
+        };
+        // Right after the first batch: no rate (it used to read 1,024,000/s).
+        assert_eq!(p.rate_at(start + Duration::from_millis(1)), 0.0);
+        // Over a real span, events over that span.
+        let rate = p.rate_at(start + Duration::from_millis(500));
+        assert!((rate - 2048.0).abs() < 1e-6, "{rate}");
+        // Long idle: nothing.
+        assert_eq!(p.rate_at(start + Duration::from_secs(3)), 0.0);
     }
 }

@@ -69,7 +69,7 @@ impl Host {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         }
-        let view = Arc::new(View::open(&path, self.options.view_sync_interval)?);
+        let view = Arc::new(View::open_with(&path, self.options.view_options())?);
         // The worker reads the topic's partitions and start offsets itself,
         // retrying, so that a host restarts even while the log (a Kafka
         // broker) is unreachable.

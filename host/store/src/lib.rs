@@ -1,0 +1,464 @@
+//! View storage: the keyed table that one processor version materializes.
+//!
+//! Each version gets a database file of its own (redb: an embedded, ACID,
+//! copy-on-write B-tree store). One file per version, rather than one table per
+//! version in a shared file, because versions commit independently and in
+//! parallel (redb has one writer per file), and because retiring a version is
+//! then just deleting its file.
+//!
+//! The exactly-once guarantee lives here: a batch's row writes and the
+//! partition's next offset are committed together, so after a crash the view
+//! and its offsets always agree, and the worker resumes from exactly the first
+//! event the view has not seen.
+//!
+//! A commit first lands in the view's write buffer, in memory: it is atomic and
+//! visible to every snapshot taken after it, and absorbs repeated writes to a
+//! key. The buffer reaches the file as one redb transaction, rows and offsets
+//! of every buffered commit together, when it holds
+//! [`ViewOptions::write_buffer_bytes`], and whenever the view is synced (a
+//! version running out of events, shutdown). A copy-on-write B-tree rewrites
+//! every page a transaction touches, so one transaction per batch at many keys
+//! rewrote most of the tree at every batch; one per buffer rewrites it once per
+//! buffer (BENCHMARKS.md, "The view store at many keys"). A crash loses the
+//! buffered commits, rows and offsets alike, and the worker processes those
+//! events again from the log: exactly-once holds.
+//!
+//! Durability is decoupled from atomicity: a buffer written to the file is
+//! fsynced when `sync_interval` has passed since the last durable write (or on
+//! sync), otherwise written with `Durability::None`, made durable by a later
+//! one. That keeps fsyncs off the per-batch path without weakening exactly-once.
+
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use snapshot::{KeyValue, RowIter, Snapshot};
+
+/// Rows of the view: key bytes to value bytes, ordered bytewise.
+const ROWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rows");
+/// Per input partition, the offset of the next event to apply.
+const OFFSETS: TableDefinition<u32, u64> = TableDefinition::new("offsets");
+/// Format marker, checked on open.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Version of the layout above. Bump it (and keep reading the old one) on change.
+/// The write buffer lives in memory only, so it left the layout unchanged.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Errors of the view store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The underlying database failed.
+    #[error("view store {path}: {source}")]
+    Db {
+        /// The view file.
+        path: PathBuf,
+        /// What redb reported.
+        #[source]
+        source: Box<redb::Error>,
+    },
+    /// The file was written by an incompatible version of kappa.
+    #[error("view store {path} has format {found}, this kappa reads format {FORMAT_VERSION}")]
+    Format {
+        /// The view file.
+        path: PathBuf,
+        /// The format found in the file.
+        found: u64,
+    },
+}
+
+/// A pending change to one key, as buffered while a batch is processed.
+pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Summary of a view's content, for comparing versions and checking replays.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ViewDigest {
+    /// sha256 over every (key, value) pair in key order, each framed by its
+    /// length, so that two views digest equal exactly when their rows are
+    /// byte-identical.
+    pub sha256: String,
+    /// Number of rows.
+    pub rows: u64,
+    /// Next offset to apply, per partition, at the moment of the digest.
+    pub offsets: BTreeMap<u32, u64>,
+}
+
+/// How a view uses memory and the disk.
+#[derive(Debug, Clone)]
+pub struct ViewOptions {
+    /// Longest time between durable writes of the view file while busy (zero
+    /// makes every write durable).
+    pub sync_interval: Duration,
+    /// Most bytes of commits held in memory before they are written to the
+    /// file as one transaction (keys, values and a per-row overhead are
+    /// counted). Zero writes every commit as its own transaction.
+    pub write_buffer_bytes: usize,
+    /// Bytes of the file's pages cached in memory (redb's cache).
+    pub cache_bytes: usize,
+}
+
+/// Default of [`ViewOptions::write_buffer_bytes`]: 64 MiB.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 64 << 20;
+/// Default of [`ViewOptions::cache_bytes`]: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+/// Bytes counted per buffered row on top of its key and value: roughly what a
+/// B-tree map entry and its two vectors cost.
+const ROW_OVERHEAD: usize = 64;
+
+impl Default for ViewOptions {
+    fn default() -> Self {
+        ViewOptions {
+            sync_interval: Duration::from_millis(200),
+            write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// Buffered rows: `None` is a deletion not yet written to the file.
+pub(crate) type Rows = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Commits not yet in the file.
+#[derive(Debug, Default)]
+struct Buffer {
+    /// Commits since the last write; shared with the snapshots taken since
+    /// (copied on write only while one is alive).
+    active: Arc<Rows>,
+    /// The rows being written to the file, still read by snapshots until the
+    /// write has committed.
+    writing: Option<Arc<Rows>>,
+    /// Next offset per partition, as of the last buffered commit.
+    offsets: BTreeMap<u32, u64>,
+    /// Offsets being written with `writing`.
+    writing_offsets: BTreeMap<u32, u64>,
+    /// Bytes counted in `active`.
+    bytes: usize,
+}
+
+/// The view of one processor version.
+#[derive(Debug)]
+pub struct View {
+    db: Database,
+    path: PathBuf,
+    options: ViewOptions,
+    buffer: Mutex<Buffer>,
+    sync: Mutex<SyncState>,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    last_durable: Instant,
+    /// Whether commits were made since the last durable write.
+    dirty: bool,
+}
+
+/// Creates a new view file whole or not at all: redb writes its header and
+/// first commit at a temporary path, which is renamed into place once durable.
+/// A crash in between leaves only the temporary file, removed by the next
+/// creation, never a file at `path` that is not a database.
+fn create_whole(path: &Path, builder: &Builder) -> Result<Database, redb::Error> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = PathBuf::from(temporary);
+    match std::fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    {
+        let db = builder.create(&temporary)?;
+        // An empty commit, durable: the file is a whole database from here on.
+        db.begin_write()?.commit()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(builder.create(path)?)
+}
+
+impl View {
+    /// Opens (creating if needed) the view file at `path` with the default
+    /// options but `sync_interval`, the longest time between durable writes
+    /// (zero makes every write durable).
+    pub fn open(path: &Path, sync_interval: Duration) -> Result<Self, StoreError> {
+        Self::open_with(
+            path,
+            ViewOptions {
+                sync_interval,
+                ..ViewOptions::default()
+            },
+        )
+    }
+
+    /// Opens (creating if needed) the view file at `path`.
+    pub fn open_with(path: &Path, options: ViewOptions) -> Result<Self, StoreError> {
+        let err = |e: redb::Error| StoreError::Db {
+            path: path.to_owned(),
+            source: Box::new(e),
+        };
+        let mut builder = Builder::new();
+        builder.set_cache_size(options.cache_bytes);
+        let db = if path.exists() {
+            builder.create(path).map_err(|e| err(e.into()))?
+        } else {
+            create_whole(path, &builder).map_err(err)?
+        };
+        let view = View {
+            db,
+            path: path.to_owned(),
+            options,
+            buffer: Mutex::new(Buffer::default()),
+            sync: Mutex::new(SyncState {
+                last_durable: Instant::now(),
+                dirty: false,
+            }),
+        };
+        // Create the tables and the format marker so readers never meet a
+        // file without them.
+        let txn = view.db.begin_write().map_err(|e| err(e.into()))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+            let found = meta
+                .get("format")
+                .map_err(|e| err(e.into()))?
+                .map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("format", FORMAT_VERSION)
+                        .map_err(|e| err(e.into()))?;
+                }
+                Some(FORMAT_VERSION) => {}
+                Some(found) => {
+                    return Err(StoreError::Format {
+                        path: path.to_owned(),
+                        found,
+                    });
+                }
+            }
+            txn.open_table(ROWS).map_err(|e| err(e.into()))?;
+            txn.open_table(OFFSETS).map_err(|e| err(e.into()))?;
+        }
+        txn.commit().map_err(|e| err(e.into()))?;
+        Ok(view)
+    }
+
+    /// Path of the view file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Forgets the buffered commits, as a crash would.
+    #[cfg(test)]
+    fn lose_buffer(&self) {
+        *self.buffer.lock() = Buffer::default();
+    }
+
+    /// The options the view was opened with.
+    pub fn options(&self) -> &ViewOptions {
+        &self.options
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            source: Box::new(e.into()),
+        }
+    }
+
+    /// Applies one processed batch: the row writes and the partition's next
+    /// offset, atomically, to the write buffer; the buffer goes to the file
+    /// when full, durably if the sync interval has passed (or `force_durable`,
+    /// which also writes the buffer now).
+    pub fn commit(
+        &self,
+        partition: u32,
+        next_offset: u64,
+        writes: &Writes,
+        force_durable: bool,
+    ) -> Result<(), StoreError> {
+        let full = {
+            let mut buffer = self.buffer.lock();
+            let buffer = &mut *buffer;
+            let rows = Arc::make_mut(&mut buffer.active);
+            for (key, value) in writes {
+                let size = value.as_ref().map_or(0, Vec::len);
+                match rows.insert(key.clone(), value.clone()) {
+                    Some(old) => {
+                        let old = old.as_ref().map_or(0, Vec::len);
+                        buffer.bytes = (buffer.bytes + size).saturating_sub(old);
+                    }
+                    None => buffer.bytes += key.len() + size + ROW_OVERHEAD,
+                }
+            }
+            buffer.offsets.insert(partition, next_offset);
+            buffer.bytes >= self.options.write_buffer_bytes
+        };
+        self.sync.lock().dirty = true;
+        if full || force_durable {
+            self.write_buffer(force_durable)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered commits to the file in one transaction, durable if
+    /// `force_durable` or the sync interval has passed. Snapshots taken
+    /// meanwhile read the rows being written from memory, so readers never
+    /// wait for the write.
+    fn write_buffer(&self, force_durable: bool) -> Result<(), StoreError> {
+        let (rows, offsets) = {
+            let mut buffer = self.buffer.lock();
+            let rows = std::mem::take(&mut buffer.active);
+            let offsets = std::mem::take(&mut buffer.offsets);
+            buffer.writing_offsets.clone_from(&offsets);
+            buffer.writing = Some(Arc::clone(&rows));
+            buffer.bytes = 0;
+            (rows, offsets)
+        };
+        let result = self.write_rows(&rows, &offsets, force_durable);
+        let mut buffer = self.buffer.lock();
+        buffer.writing = None;
+        buffer.writing_offsets.clear();
+        if result.is_err() {
+            // Nothing was written: the rows stay buffered, older than the
+            // commits made since.
+            let mut merged = Rows::clone(&rows);
+            merged.extend(buffer.active.iter().map(|(k, v)| (k.clone(), v.clone())));
+            buffer.active = Arc::new(merged);
+            let mut all = offsets;
+            all.extend(std::mem::take(&mut buffer.offsets));
+            buffer.offsets = all;
+        }
+        result
+    }
+
+    fn write_rows(
+        &self,
+        rows: &Rows,
+        offsets: &BTreeMap<u32, u64>,
+        force_durable: bool,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let durable = {
+            let mut sync = self.sync.lock();
+            let due = force_durable || sync.last_durable.elapsed() >= self.options.sync_interval;
+            if due {
+                sync.last_durable = Instant::now();
+            }
+            due
+        };
+        if !durable {
+            txn.set_durability(Durability::None)
+                .map_err(|e| self.err(e))?;
+        }
+        {
+            let mut table = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+            for (key, value) in rows {
+                match value {
+                    Some(v) => {
+                        table
+                            .insert(key.as_slice(), v.as_slice())
+                            .map_err(|e| self.err(e))?;
+                    }
+                    None => {
+                        table.remove(key.as_slice()).map_err(|e| self.err(e))?;
+                    }
+                }
+            }
+            let mut table = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
+            for (partition, next) in offsets {
+                table.insert(partition, next).map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        if durable {
+            self.sync.lock().dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Makes every commit so far durable (used on clean shutdown and before a
+    /// version reports itself caught up).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.write_buffer(true)
+    }
+
+    /// Makes the commits so far durable if some are not yet: called when a
+    /// worker runs out of events, so that a quiet view is on disk whole.
+    pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
+        if self.sync.lock().dirty {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// A consistent read-only snapshot: rows and offsets as of one commit.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        // Under the buffer's lock, so the file's state and the buffer's are
+        // of one moment: a write of the buffer commits between two snapshots,
+        // never inside one.
+        let buffer = self.buffer.lock();
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let mut layers = Vec::with_capacity(2);
+        if !buffer.active.is_empty() {
+            layers.push(Arc::clone(&buffer.active));
+        }
+        if let Some(writing) = &buffer.writing {
+            layers.push(Arc::clone(writing));
+        }
+        let mut offsets = buffer.writing_offsets.clone();
+        offsets.extend(buffer.offsets.iter().map(|(p, o)| (*p, *o)));
+        drop(buffer);
+        let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+        let file_offsets = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
+        Ok(Snapshot::new(
+            rows,
+            file_offsets,
+            layers,
+            offsets,
+            self.path.clone(),
+        ))
+    }
+
+    /// The value under `key` in the latest commit. Unlike a snapshot, shares
+    /// nothing with the writer afterwards, so a reader never makes the next
+    /// commit copy the buffer.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = {
+            let buffer = self.buffer.lock();
+            let layers = [Some(&buffer.active), buffer.writing.as_ref()];
+            for layer in layers.into_iter().flatten() {
+                if let Some(value) = layer.get(key) {
+                    return Ok(value.clone());
+                }
+            }
+            // Begun under the lock: the file as of the buffer just read.
+            self.db.begin_read().map_err(|e| self.err(e))?
+        };
+        let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+        Ok(rows
+            .get(key)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Next offset to apply, per partition (absent = 0).
+    pub fn offsets(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
+        self.snapshot()?.offsets()
+    }
+}
+
+impl Drop for View {
+    /// A view closed in an orderly way keeps its buffered commits (a crash,
+    /// which runs no code, loses them with their offsets).
+    fn drop(&mut self) {
+        let _ = self.write_buffer(true);
+    }
+}

@@ -1,0 +1,278 @@
+//! Tests of the view store: commits, snapshots, the write buffer and the
+//! on-disk format.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn writes(pairs: &[(&str, Option<&str>)]) -> Writes {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec())))
+        .collect()
+}
+
+/// A crash while a view file was being created leaves only its
+/// temporary file: the next creation removes it and opens a whole view,
+/// and no file that is not a database ever stands at the view's path.
+#[test]
+fn a_creation_cut_by_a_crash_leaves_no_broken_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.redb");
+    let temporary = dir.path().join("v.redb.new");
+    std::fs::write(&temporary, b"half a redb header").unwrap();
+    assert!(!path.exists());
+    let view = View::open(&path, Duration::ZERO).unwrap();
+    assert!(!temporary.exists(), "the leftover is removed");
+    view.commit(0, 1, &writes(&[("a", Some("1"))]), true)
+        .unwrap();
+    drop(view);
+    let again = View::open(&path, Duration::ZERO).unwrap();
+    assert_eq!(again.offsets().unwrap().get(&0), Some(&1));
+}
+
+#[test]
+fn commit_applies_rows_and_offsets_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = View::open(&dir.path().join("v.redb"), Duration::ZERO).unwrap();
+    assert!(view.offsets().unwrap().is_empty());
+    view.commit(0, 3, &writes(&[("a", Some("1")), ("b", Some("2"))]), false)
+        .unwrap();
+    view.commit(1, 7, &writes(&[("a", None), ("c", Some("3"))]), false)
+        .unwrap();
+    let snap = view.snapshot().unwrap();
+    assert_eq!(snap.get(b"a").unwrap(), None);
+    assert_eq!(snap.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(snap.len().unwrap(), 2);
+    assert_eq!(snap.offsets().unwrap(), BTreeMap::from([(0, 3), (1, 7)]));
+}
+
+#[test]
+fn survives_reopen_including_non_durable_commits_after_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.redb");
+    {
+        let view = View::open(&path, Duration::from_secs(3600)).unwrap();
+        view.commit(0, 1, &writes(&[("k", Some("v"))]), false)
+            .unwrap();
+        view.sync().unwrap();
+    }
+    let view = View::open(&path, Duration::ZERO).unwrap();
+    assert_eq!(view.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(view.offsets().unwrap(), BTreeMap::from([(0, 1)]));
+}
+
+#[test]
+fn snapshot_is_isolated_from_later_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = View::open(&dir.path().join("v.redb"), Duration::ZERO).unwrap();
+    view.commit(0, 1, &writes(&[("k", Some("old"))]), false)
+        .unwrap();
+    let snap = view.snapshot().unwrap();
+    view.commit(0, 2, &writes(&[("k", Some("new"))]), false)
+        .unwrap();
+    assert_eq!(snap.get(b"k").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(snap.offsets().unwrap()[&0], 1);
+    assert_eq!(view.get(b"k").unwrap().as_deref(), Some(&b"new"[..]));
+}
+
+#[test]
+fn scan_honours_prefix_cursor_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = View::open(&dir.path().join("v.redb"), Duration::ZERO).unwrap();
+    let w = writes(&[
+        ("a/1", Some("x")),
+        ("a/2", Some("x")),
+        ("a/3", Some("x")),
+        ("b/1", Some("x")),
+    ]);
+    view.commit(0, 4, &w, false).unwrap();
+    let snap = view.snapshot().unwrap();
+    let keys = |rows: Vec<(Vec<u8>, Vec<u8>)>| {
+        rows.into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys(snap.scan(b"a/", None, 10).unwrap()),
+        ["a/1", "a/2", "a/3"]
+    );
+    assert_eq!(keys(snap.scan(b"a/", Some(b"a/1"), 1).unwrap()), ["a/2"]);
+    assert_eq!(keys(snap.scan(b"", Some(b"a/3"), 10).unwrap()), ["b/1"]);
+    assert!(snap.scan(b"c", None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn digest_depends_on_rows_only_and_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = View::open(&dir.path().join("a.redb"), Duration::ZERO).unwrap();
+    let b = View::open(&dir.path().join("b.redb"), Duration::ZERO).unwrap();
+    a.commit(
+        0,
+        2,
+        &writes(&[("k1", Some("v")), ("k2", Some("w"))]),
+        false,
+    )
+    .unwrap();
+    // Same rows reached through other batches and offsets.
+    b.commit(1, 1, &writes(&[("k2", Some("w"))]), false)
+        .unwrap();
+    b.commit(0, 9, &writes(&[("k1", Some("v"))]), false)
+        .unwrap();
+    let (da, db) = (
+        a.snapshot().unwrap().digest().unwrap(),
+        b.snapshot().unwrap().digest().unwrap(),
+    );
+    assert_eq!(da.sha256, db.sha256);
+    assert_eq!(da.rows, 2);
+    // Framing: moving a byte from key to value changes the digest.
+    b.commit(0, 10, &writes(&[("k1", None), ("k", Some("1v"))]), false)
+        .unwrap();
+    assert_ne!(b.snapshot().unwrap().digest().unwrap().sha256, da.sha256);
+}
+
+fn options(write_buffer_bytes: usize) -> ViewOptions {
+    ViewOptions {
+        sync_interval: Duration::from_secs(3600),
+        write_buffer_bytes,
+        cache_bytes: 1 << 20,
+    }
+}
+
+/// Buffered commits are lost by a crash whole, rows with their offsets: the
+/// file holds exactly the commits written before, so the worker resumes
+/// from the first event the file has not seen.
+#[test]
+fn a_crash_loses_buffered_rows_and_their_offsets_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.redb");
+    {
+        let view = View::open_with(&path, options(1 << 30)).unwrap();
+        view.commit(0, 1, &writes(&[("a", Some("1"))]), false)
+            .unwrap();
+        view.sync().unwrap();
+        view.commit(0, 2, &writes(&[("a", Some("2")), ("b", Some("x"))]), false)
+            .unwrap();
+        // Visible before it is in the file.
+        assert_eq!(view.get(b"a").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(view.offsets().unwrap()[&0], 2);
+        view.lose_buffer();
+    }
+    let view = View::open_with(&path, options(1 << 30)).unwrap();
+    assert_eq!(view.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(view.get(b"b").unwrap(), None);
+    assert_eq!(view.offsets().unwrap(), BTreeMap::from([(0, 1)]));
+}
+
+/// A full buffer is written to the file without a sync, and a view closed
+/// in an orderly way keeps what it buffered.
+#[test]
+fn a_full_buffer_reaches_the_file_and_a_closed_view_keeps_its_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.redb");
+    {
+        let view = View::open_with(&path, options(100)).unwrap();
+        view.commit(0, 1, &writes(&[("k", Some(&"v".repeat(100)))]), false)
+            .unwrap();
+        view.lose_buffer();
+    }
+    {
+        let view = View::open_with(&path, options(1 << 30)).unwrap();
+        assert_eq!(view.offsets().unwrap()[&0], 1, "written when full");
+        view.commit(0, 2, &writes(&[("k", None)]), false).unwrap();
+    }
+    let view = View::open_with(&path, options(1 << 30)).unwrap();
+    assert_eq!(view.get(b"k").unwrap(), None);
+    assert_eq!(view.offsets().unwrap()[&0], 2);
+}
+
+/// A small deterministic generator for the equivalence test.
+fn next(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Reads through the write buffer (gets, scans with prefixes and cursors,
+/// digests, counts, offsets) equal reads of a view that writes every commit
+/// to the file, over random upserts and deletes, while the buffer fills,
+/// is written, and fills again.
+#[test]
+fn buffered_reads_equal_unbuffered_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = View::open_with(&dir.path().join("plain.redb"), options(0)).unwrap();
+    let buffered = View::open_with(&dir.path().join("buf.redb"), options(2_000)).unwrap();
+    let mut rng = 7u64;
+    for batch in 0..60u64 {
+        let mut w = Writes::new();
+        for _ in 0..(next(&mut rng) % 12) {
+            let key = format!(
+                "{}/{}",
+                ["a", "b", "c"][(next(&mut rng) % 3) as usize],
+                next(&mut rng) % 40
+            );
+            let value =
+                (!next(&mut rng).is_multiple_of(4)).then(|| format!("v{batch}").into_bytes());
+            w.insert(key.into_bytes(), value);
+        }
+        let partition = (batch % 2) as u32;
+        plain.commit(partition, batch, &w, false).unwrap();
+        buffered.commit(partition, batch, &w, false).unwrap();
+        // A snapshot held across commits stays as of its moment.
+        let held = buffered.snapshot().unwrap();
+        let before = held.digest().unwrap();
+        let (p, b) = (plain.snapshot().unwrap(), buffered.snapshot().unwrap());
+        assert_eq!(p.digest().unwrap(), b.digest().unwrap(), "batch {batch}");
+        assert_eq!(p.len().unwrap(), b.len().unwrap());
+        assert_eq!(p.offsets().unwrap(), b.offsets().unwrap());
+        for prefix in ["", "a/", "b/1", "d"] {
+            for after in [None, Some("a/2"), Some("b/15"), Some("z")] {
+                let after = after.map(str::as_bytes);
+                assert_eq!(
+                    p.scan(prefix.as_bytes(), after, 7).unwrap(),
+                    b.scan(prefix.as_bytes(), after, 7).unwrap(),
+                    "batch {batch} prefix {prefix:?} after {after:?}"
+                );
+            }
+        }
+        for i in 0..40 {
+            let key = format!("c/{i}");
+            assert_eq!(
+                plain.get(key.as_bytes()).unwrap(),
+                buffered.get(key.as_bytes()).unwrap()
+            );
+            assert_eq!(
+                p.get(key.as_bytes()).unwrap(),
+                b.get(key.as_bytes()).unwrap()
+            );
+        }
+        buffered
+            .commit(partition, batch, &Writes::new(), batch.is_multiple_of(17))
+            .unwrap();
+        assert_eq!(held.digest().unwrap(), before);
+    }
+}
+
+/// A view file of format 1, as kappa wrote it before the write buffer,
+/// frozen in the repository: it still opens with its rows and offsets.
+#[test]
+fn a_view_of_format_1_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.redb");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/view-format-1.redb"
+    );
+    std::fs::copy(fixture, &path).unwrap();
+    let view = View::open(&path, Duration::ZERO).unwrap();
+    let snap = view.snapshot().unwrap();
+    assert_eq!(snap.offsets().unwrap(), BTreeMap::from([(0, 3), (1, 7)]));
+    assert_eq!(
+        snap.scan(b"", None, 10).unwrap(),
+        [
+            (b"b".to_vec(), b"2".to_vec()),
+            (b"c".to_vec(), b"3".to_vec())
+        ]
+    );
+}
