@@ -1,4 +1,4 @@
-//! The replay benchmark (`benches/replay.rs`) at tiny sizes, so that it
+//! The replay benchmark (`benches/replay/`) at tiny sizes, so that it
 //! cannot rot: every section runs, prints finite figures with their
 //! baselines, and every way of computing a view (native rules, the Wasm
 //! plugin in the benchmark's loop, the host's own worker, one thread per
@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../benches/replay.rs"]
+#[path = "../benches/replay/main.rs"]
 #[allow(dead_code)]
 mod replay;
 
