@@ -173,3 +173,17 @@ pub(crate) fn reset_peak() {
     std::fs::write("/proc/self/clear_refs", "5").ok();
 }
 
+/// Bytes this process has caused to be written to storage so far
+/// (`write_bytes` of `/proc/self/io`: counted when a page is first dirtied,
+/// so a page rewritten before the kernel writes it back counts once). Zero
+/// where that file does not exist.
+pub(crate) fn storage_written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

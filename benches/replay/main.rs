@@ -30,6 +30,10 @@
 //! 6. Cold start, deploy to first event processed, without and with the
 //!    compiled-code cache.
 //! 7. Memory per deployed version (resident and peak).
+//! 8. Key cardinality: a plain per-key aggregation (`key-totals`, one view
+//!    read and one write per event) over 1 k to 1 M distinct keys (10 M on
+//!    request) and a skewed mix, native and Wasm: events/s, bytes written to
+//!    disk per event and the view's size, as ratios to the 1 k-key figures.
 //!
 //! Every figure is the median of `--runs` runs; the machine may be shared, so
 //! nothing here asserts a speed. What it does check: every way of computing a
@@ -38,6 +42,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bench;
+mod cardinality;
 mod cold_start;
 mod common;
 mod ingest;
@@ -98,7 +103,8 @@ pub fn run(options: &Options) -> Report {
             5 => bench.ingest(),
             6 => bench.cold_start(),
             7 => bench.memory(),
-            other => panic!("no section {other}; sections are 1 to 7"),
+            8 => bench.cardinality(),
+            other => panic!("no section {other}; sections are 1 to 8"),
         };
         section.print();
         sections.push(section);

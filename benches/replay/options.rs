@@ -15,7 +15,7 @@ pub struct Options {
     pub keys: u64,
     /// Runs per figure; the median is reported.
     pub runs: usize,
-    /// Sections to run (1..=7).
+    /// Sections to run (1..=8).
     pub sections: Vec<u8>,
     /// Directory holding payments-v2-python.wasm and payments-v2-js.wasm.
     pub polyglot: Option<PathBuf>,
@@ -29,6 +29,18 @@ pub struct Options {
     pub memory_versions: usize,
     /// Batch sizes of the sweep in section 1.
     pub batch_sweep: Vec<usize>,
+    /// Distinct keys of each uniform mix of section 8, ascending: the first
+    /// is the baseline of the section's ratios.
+    pub card_keys: Vec<u64>,
+    /// Events of each log of section 8 (at least the mix's keys, so that
+    /// every key is in the view).
+    pub card_events: usize,
+    /// Keys of the skewed (Zipf-like) mix of section 8; 0 for none.
+    pub zipf_keys: u64,
+    /// Exponent of the skewed mix: key of rank r has weight 1 / r^s.
+    pub zipf_exponent: f64,
+    /// Runs per figure of section 8 (its logs are large).
+    pub card_runs: usize,
 }
 
 impl Options {
@@ -40,13 +52,18 @@ impl Options {
             polyglot_events: 20_000,
             keys: 1_000,
             runs: 5,
-            sections: (1..=7).collect(),
+            sections: (1..=8).collect(),
             polyglot: None,
             live_rate: 10_000,
             live_seconds: 5.0,
             ingest_events: 500_000,
             memory_versions: 4,
             batch_sweep: vec![256, 1024, 4096, 16384],
+            card_keys: vec![1_000, 100_000, 1_000_000],
+            card_events: 2_000_000,
+            zipf_keys: 1_000_000,
+            zipf_exponent: 0.99,
+            card_runs: 3,
         }
     }
 
@@ -62,6 +79,10 @@ impl Options {
             ingest_events: 50_000,
             memory_versions: 2,
             batch_sweep: vec![256, 1024],
+            card_keys: vec![1_000, 100_000],
+            card_events: 200_000,
+            zipf_keys: 100_000,
+            card_runs: 1,
             ..Options::full()
         }
     }
@@ -105,6 +126,27 @@ impl Options {
                         .map(|s| number("--batches", s.trim().to_owned()))
                         .collect::<Result<_, _>>()?;
                 }
+                "--card-keys" => {
+                    options.card_keys = value(arg)?
+                        .split(',')
+                        .map(|s| count("--card-keys", s))
+                        .collect::<Result<_, _>>()?;
+                    options.card_keys.sort_unstable();
+                    options.card_keys.dedup();
+                    if options.card_keys.is_empty() || options.card_keys[0] == 0 {
+                        return Err("--card-keys needs counts above 0".into());
+                    }
+                }
+                "--card-events" => options.card_events = count(arg, &value(arg)?)? as usize,
+                "--card-runs" => options.card_runs = number(arg, value(arg)?)?.max(1),
+                "--zipf-keys" => options.zipf_keys = count(arg, &value(arg)?)?,
+                "--zipf-s" => {
+                    options.zipf_exponent = value(arg)?
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                        .ok_or("--zipf-s needs a number of 0 or more")?
+                }
                 "--json" => json = Some(PathBuf::from(value(arg)?)),
                 "--only" => {
                     options.sections = value(arg)?
@@ -120,7 +162,8 @@ impl Options {
                     return Err(format!(
                         "unknown argument `{other}`; use --quick, --events N, --polyglot-events N, \
                          --keys N, --runs N, --rate N, --seconds S, --polyglot DIR, --only 1,2,.., \
-                         --batches 256,1024,.. , --json FILE"
+                         --batches 256,1024,.. , --card-keys 1k,100k,1M,10M, --card-events N, \
+                         --card-runs N, --zipf-keys N (0: none), --zipf-s S, --json FILE"
                     ));
                 }
             }
@@ -134,3 +177,20 @@ impl Options {
 
 pub(crate) static JSON_OUT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// A count, with an optional suffix `k` (thousands) or `M` (millions):
+/// `1k`, `100k`, `10M`, `2_000_000`.
+fn count(name: &str, v: &str) -> Result<u64, String> {
+    let v = v.trim().replace('_', "");
+    let (digits, scale) = match v.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1_000),
+        None => match v.strip_suffix('M') {
+            Some(d) => (d, 1_000_000),
+            None => (v.as_str(), 1),
+        },
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{name} {v}: not a count (such as 1000, 100k or 10M)"))
+}
