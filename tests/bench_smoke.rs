@@ -1,12 +1,13 @@
-//! The replay benchmark (`benches/replay.rs`) at tiny sizes, so that it
+//! The replay benchmark (`benches/replay/`) at tiny sizes, so that it
 //! cannot rot: every section runs, prints finite figures with their
 //! baselines, and every way of computing a view (native rules, the Wasm
 //! plugin in the benchmark's loop, the host's own worker, one thread per
 //! partition) gives the byte-identical view. It asserts nothing about speed.
+//! The key cardinality section runs at a few thousand keys.
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../benches/replay.rs"]
+#[path = "../benches/replay/main.rs"]
 #[allow(dead_code)]
 mod replay;
 
@@ -23,12 +24,16 @@ fn every_section_runs_and_views_match_the_native_baseline() {
         ingest_events: 2_000,
         memory_versions: 1,
         batch_sweep: vec![256],
+        card_keys: vec![1_000, 3_000],
+        card_events: 3_000,
+        zipf_keys: 3_000,
+        card_runs: 1,
         ..replay::Options::quick()
     };
     // `run` panics if two views differ.
     let report = replay::run(&options);
     let ids: Vec<u8> = report.sections.iter().map(|s| s.id).collect();
-    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert!(report.machine.contains("cores"), "{}", report.machine);
     for section in &report.sections {
         assert!(section.figures.len() >= 2, "{section:?}");
@@ -58,6 +63,21 @@ fn every_section_runs_and_views_match_the_native_baseline() {
             let ratio = f.ratio.unwrap();
             assert!(ratio.is_finite() && ratio > 0.0, "{f:?}");
         }
+    }
+    // Key cardinality: for each of the 3 mixes (1 k and 3 k keys, skewed),
+    // events/s, bytes written per event and the view's size, native and
+    // Wasm, each native view identical to the Wasm one.
+    let cardinality = &report.sections[7];
+    assert_eq!(cardinality.figures.len(), 3 * 3 * 2, "{cardinality:?}");
+    let identical = cardinality
+        .notes
+        .iter()
+        .filter(|n| n.starts_with("views identical"))
+        .count();
+    assert_eq!(identical, 3, "{cardinality:?}");
+    for f in &cardinality.figures {
+        assert!(f.value > 0.0, "{f:?}");
+        assert!(f.ratio.is_some_and(|r| r > 0.0), "{f:?}");
     }
     // Every produce call of the latency section was seen applied.
     let latency = &report.sections[3];

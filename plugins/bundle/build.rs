@@ -25,6 +25,10 @@ const PLUGINS: &[(&str, &str)] = &[
     ("echo-v2", "ECHO_V2"),
 ];
 
+/// Plugins embedded for the benchmarks only: constants like the others, but
+/// not in `ALL`, the examples that `kappa plugin examples` writes.
+const BENCHMARK_PLUGINS: &[(&str, &str)] = &[("key-totals", "KEY_TOTALS")];
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,7 +57,7 @@ fn run() -> Result<(), String> {
 
     let release = target_dir.join(TARGET).join("release");
     let mut generated = String::new();
-    for (name, constant) in PLUGINS {
+    for (name, constant) in PLUGINS.iter().chain(BENCHMARK_PLUGINS) {
         let path = release.join(format!("{}.wasm", name.replace('-', "_")));
         if !path.is_file() {
             return Err(format!(

@@ -1,0 +1,277 @@
+//! The processors (the Wasm plugin and its native twin), the replay loop
+//! they share, and [`Bench`]: the host, the generated logs and the compiled
+//! plugin that every section measures with.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kappa::eventlog::EventLog;
+use kappa::log::Record;
+use kappa::registry::{Settings, VersionId};
+use kappa::runtime::{Instance, Plugin, Runtime};
+use kappa::store::{Snapshot, View, Writes};
+use kappa::{Host, HostOptions};
+
+use super::common::{fill, payments, sha256, thread_cpu_seconds, wait_applied};
+use super::options::Options;
+
+// ------------------------------------------------------------------ processors
+
+/// What a replay loop runs on each batch: the plugin, or its native twin.
+pub(crate) trait Processor: Send {
+    fn process(&mut self, snapshot: Snapshot, events: Vec<Record>) -> Writes;
+}
+
+/// The payments v2 rules compiled for the host.
+pub(crate) struct Native {
+    config: payments_v2::Config,
+}
+
+impl Native {
+    pub(crate) fn new() -> Self {
+        Native {
+            config: payments_v2::Config::default(),
+        }
+    }
+}
+
+/// The view as the native rules see it: the same read-your-writes overlay of
+/// the batch's writes on a snapshot that the Wasm host functions implement.
+pub(crate) struct NativeView {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) writes: Writes,
+}
+
+impl payments_core::View for NativeView {
+    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        if let Some(pending) = self.writes.get(key) {
+            return pending.clone();
+        }
+        self.snapshot.get(key).unwrap()
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.writes.insert(key.to_vec(), Some(value.to_vec()));
+    }
+}
+
+impl Processor for Native {
+    fn process(&mut self, snapshot: Snapshot, events: Vec<Record>) -> Writes {
+        let mut view = NativeView {
+            snapshot,
+            writes: Writes::new(),
+        };
+        let inputs = events.iter().map(|r| payments_core::Input {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key.as_deref(),
+            value: &r.value,
+        });
+        payments_v2::process_batch(&self.config, &mut view, inputs).unwrap();
+        view.writes
+    }
+}
+
+pub(crate) struct Wasm(Instance);
+
+impl Processor for Wasm {
+    fn process(&mut self, snapshot: Snapshot, events: Vec<Record>) -> Writes {
+        match self.0.process(snapshot, events) {
+            Ok(writes) => writes,
+            Err(failure) => panic!("the plugin failed: {}", failure.message),
+        }
+    }
+}
+
+/// Replays `partitions` of `topic` from offset 0 into `view` exactly as a
+/// version's worker does: round-robin over the partitions, one batch of up to
+/// `batch` events each, a snapshot per batch, the batch's writes committed
+/// with the partition's next offset (not fsynced), one sync at the end.
+/// Returns the events replayed.
+pub(crate) fn replay(
+    log: &dyn EventLog,
+    topic: &str,
+    partitions: &[u32],
+    view: &View,
+    batch: usize,
+    processor: &mut dyn Processor,
+) -> u64 {
+    let mut readers: Vec<_> = partitions
+        .iter()
+        .map(|&p| (p, log.reader(topic, p, 0).unwrap()))
+        .collect();
+    let mut buf: Vec<Record> = Vec::with_capacity(batch);
+    let mut total = 0;
+    loop {
+        let mut worked = false;
+        for (partition, reader) in &mut readers {
+            buf.clear();
+            reader.read_batch(batch, 4 << 20, &mut buf).unwrap();
+            let Some(last) = buf.last().map(|r| r.offset) else {
+                continue;
+            };
+            total += buf.len() as u64;
+            let events = std::mem::take(&mut buf);
+            let writes = processor.process(view.snapshot().unwrap(), events);
+            view.commit(*partition, last + 1, &writes, false).unwrap();
+            worked = true;
+        }
+        if !worked {
+            break;
+        }
+    }
+    view.sync().unwrap();
+    total
+}
+
+// ------------------------------------------------------------------ the bench
+
+pub(crate) struct Bench {
+    pub(crate) options: Options,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) host: Arc<Host>,
+    pub(crate) runtime: Runtime,
+    pub(crate) rust: Arc<Plugin>,
+    pub(crate) settings: Settings,
+    /// Events of topic `one` (one partition) and `two` (two partitions).
+    pub(crate) counter: AtomicU64,
+}
+
+pub(crate) const ONE: &str = "one";
+pub(crate) const TWO: &str = "two";
+
+impl Bench {
+    /// The payments v2 components to measure: Rust, plus Python and
+    /// JavaScript when `--polyglot` names a directory holding them.
+    pub(crate) fn plugins(&self) -> Vec<(String, Vec<u8>)> {
+        let mut plugins: Vec<(String, Vec<u8>)> =
+            vec![("Rust".into(), kappa_plugins::PAYMENTS_V2.bytes.to_vec())];
+        if let Some(dir) = &self.options.polyglot {
+            for (lang, file) in [
+                ("Python", "payments-v2-python.wasm"),
+                ("JavaScript", "payments-v2-js.wasm"),
+            ] {
+                if let Ok(bytes) = std::fs::read(dir.join(file)) {
+                    plugins.push((lang.into(), bytes));
+                }
+            }
+        }
+        plugins
+    }
+
+    pub(crate) fn new(options: &Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::open(&dir.path().join("host"), HostOptions::default()).unwrap();
+        let runtime = Runtime::new(&dir.path().join("compiled")).unwrap();
+        let bytes = kappa_plugins::PAYMENTS_V2.bytes;
+        let rust = Arc::new(runtime.load(bytes, &sha256(bytes)).unwrap());
+        let started = Instant::now();
+        host.create_topic(ONE, 1).unwrap();
+        host.create_topic(TWO, 2).unwrap();
+        let records = payments(11, options.keys, options.events);
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.len())
+            .sum();
+        fill(host.log().as_ref(), ONE, records.clone());
+        fill(host.log().as_ref(), TWO, records);
+        println!(
+            "generated {} payments ({:.1} bytes of key + value each, {:.0} bytes on disk with \
+             the record framing) into a 1-partition and a 2-partition topic in {:.1} s",
+            options.events,
+            bytes as f64 / options.events.max(1) as f64,
+            bytes as f64 / options.events.max(1) as f64 + 34.0,
+            started.elapsed().as_secs_f64()
+        );
+        Bench {
+            options: options.clone(),
+            dir,
+            host,
+            runtime,
+            rust,
+            settings: Settings::default(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn fresh_view(&self, label: &str) -> (View, PathBuf) {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.path().join(format!("view-{label}-{n}.redb"));
+        (View::open(&path, Duration::from_millis(200)).unwrap(), path)
+    }
+
+    pub(crate) fn wasm(&self, plugin: &Plugin) -> Wasm {
+        Wasm(
+            self.runtime
+                .instantiate(plugin, "bench@1.0.0", &self.settings)
+                .map_err(|f| f.message)
+                .unwrap(),
+        )
+    }
+
+    /// Seconds to replay `partitions` of `topic` with one thread, and the
+    /// view's digest.
+    pub(crate) fn timed_replay(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+        batch: usize,
+        processor: &mut dyn Processor,
+    ) -> (f64, String) {
+        let (seconds, _, digest) = self.cpu_timed_replay(topic, partitions, batch, processor);
+        (seconds, digest)
+    }
+
+    /// [`timed_replay`](Self::timed_replay) that also returns the CPU time
+    /// the replaying thread used: on a shared machine, time spent waiting
+    /// for a core inflates the elapsed time but not the CPU time.
+    pub(crate) fn cpu_timed_replay(
+        &self,
+        topic: &str,
+        partitions: &[u32],
+        batch: usize,
+        processor: &mut dyn Processor,
+    ) -> (f64, f64, String) {
+        let (view, path) = self.fresh_view(topic);
+        let started = Instant::now();
+        let cpu = thread_cpu_seconds();
+        replay(
+            self.host.log().as_ref(),
+            topic,
+            partitions,
+            &view,
+            batch,
+            processor,
+        );
+        // At least one clock tick, the resolution: tiny runs (the smoke
+        // test) may use less.
+        let cpu = (thread_cpu_seconds() - cpu).max(0.01);
+        let seconds = started.elapsed().as_secs_f64();
+        let digest = view.snapshot().unwrap().digest().unwrap().sha256;
+        drop(view);
+        std::fs::remove_file(path).ok();
+        (seconds, cpu, digest)
+    }
+
+    /// Seconds for a new version of the product (`Host::deploy`, its worker)
+    /// to replay all of `topic`, from the deploy call to the last event
+    /// applied, and its view's digest.
+    pub(crate) fn host_replay(&self, name: &str, topic: &str, bytes: &[u8]) -> (f64, String) {
+        let id = VersionId::parse(&format!(
+            "{name}@1.0.{}",
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        ))
+        .unwrap();
+        let total: u64 = self.host.log().end_offsets(topic).unwrap().iter().sum();
+        let started = Instant::now();
+        self.host
+            .deploy(&id, topic, bytes, self.settings.clone())
+            .unwrap();
+        wait_applied(&self.host, &id, total, Duration::from_millis(1));
+        let seconds = started.elapsed().as_secs_f64();
+        let digest = self.host.digest(&id.to_string()).unwrap().1.sha256;
+        (seconds, digest)
+    }
+}

@@ -1,0 +1,189 @@
+//! Helpers shared by the sections: the generated payments, the statistics
+//! (medians, paired ratios, percentiles), the views' digests and what the
+//! process reads about itself from `/proc` (CPU time, memory).
+
+use std::time::{Duration, Instant};
+
+use kappa::Host;
+use kappa::eventlog::EventLog;
+use kappa::log::NewRecord;
+use kappa::registry::VersionId;
+use kappa::workload::PaymentGenerator;
+
+use super::report::Section;
+
+/// `n` payments keyed by account, as log records.
+pub(crate) fn payments(seed: u64, keys: u64, n: usize) -> Vec<NewRecord> {
+    let mut generator = PaymentGenerator::new(seed, keys, 1_767_225_600_000);
+    (0..n)
+        .map(|_| {
+            let p = generator.next_payment();
+            NewRecord {
+                timestamp: p.timestamp,
+                key: Some(p.account.clone().into_bytes()),
+                value: serde_json::to_vec(&p).unwrap(),
+                headers: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// Appends `records` to `topic`, each to its key's partition.
+pub(crate) fn fill(log: &dyn EventLog, topic: &str, records: Vec<NewRecord>) {
+    let partitions = log.topic(topic).unwrap().partitions;
+    let mut batch = Vec::with_capacity(50_000);
+    for r in records {
+        let p = kappa::log::partition_for_key(r.key.as_deref().unwrap_or_default(), partitions);
+        batch.push((p, r));
+        if batch.len() == 50_000 {
+            log.append(topic, std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    if !batch.is_empty() {
+        log.append(topic, batch).unwrap();
+    }
+}
+
+/// Which side of a pair runs first in run `run`: native then Wasm in even
+/// runs, Wasm then native in odd ones (`true` is the Wasm side), so that an
+/// effect of order (the previous run's final sync, a warmer cache) falls on
+/// each side equally often and cancels in the median of the ratios.
+pub(crate) fn pair_order(run: usize) -> [bool; 2] {
+    if run.is_multiple_of(2) {
+        [false, true]
+    } else {
+        [true, false]
+    }
+}
+
+/// The median of the ratios `a[i] / b[i]`: each pair is measured back to
+/// back, so a change of the machine's load during the run moves both terms
+/// of a pair and cancels out, where a ratio of two medians would not.
+pub(crate) fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(a, b)| a / b).collect())
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+pub(crate) fn check_same(s: &mut Section, digests: &[(&str, String)]) {
+    let first = &digests[0].1;
+    for (who, d) in digests {
+        assert_eq!(
+            d, first,
+            "the view of `{who}` differs from the view of `{}`",
+            digests[0].0
+        );
+    }
+    let mut who: Vec<&str> = digests.iter().map(|(w, _)| *w).collect();
+    who.dedup();
+    who.sort();
+    who.dedup();
+    s.note(format!(
+        "views identical (sha256 {}): {}",
+        &first[..12],
+        who.join(", ")
+    ));
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Waits until `id` has applied `total` events (all partitions summed).
+pub(crate) fn wait_applied(host: &Host, id: &VersionId, total: u64, poll: Duration) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let status = host.version_status(id).unwrap();
+        assert!(
+            status.failure.is_none(),
+            "{id} failed: {:?}",
+            status.failure
+        );
+        let applied: u64 = status.applied_offsets.iter().sum();
+        if applied >= total && (total > 0 || status.caught_up) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id} did not catch up in 600 s");
+        std::thread::sleep(poll);
+    }
+}
+
+/// CPU time (user + system) of the calling thread so far, from
+/// `/proc/thread-self/stat` (in clock ticks of 10 ms; the replays timed
+/// with it last seconds). Zero where that file does not exist.
+pub(crate) fn thread_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses: state is
+    // field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+pub(crate) fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub(crate) fn rss_bytes() -> u64 {
+    status_kb("VmRSS:") * 1024
+}
+
+pub(crate) fn peak_bytes() -> u64 {
+    status_kb("VmHWM:") * 1024
+}
+
+/// Resets the peak resident set (VmHWM) to the current one (Linux).
+pub(crate) fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").ok();
+}
+
+/// Bytes this process has caused to be written to storage so far
+/// (`write_bytes` of `/proc/self/io`: counted when a page is first dirtied,
+/// so a page rewritten before the kernel writes it back counts once). Zero
+/// where that file does not exist.
+pub(crate) fn storage_written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
