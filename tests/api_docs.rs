@@ -371,6 +371,18 @@ fn real_answers(server: &Server, dir: &std::path::Path) -> BTreeMap<&'static str
         get(server, "/v1/views/payments/keys/nothing-here"),
     );
     add(
+        "GetReply",
+        get(server, "/v1/views/payments/keys/account/acct-0001?raw=true"),
+    );
+    add(
+        "GetReply",
+        server.json(&["get", "payments", "account/acct-0001", "--raw"]),
+    );
+    add(
+        "ScanPage",
+        server.json(&["scan", "payments", "--prefix", "account/", "--raw"]),
+    );
+    add(
         "ScanPage",
         get(
             server,

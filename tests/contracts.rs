@@ -106,7 +106,7 @@ fn rows(host: &Host, spec: &str) -> BTreeMap<String, String> {
     assert!(page.next_after.is_none());
     page.rows
         .into_iter()
-        .map(|row| (row.key, row.value.as_str().expect("text").to_owned()))
+        .map(|row| (row.key, row.value.as_string().expect("text")))
         .collect()
 }
 

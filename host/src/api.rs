@@ -382,6 +382,9 @@ async fn rollback(
 struct KeyQuery {
     #[serde(default)]
     hex: bool,
+    /// Add the stored bytes as `value_base64`.
+    #[serde(default)]
+    raw: bool,
     /// Answer from this host's view only (a peer asking; see `crate::peers`).
     #[serde(default)]
     local: bool,
@@ -399,11 +402,11 @@ async fn get_key(
     let view = spec.clone();
     let (id, value) = blocking(move || host.get(&spec, &key).map(|(id, v)| (id, v, key)))
         .await
-        .map(|(id, v, key)| (id, v.map(|v| Row::new(&key, &v))))?;
+        .map(|(id, v, key)| (id, v.map(|v| Row::with_raw(&key, &v, q.raw))))?;
     if value.is_none()
         && !q.local
         && let Some(reply) =
-            crate::peers::get(&peers, token.as_deref(), &view, &key_text, q.hex).await?
+            crate::peers::get(&peers, token.as_deref(), &view, &key_text, q.hex, q.raw).await?
     {
         return Ok(Json(reply));
     }
@@ -421,6 +424,9 @@ struct ScanQuery {
     prefix: String,
     after: Option<String>,
     limit: Option<usize>,
+    /// Add each row's stored bytes as `value_base64`.
+    #[serde(default)]
+    raw: bool,
     /// Answer from this host's view only (a peer asking; see `crate::peers`).
     #[serde(default)]
     local: bool,
@@ -441,12 +447,14 @@ async fn scan(
     };
     let token = host.peer_token().map(str::to_owned);
     let (view, prefix, after) = (spec.clone(), q.prefix.clone(), q.after.clone());
+    let raw = q.raw;
     let local = blocking(move || {
-        host.scan(
+        host.scan_with(
             &spec,
             q.prefix.as_bytes(),
             q.after.as_deref().map(str::as_bytes),
             limit,
+            raw,
         )
     })
     .await?;
@@ -460,6 +468,7 @@ async fn scan(
             &prefix,
             after.as_deref(),
             limit,
+            raw,
             local,
         )
         .await?

@@ -320,11 +320,23 @@ impl Client {
 
     /// `GET /v1/views/{spec}/keys/{key}`.
     pub async fn get(&self, spec: &str, key: &str, hex: bool) -> Result<GetReply, ClientError> {
+        self.get_with(spec, key, hex, false).await
+    }
+
+    /// [`Client::get`], with the stored bytes in `value_base64` when `raw`.
+    pub async fn get_with(
+        &self,
+        spec: &str,
+        key: &str,
+        hex: bool,
+        raw: bool,
+    ) -> Result<GetReply, ClientError> {
         let mut url = self.url(&["v1", "views", spec, "keys"])?;
         url.path_segments_mut()
             .map_err(|()| ClientError::Other("bad base address".into()))?
             .push(key);
-        self.send(self.http.get(url).query(&[("hex", hex)])).await
+        self.send(self.http.get(url).query(&[("hex", hex), ("raw", raw)]))
+            .await
     }
 
     /// `GET /v1/views/{spec}/scan`.
@@ -335,7 +347,24 @@ impl Client {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Capped<ScanPage>, ClientError> {
-        let mut query = vec![("prefix", prefix.to_owned()), ("limit", limit.to_string())];
+        self.scan_with(spec, prefix, after, limit, false).await
+    }
+
+    /// [`Client::scan`], with each row's stored bytes in `value_base64` when
+    /// `raw`.
+    pub async fn scan_with(
+        &self,
+        spec: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        raw: bool,
+    ) -> Result<Capped<ScanPage>, ClientError> {
+        let mut query = vec![
+            ("prefix", prefix.to_owned()),
+            ("limit", limit.to_string()),
+            ("raw", raw.to_string()),
+        ];
         if let Some(after) = after {
             query.push(("after", after.to_owned()));
         }

@@ -207,22 +207,138 @@ pub struct Row {
     /// `utf8` (omitted) or `hex` for keys that are not UTF-8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_encoding: Option<String>,
-    /// The value: the JSON itself when the bytes are JSON, else a string.
-    pub value: serde_json::Value,
+    /// The value: the JSON text as stored when the bytes are JSON, else a
+    /// string.
+    pub value: StoredJson,
     /// `json`, `utf8` or `base64`: how `value` renders the bytes.
     pub value_encoding: String,
+    /// The stored bytes, base64, when asked for (`raw=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_base64: Option<String>,
 }
 
 impl Row {
     /// Renders raw key and value bytes.
     pub fn new(key: &[u8], value: &[u8]) -> Self {
-        let (value, value_encoding) = render_value(value);
+        let (value, value_encoding) = StoredJson::render(value);
         Row {
             key: display_key(key),
             key_encoding: std::str::from_utf8(key).is_err().then(|| "hex".to_owned()),
             value,
             value_encoding: value_encoding.to_owned(),
+            value_base64: None,
         }
+    }
+
+    /// [`Row::new`], with the stored bytes in `value_base64` when `raw`.
+    pub fn with_raw(key: &[u8], value: &[u8], raw: bool) -> Self {
+        Row {
+            value_base64: raw.then(|| base64::engine::general_purpose::STANDARD.encode(value)),
+            ..Row::new(key, value)
+        }
+    }
+
+    /// The stored bytes from `value_base64` (present when asked for with
+    /// `raw=true`).
+    pub fn raw_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        self.value_base64
+            .as_deref()
+            .map(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|e| {
+                        format!("the server sent a `value_base64` that is not base64: {e}")
+                    })
+            })
+            .transpose()
+    }
+}
+
+/// A view value as JSON text: the stored text when the bytes are JSON (key
+/// order and number formatting kept, whitespace between tokens left out so
+/// that it stays on one line), else a JSON string.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredJson(Box<serde_json::value::RawValue>);
+
+impl StoredJson {
+    /// Renders value bytes: the JSON text when they are JSON, else UTF-8
+    /// text, else base64, as a JSON string.
+    pub fn render(value: &[u8]) -> (StoredJson, &'static str) {
+        if let Ok(raw) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(value) {
+            return (StoredJson(compact(raw)), "json");
+        }
+        let (text, encoding) = match std::str::from_utf8(value) {
+            Ok(s) => (s.to_owned(), "utf8"),
+            Err(_) => (
+                base64::engine::general_purpose::STANDARD.encode(value),
+                "base64",
+            ),
+        };
+        (StoredJson::string(&text), encoding)
+    }
+
+    /// `text` as a JSON string.
+    fn string(text: &str) -> StoredJson {
+        StoredJson(serde_json::value::to_raw_value(text).expect("a string serializes as JSON"))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The text a person reads: a JSON string's contents, else the JSON text
+    /// as stored.
+    pub fn display(&self) -> String {
+        self.as_string().unwrap_or_else(|| self.get().to_owned())
+    }
+
+    /// The contents when the value is a JSON string.
+    pub fn as_string(&self) -> Option<String> {
+        let text = self.get();
+        text.starts_with('"')
+            .then(|| serde_json::from_str::<String>(text).ok())
+            .flatten()
+    }
+
+    /// The value parsed (keys sorted: for comparing, not for showing).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// `raw` without the whitespace between its tokens (strings untouched).
+fn compact(raw: Box<serde_json::value::RawValue>) -> Box<serde_json::value::RawValue> {
+    let text = raw.get();
+    if !text.contains([' ', '\t', '\n', '\r']) {
+        return raw;
+    }
+    let (mut out, mut in_string, mut escaped) = (String::with_capacity(text.len()), false, false);
+    for c in text.chars() {
+        if in_string {
+            (escaped, in_string) = (!escaped && c == '\\', escaped || c != '"');
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else {
+            in_string = c == '"';
+        }
+        out.push(c);
+    }
+    // Valid JSON stays valid without whitespace between tokens; keep the
+    // text as it was should that ever not hold.
+    serde_json::value::RawValue::from_string(out).unwrap_or(raw)
+}
+
+impl PartialEq for StoredJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl std::fmt::Display for StoredJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
     }
 }
 
@@ -274,7 +390,7 @@ pub struct LogEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_encoding: Option<String>,
     /// The value, rendered like `Row::value`.
-    pub value: serde_json::Value,
+    pub value: StoredJson,
     /// `json`, `utf8` or `base64`.
     pub value_encoding: String,
     /// Headers, name to value (lossy UTF-8).
@@ -284,7 +400,7 @@ pub struct LogEvent {
 
 impl From<crate::log::Record> for LogEvent {
     fn from(r: crate::log::Record) -> Self {
-        let (value, encoding) = render_value(&r.value);
+        let (value, encoding) = StoredJson::render(&r.value);
         LogEvent {
             partition: r.partition,
             offset: r.offset,
@@ -346,7 +462,7 @@ pub struct ScanPage {
 /// A scan or diff page with the row cap the server applied, when it did: a
 /// request for more rows than a page holds gets a full page and `capped_at`.
 /// (Deserialized by hand: serde's `flatten` cannot read the partition keys of
-/// a page's `offsets`.)
+/// a page's `offsets`, and would sort the keys of a row's value.)
 #[derive(Debug, Clone, Serialize)]
 pub struct Capped<T> {
     /// The page.
@@ -361,12 +477,15 @@ pub struct Capped<T> {
 impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Capped<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
-        let mut value = serde_json::Value::deserialize(deserializer)?;
-        let capped_at = match value.as_object_mut().and_then(|o| o.remove("capped_at")) {
-            None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(serde_json::from_value(v).map_err(D::Error::custom)?),
-        };
-        let page = serde_json::from_value(value).map_err(D::Error::custom)?;
+        // Read as text, not as a `Value`: a row's value keeps its key order
+        // and number formatting.
+        #[derive(Deserialize)]
+        struct Cap {
+            capped_at: Option<usize>,
+        }
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let Cap { capped_at } = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
+        let page = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
         Ok(Capped { page, capped_at })
     }
 }
@@ -487,12 +606,32 @@ mod tests {
         assert_eq!(Row::new(b"k", br#"{"a":1}"#).value_encoding, "json");
         let text = Row::new(b"k", b"hello");
         assert_eq!(
-            (text.value, text.value_encoding.as_str()),
+            (text.value.to_value(), text.value_encoding.as_str()),
             (serde_json::json!("hello"), "utf8")
         );
         let bin = Row::new(&[0xff], &[0xff, 0x00]);
         assert_eq!(bin.key, "0xff");
         assert_eq!(bin.key_encoding.as_deref(), Some("hex"));
         assert_eq!(bin.value_encoding, "base64");
+    }
+
+    #[test]
+    fn a_json_value_keeps_its_text_and_raw_adds_the_bytes() {
+        let row = Row::with_raw(b"k", b" {\"b\":1,\n \"a\": 2.50} ", true);
+        assert_eq!(row.value.get(), r#"{"b":1,"a":2.50}"#);
+        assert_eq!(row.value.display(), r#"{"b":1,"a":2.50}"#);
+        assert_eq!(
+            row.raw_bytes().unwrap().unwrap(),
+            b" {\"b\":1,\n \"a\": 2.50} "
+        );
+        let spaced = Row::new(b"k", br#"[ "a \" b\\", {"c" : 1e3} ]"#);
+        assert_eq!(spaced.value.get(), r#"["a \" b\\",{"c":1e3}]"#);
+        let text = serde_json::to_string(&row).unwrap();
+        assert!(text.contains(r#""value":{"b":1,"a":2.50},"#), "{text}");
+        let back: Row = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, row);
+        let quoted = Row::new(b"k", br#""a \"q\"""#);
+        assert_eq!(quoted.value.display(), r#"a "q""#);
+        assert!(Row::new(b"k", b"x").value_base64.is_none());
     }
 }

@@ -74,13 +74,14 @@ pub async fn get(
     spec: &str,
     key: &str,
     hex: bool,
+    raw: bool,
 ) -> Result<Option<GetReply>, Error> {
     for peer in peers {
         let reply: GetReply = ask(
             peer,
             token,
             &["v1", "views", spec, "keys", key],
-            &[("hex", hex.to_string())],
+            &[("hex", hex.to_string()), ("raw", raw.to_string())],
         )
         .await?;
         if reply.found {
@@ -92,6 +93,7 @@ pub async fn get(
 
 /// Merges `local` with the same page asked of every peer: the first `limit`
 /// rows in key order, and where the next page starts.
+#[allow(clippy::too_many_arguments)] // the scan's own parameters, passed on
 pub async fn scan(
     peers: &[String],
     token: Option<&str>,
@@ -99,9 +101,14 @@ pub async fn scan(
     prefix: &str,
     after: Option<&str>,
     limit: usize,
+    raw: bool,
     local: ScanPage,
 ) -> Result<ScanPage, Error> {
-    let mut query = vec![("prefix", prefix.to_owned()), ("limit", limit.to_string())];
+    let mut query = vec![
+        ("prefix", prefix.to_owned()),
+        ("limit", limit.to_string()),
+        ("raw", raw.to_string()),
+    ];
     if let Some(after) = after {
         query.push(("after", after.to_owned()));
     }

@@ -109,6 +109,9 @@ enum Command {
     /// Show processors, versions (state, progress, lag, rate, ETA) and topics.
     Status(StatusArgs),
     /// Read one key of a view: NAME (the promoted version) or NAME@VERSION.
+    ///
+    /// Prints the value as stored: JSON as the plugin wrote it (key order and
+    /// number formatting kept), other UTF-8 as text, other bytes as base64.
     Get {
         /// NAME or NAME@VERSION.
         view: String,
@@ -117,8 +120,14 @@ enum Command {
         /// The key is hex (for binary keys).
         #[arg(long)]
         hex: bool,
+        /// Print the stored bytes exactly, with no newline (with --json: add
+        /// them as `value_base64`).
+        #[arg(long)]
+        raw: bool,
     },
     /// List rows of a view in key order.
+    ///
+    /// One row a line: the key, a tab and the value as `kappa get` prints it.
     Scan(ScanArgs),
     /// Print the digest of a view (sha256 over its rows), to compare replays.
     Digest {
@@ -342,6 +351,10 @@ struct ScanArgs {
     /// Start after this key (the `next_after` of a previous page).
     #[arg(long)]
     after: Option<String>,
+    /// Print each row's stored bytes, base64, after the key and a tab (with
+    /// --json: add them as `value_base64`).
+    #[arg(long)]
+    raw: bool,
 }
 
 // The arguments of `kappa diff` (its help is the variant's).
@@ -544,7 +557,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rollback { name } => deploy::rollback(&client()?, &name, json).await,
         Command::Retire { version } => deploy::retire(&client()?, &version, json).await,
         Command::Status(args) => status::status(&client()?, args, json).await,
-        Command::Get { view, key, hex } => views::get(&client()?, &view, &key, hex, json).await,
+        Command::Get {
+            view,
+            key,
+            hex,
+            raw,
+        } => views::get(&client()?, &view, &key, (hex, raw), json).await,
         Command::Scan(args) => views::scan(&client()?, args, json).await,
         Command::Digest { view } => views::digest(&client()?, &view, json).await,
         Command::Diff(args) => views::diff(&client()?, args, json).await,

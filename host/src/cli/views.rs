@@ -1,23 +1,34 @@
 //! `kappa get|scan|digest|diff`: reading views, NAME (the promoted version)
 //! or NAME@VERSION, and comparing two of them.
 
+use std::io::Write as _;
+
 use super::{DiffArgs, Failure, ScanArgs, failed, print_json};
 use crate::client::Client;
-use crate::render::{group, render_diff, render_json};
+use crate::model::Row;
+use crate::render::{group, render_diff};
 
-/// `kappa get VIEW KEY`: exit 1 when the key is not in the view.
+/// `kappa get VIEW KEY`: exit 1 when the key is not in the view. With
+/// `--raw`, the stored bytes exactly.
 pub(super) async fn get(
     client: &Client,
     view: &str,
     key: &str,
-    hex: bool,
+    (hex, raw): (bool, bool),
     json: bool,
 ) -> Result<(), Failure> {
-    let reply = client.get(view, key, hex).await?;
+    let reply = client.get_with(view, key, hex, raw).await?;
     if json {
         print_json(&reply)?;
     } else if let Some(row) = &reply.row {
-        println!("{}", render_json(&row.value));
+        if raw {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&stored_bytes(row)?)
+                .and_then(|()| out.flush())
+                .map_err(|e| failed(format!("cannot write the value to stdout: {e}")))?;
+        } else {
+            println!("{}", row.value.display());
+        }
     }
     if reply.found {
         Ok(())
@@ -32,11 +43,12 @@ pub(super) async fn get(
 /// `kappa scan VIEW`: a page of rows, and on stderr where the next starts.
 pub(super) async fn scan(client: &Client, args: ScanArgs, json: bool) -> Result<(), Failure> {
     let page = client
-        .scan(
+        .scan_with(
             &args.view,
             &args.prefix,
             args.after.as_deref(),
             args.limit as usize,
+            args.raw,
         )
         .await?;
     say_capped(args.limit, page.capped_at);
@@ -45,12 +57,22 @@ pub(super) async fn scan(client: &Client, args: ScanArgs, json: bool) -> Result<
     }
     let page = page.page;
     for row in &page.rows {
-        println!("{}\t{}", row.key, render_json(&row.value));
+        match &row.value_base64 {
+            Some(b64) if args.raw => println!("{}\t{b64}", row.key),
+            _ => println!("{}\t{}", row.key, row.value.display()),
+        }
     }
     if let Some(next) = &page.next_after {
         eprintln!("(more rows: --after '{next}')");
     }
     Ok(())
+}
+
+/// The stored bytes of `row`, which the server sends when asked (`raw`).
+fn stored_bytes(row: &Row) -> Result<Vec<u8>, Failure> {
+    row.raw_bytes()
+        .map_err(failed)?
+        .ok_or_else(|| failed("the server sent no `value_base64`: is it older than this client?"))
 }
 
 /// `kappa digest VIEW`.

@@ -70,6 +70,19 @@ impl Host {
         start_after: Option<&[u8]>,
         limit: usize,
     ) -> Result<ScanPage> {
+        self.scan_with(spec, prefix, start_after, limit, false)
+    }
+
+    /// [`Host::scan`], with each row's stored bytes in `value_base64` when
+    /// `raw`.
+    pub fn scan_with(
+        &self,
+        spec: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+        raw: bool,
+    ) -> Result<ScanPage> {
         let id = self.resolve(spec)?;
         let snap = self.view(&id)?.snapshot()?;
         let mut rows = snap.scan(prefix, start_after, limit.saturating_add(1))?;
@@ -82,7 +95,7 @@ impl Host {
         };
         Ok(ScanPage {
             id: id.to_string(),
-            rows: rows.iter().map(|(k, v)| Row::new(k, v)).collect(),
+            rows: rows.iter().map(|(k, v)| Row::with_raw(k, v, raw)).collect(),
             next_after,
         })
     }

@@ -37,6 +37,8 @@
 //!   `connect` and resolves `localhost` (the paths and address come from the
 //!   configuration). Each value starts with `denied: ` and the error, or
 //!   `allowed: ` and what it got.
+//! - `store`: puts each event's value, byte for byte, under its key instead
+//!   of counting (to check that the host shows values as stored).
 //!
 //! And `init-panic` panics in `init`.
 
@@ -73,6 +75,7 @@ enum Mode {
     Clock,
     Random,
     Escape,
+    Store,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +163,10 @@ impl Guest for Faulty {
                     _ => {}
                 }
                 let key = event.key.as_deref().unwrap_or(b"(no key)");
+                if config.mode == Mode::Store {
+                    view::put(key, &event.value);
+                    continue;
+                }
                 let count = view::get(key)
                     .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
                     .unwrap_or(0);
@@ -231,7 +238,8 @@ fn misbehave(config: &Config, offset: u64) -> Result<(), Error> {
         | Mode::Clock
         | Mode::Random
         | Mode::Monotonic
-        | Mode::Escape => Ok(()),
+        | Mode::Escape
+        | Mode::Store => Ok(()),
     }
 }
 
