@@ -1,6 +1,6 @@
 //! Tests of the embedded log: behaviour, crash recovery, and the frozen
 //! version-1 fixture in `tests/fixtures/log-v1/`.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
