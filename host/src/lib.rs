@@ -22,6 +22,16 @@
 //! The `kappa` command itself (its subcommands, the demo, the plugin
 //! project templates) is the binary's (`src/main.rs`), not this library's.
 
+// Strict lints for product code (not tests or benches): documented items, explained allows, no silent lossy casts.
+#![warn(
+    missing_docs,
+    clippy::allow_attributes_without_reason,
+    clippy::too_many_lines,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 pub mod access;
 pub mod api;
 pub mod check;

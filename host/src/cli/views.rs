@@ -36,7 +36,8 @@ pub(super) async fn scan(client: &Client, args: ScanArgs, json: bool) -> Result<
             &args.view,
             &args.prefix,
             args.after.as_deref(),
-            args.limit as usize,
+            // A limit beyond usize is no limit.
+            usize::try_from(args.limit).unwrap_or(usize::MAX),
         )
         .await?;
     say_capped(args.limit, page.capped_at);
@@ -77,7 +78,8 @@ pub(super) async fn diff(client: &Client, args: DiffArgs, json: bool) -> Result<
             &args.b,
             &args.prefix,
             args.after.as_deref(),
-            args.limit as usize,
+            // A limit beyond usize is no limit.
+            usize::try_from(args.limit).unwrap_or(usize::MAX),
             args.wait.saturating_mul(1000),
         )
         .await?;
