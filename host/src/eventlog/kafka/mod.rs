@@ -514,8 +514,8 @@ impl EventLog for KafkaLog {
             .add_partition_offset(
                 topic,
                 kafka_partition(partition),
-                // No offset reaches i64::MAX: one past it is past the end,
-                // as i64::MAX is.
+                // Kafka offsets are i64s: a start beyond them is past the
+                // end, as i64::MAX is.
                 Offset::Offset(i64::try_from(from).unwrap_or(i64::MAX)),
             )
             .map_err(|e| self.error("assigning a partition", &e))?;
