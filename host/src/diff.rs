@@ -230,7 +230,11 @@ fn field_changes(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "test-only code: a test reads best as one scenario"
+)]
 mod tests {
     use super::*;
     use crate::store::{View, Writes};

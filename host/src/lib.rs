@@ -5,22 +5,38 @@
 //! plugin version; deploying a new version replays the log through it beside
 //! the old one, and the alias swap (promote, rollback) is atomic.
 //!
-//! Modules, in the direction of dependency:
+//! Modules, in the direction of dependency (each uses only those above it):
+//! - [`log`] and [`store`]: the embedded, durable, replayable event log and
+//!   the views (rows and offsets committed together), crates of their own.
 //! - [`eventlog`]: the log interface the host runs on, with its two
-//!   implementations: the embedded, durable, replayable event log ([`log`],
-//!   adapted in `eventlog::embedded`) and a Kafka cluster ([`kafka`]).
-//! - [`store`]: one transactional view per version, offsets committed with rows.
+//!   implementations: the embedded log (`eventlog::embedded`) and a Kafka
+//!   cluster ([`kafka`]).
+//! - [`error`]: the host's error type, keeping its typed causes.
 //! - [`registry`]: versions, their states and the aliases.
-//! - [`runtime`]: validating, compiling and running plugin components.
-//! - [`diff`]: comparing two views.
+//! - [`model`]: the JSON shapes of the API and the CLI; [`access`]: the
+//!   bearer-token check; [`dashboard`]: the web page served at `/`;
+//!   [`workload`]: the event generator of `kappa demo`, the tests and the
+//!   benchmarks.
+//! - [`runtime`]: validating, compiling and running plugin components;
+//!   [`check`]: `kappa plugin check` over it.
+//! - [`diff`]: comparing two views; [`client`]: the HTTP client; [`peers`]:
+//!   asking the other hosts of a cluster.
+//! - [`metrics`]: the `/metrics` series.
 //! - [`lifecycle`]: the running host that ties them together.
-//! - [`model`]: the JSON shapes of the API and the CLI.
-//! - [`api`]: the HTTP server ([`access`]: its bearer-token check); [`client`]: its client.
-//! - [`metrics`]: the `/metrics` series; [`dashboard`]: the web page served at `/`.
-//! - [`workload`]: the event generator of `kappa demo`, the tests and the benchmarks.
+//! - [`api`]: the HTTP server.
 //!
 //! The `kappa` command itself (its subcommands, the demo, the plugin
 //! project templates) is the binary's (`src/main.rs`), not this library's.
+
+// Strict lints for product code (not tests or benches): documented items, explained allows, no silent lossy casts.
+#![warn(
+    missing_docs,
+    clippy::allow_attributes_without_reason,
+    clippy::too_many_lines,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
 
 pub mod access;
 pub mod api;

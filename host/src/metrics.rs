@@ -266,6 +266,10 @@ impl Metrics {
 
     /// Every series, as Prometheus text, with the per-version and per-topic
     /// gauges taken from `status`.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one registration per series, in the order they are printed"
+    )]
     pub fn render(&self, status: &StatusReport) -> String {
         let mut registry = Registry::default();
         self.register_host(&mut registry, status);
@@ -443,7 +447,7 @@ fn state_labels(v: &VersionLabels, state: State) -> StateLabels {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
     use super::*;
 

@@ -93,7 +93,10 @@ pub async fn get(
 
 /// Merges `local` with the same page asked of every peer: the first `limit`
 /// rows in key order, and where the next page starts.
-#[allow(clippy::too_many_arguments)] // the scan's own parameters, passed on
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the scan's own parameters, passed on"
+)]
 pub async fn scan(
     peers: &[String],
     token: Option<&str>,

@@ -24,6 +24,11 @@ pub fn group(n: u64) -> String {
 }
 
 /// A rate rounded to a whole number, with thousands separators.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a float-to-int `as` saturates, and the value is rounded and not negative"
+)]
 pub fn group_rate(rate: f64) -> String {
     group(rate.max(0.0).round() as u64)
 }
@@ -197,6 +202,11 @@ fn version_label(id: &str) -> &str {
 
 /// Events applied and events to apply in all, from where the version
 /// started reading (0/0 once retired: it has no view).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a float-to-int `as` saturates, and the value is rounded and not negative"
+)]
 pub fn done_total(v: &VersionStatus) -> (u64, u64) {
     let Some(lag) = v.lag else {
         return (0, 0);
@@ -337,7 +347,7 @@ pub fn bar_message(v: &VersionStatus, rate: Option<Rate>) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use std::time::{Duration, Instant};
 

@@ -478,7 +478,7 @@ pub fn new_project(name: &str, options: &Options, dir: &Path) -> Result<Written>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 

@@ -83,6 +83,11 @@ impl PaymentGenerator {
     }
 
     /// The next payment.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        reason = "every draw is below a small constant bound, so it fits any integer type"
+    )]
     pub fn next_payment(&mut self) -> Payment {
         // Event time advances 0-400 ms per payment.
         self.clock_ms += self.below(400) as i64;

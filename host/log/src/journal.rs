@@ -67,7 +67,9 @@ const KIND_FLOOR: u8 = 3;
 /// from an id reused for other events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestTag {
+    /// The id the client chose.
     pub id: String,
+    /// A fingerprint of the request's content.
     pub fingerprint: [u8; 32],
 }
 
@@ -124,6 +126,10 @@ pub(crate) fn validate_id(id: &str) -> Result<(), LogError> {
     })
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "ids are at most 128 bytes (validate_id) and an entry lists at most one part or end per partition (at most 1024), so every length fits its field"
+)]
 fn encode(entry: &Entry) -> Vec<u8> {
     let mut body = Vec::with_capacity(64);
     match entry {

@@ -23,6 +23,16 @@
 //! (This file is long, about 900 lines, because it holds the log's whole
 //! public API and its open-time recovery in one place.)
 
+// Strict lints for product code (not tests or benches): documented items, explained allows, no silent lossy casts.
+#![warn(
+    missing_docs,
+    clippy::allow_attributes_without_reason,
+    clippy::too_many_lines,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -105,7 +115,9 @@ const FORMAT_VERSION: u32 = 1;
 /// A topic and how far each of its partitions has been written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// How many partitions the topic has, numbered from 0.
     pub partitions: u32,
     /// `end_offsets[p]`: the offset the next record of partition `p` gets,
     /// which is also its number of durable records.
@@ -115,9 +127,13 @@ pub struct TopicInfo {
 /// The offsets one append assigned in one partition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppendedRange {
+    /// The partition the records went to.
     pub partition: u32,
+    /// The offset of the first record appended.
     pub first_offset: u64,
+    /// The offset of the last record appended (inclusive).
     pub last_offset: u64,
+    /// How many records were appended: `last_offset - first_offset + 1`.
     pub count: u64,
 }
 
@@ -180,61 +196,103 @@ impl LogOptions {
 /// only a remote backend has (a broker down) is the host's, not this crate's.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// No topic has this name.
     #[error("topic {0:?} does not exist; create it first")]
     UnknownTopic(String),
+    /// A topic with this name exists already.
     #[error("topic {0:?} already exists")]
     TopicExists(String),
+    /// The name cannot be a topic's name.
     #[error("invalid topic name {name:?}: {reason}")]
-    InvalidTopicName { name: String, reason: String },
+    InvalidTopicName {
+        /// The name given.
+        name: String,
+        /// Why it is not accepted.
+        reason: String,
+    },
+    /// A topic was asked for with no partitions or more than the log allows.
     #[error("invalid partition count {0}: a topic has 1 to {MAX_PARTITIONS} partitions")]
     InvalidPartitionCount(u32),
+    /// The topic exists but has no partition with this number.
     #[error(
         "topic {topic:?} has no partition {partition}; its {partitions} partitions are numbered from 0"
     )]
     UnknownPartition {
+        /// The topic.
         topic: String,
+        /// The partition asked for.
         partition: u32,
+        /// How many partitions the topic has.
         partitions: u32,
     },
+    /// A read started past the partition's next offset.
     #[error(
         "offset {offset} is past the end of topic {topic:?} partition {partition}, whose next offset is {end}"
     )]
     OffsetOutOfRange {
+        /// The topic.
         topic: String,
+        /// The partition.
         partition: u32,
+        /// The offset asked for.
         offset: u64,
+        /// The partition's next offset, the largest a read may start at.
         end: u64,
     },
     /// `size` is the encoded record size in bytes and `max` the configured
     /// limit, or, when `max` is 65535, possibly the record's header count or
     /// a header name's length, which the format limits to 65535.
     #[error("{}", too_large_message(*.size, *.max))]
-    RecordTooLarge { size: usize, max: usize },
+    RecordTooLarge {
+        /// The size found.
+        size: usize,
+        /// The limit it exceeds.
+        max: usize,
+    },
+    /// A file of the log holds bytes that are not what the log wrote.
     #[error("{} {} is corrupt at byte {position}: {reason}", corrupt_kind(file), file.display())]
     Corrupt {
+        /// The damaged file.
         file: PathBuf,
+        /// The byte offset in it where the damage was found.
         position: u64,
+        /// What is wrong there.
         reason: String,
     },
+    /// A file operation failed.
     #[error("{context}")]
     Io {
+        /// What the log was doing, naming the file.
         context: String,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
+    /// The request id is empty, too long or has characters an id may not have.
     #[error("invalid request id {id:?}: {reason} (an id is 1 to 128 visible ASCII characters)")]
-    InvalidRequestId { id: String, reason: String },
+    InvalidRequestId {
+        /// The id given.
+        id: String,
+        /// Why it is not accepted.
+        reason: String,
+    },
     /// An earlier request with this id is still being stored; retrying
     /// in a moment gets its outcome.
     #[error(
         "a request with id {id:?} is still being stored; retry in a moment with the same id to get its outcome"
     )]
-    RequestInFlight { id: String },
+    RequestInFlight {
+        /// The request id.
+        id: String,
+    },
     /// The id was stored before with other events.
     #[error(
         "request id {id:?} was already used for other events; nothing was stored (use a new id for a new request)"
     )]
-    RequestIdReused { id: String },
+    RequestIdReused {
+        /// The request id.
+        id: String,
+    },
 }
 
 fn too_large_message(size: usize, max: usize) -> String {
@@ -284,10 +342,19 @@ struct Topic {
 }
 
 impl Topic {
+    /// How many partitions the topic has.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the partitions are made from a u32 count, at most MAX_PARTITIONS"
+    )]
+    fn partition_count(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
     fn info(&self) -> TopicInfo {
         TopicInfo {
             name: self.name.clone(),
-            partitions: self.partitions.len() as u32,
+            partitions: self.partition_count(),
             end_offsets: self.end_offsets(),
         }
     }
@@ -305,7 +372,7 @@ impl Topic {
             .ok_or_else(|| LogError::UnknownPartition {
                 topic: self.name.clone(),
                 partition,
-                partitions: self.partitions.len() as u32,
+                partitions: self.partition_count(),
             })
     }
 }
@@ -490,6 +557,7 @@ impl EmbeddedLog {
         self.topics.read().values().map(|t| t.info()).collect()
     }
 
+    /// The topic named `name` and its partitions' next offsets.
     pub fn topic(&self, name: &str) -> Result<TopicInfo, LogError> {
         Ok(self.get(name)?.info())
     }
@@ -504,7 +572,7 @@ impl EmbeddedLog {
     /// Java client's) for keyed events, round-robin per topic otherwise.
     pub fn partition_for(&self, topic: &str, key: Option<&[u8]>) -> Result<u32, LogError> {
         let topic = self.get(topic)?;
-        let n = topic.partitions.len() as u32;
+        let n = topic.partition_count();
         Ok(match key {
             Some(key) => partition_for_key(key, n),
             None => topic.round_robin.fetch_add(1, Ordering::Relaxed) % n,

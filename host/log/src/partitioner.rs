@@ -4,6 +4,10 @@
 
 /// Kafka's `Utils.murmur2`: 32-bit MurmurHash2 with seed `0x9747b28c`,
 /// returned as Java's signed `int`.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "Java hashes the length as an `int`; keys are far below 4 GiB (the record limit is 2 GiB)"
+)]
 pub(crate) fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
     const M: u32 = 0x5bd1_e995;
@@ -35,11 +39,11 @@ pub(crate) fn murmur2(data: &[u8]) -> i32 {
     h ^= h >> 13;
     h = h.wrapping_mul(M);
     h ^= h >> 15;
-    h as i32
+    h.cast_signed()
 }
 
 /// `Utils.toPositive(Utils.murmur2(key)) % partitions`, as in Kafka's
 /// `BuiltInPartitioner.partitionForKey`.
 pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
-    ((murmur2(key) & 0x7fff_ffff) as u32) % partitions
+    (murmur2(key) & 0x7fff_ffff).cast_unsigned() % partitions
 }

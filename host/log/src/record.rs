@@ -66,12 +66,17 @@ use std::str;
 /// An event as stored in a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The partition the record is in.
     pub partition: u32,
+    /// Its offset in the partition.
     pub offset: u64,
     /// Event time in milliseconds since the Unix epoch.
     pub timestamp: i64,
+    /// The event's key; `None` for an unkeyed event.
     pub key: Option<Vec<u8>>,
+    /// The event's payload.
     pub value: Vec<u8>,
+    /// The event's headers, names and values, in the order appended.
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -80,8 +85,11 @@ pub struct Record {
 pub struct NewRecord {
     /// Event time in milliseconds since the Unix epoch.
     pub timestamp: i64,
+    /// The event's key; `None` for an unkeyed event.
     pub key: Option<Vec<u8>>,
+    /// The event's payload.
     pub value: Vec<u8>,
+    /// The event's headers, names and values, kept in this order.
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
@@ -124,6 +132,11 @@ pub(crate) fn body_len(record: &NewRecord) -> Result<usize, usize> {
 ///
 /// The caller has checked the record with [`body_len`] and that the body is
 /// at most `i32::MAX` bytes; the length casts below rely on that.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "body_len bounds the header count and name lengths by u16::MAX and the body by i32::MAX"
+)]
 pub(crate) fn encode(out: &mut Vec<u8>, offset: u64, record: &NewRecord) {
     let frame_start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
@@ -188,7 +201,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Result<BodyView<'_>, &'static str> {
         -1 => None,
         n if n < 0 => return Err("negative key length other than -1"),
         n => Some(
-            c.take(n as usize)
+            c.take(n.unsigned_abs() as usize)
                 .ok_or("key runs past the end of the record")?,
         ),
     };

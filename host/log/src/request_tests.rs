@@ -2,7 +2,7 @@
 //! crash in any shape leaves nothing after open, the request journal stays
 //! bounded, a request id is stored once (also across reopen), and a damaged
 //! record the journal proves was acknowledged is refused, not cut.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -227,21 +227,7 @@ pub(crate) fn scan(
         return rewrite_header(win.file, path, file_len, fsync).map(|()| empty);
     }
     let header = win.get(0, SEGMENT_HEADER.len()).map_err(io_err)?;
-    if header[..7] != SEGMENT_HEADER[..7] {
-        return Err(corrupt(
-            0,
-            "not a kappa log segment (bad magic bytes)".into(),
-        ));
-    }
-    if header[7] != SEGMENT_HEADER[7] {
-        return Err(corrupt(
-            7,
-            format!(
-                "segment format version {} is not supported (this build reads version {})",
-                header[7], SEGMENT_HEADER[7]
-            ),
-        ));
-    }
+    check_header(header).map_err(|(position, reason)| corrupt(position, reason))?;
 
     let mut out = empty;
     let mut pos = SEGMENT_HEADER_LEN;
@@ -305,6 +291,24 @@ pub(crate) fn scan(
     Ok(out)
 }
 
+/// Checks a segment's magic bytes and format version; on a mismatch, the
+/// byte position and the reason.
+fn check_header(header: &[u8]) -> Result<(), (u64, String)> {
+    if header[..7] != SEGMENT_HEADER[..7] {
+        return Err((0, "not a kappa log segment (bad magic bytes)".into()));
+    }
+    if header[7] != SEGMENT_HEADER[7] {
+        return Err((
+            7,
+            format!(
+                "segment format version {} is not supported (this build reads version {})",
+                header[7], SEGMENT_HEADER[7]
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Empties a last segment whose header was torn and writes a fresh header.
 fn rewrite_header(mut file: File, path: &Path, cut: u64, fsync: bool) -> Result<(), LogError> {
     if cut > 0 {
@@ -328,7 +332,8 @@ fn rewrite_header(mut file: File, path: &Path, cut: u64, fsync: bool) -> Result<
 fn all_zero(win: &mut Window) -> io::Result<bool> {
     let mut pos = 0;
     while pos < win.file_len {
-        let n = (win.file_len - pos).min(SCAN_WINDOW_BYTES as u64) as usize;
+        let n = usize::try_from(win.file_len - pos)
+            .map_or(SCAN_WINDOW_BYTES, |rest| rest.min(SCAN_WINDOW_BYTES));
         if win.get(pos, n)?.iter().any(|&b| b != 0) {
             return Ok(false);
         }
@@ -432,12 +437,16 @@ struct Window {
 
 impl Window {
     /// `pos + n` must not exceed the file length.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "`pos - start` is a position inside the window, whose bytes are in memory"
+    )]
     fn get(&mut self, pos: u64, n: usize) -> io::Result<&[u8]> {
         let end = pos + n as u64;
         let win_end = self.start + self.data.len() as u64;
         if pos < self.start || end > win_end {
-            let want = n.max(SCAN_WINDOW_BYTES) as u64;
-            let len = want.min(self.file_len - pos) as usize;
+            let want = n.max(SCAN_WINDOW_BYTES);
+            let len = usize::try_from(self.file_len - pos).map_or(want, |rest| rest.min(want));
             self.data.resize(len, 0);
             self.file.seek(SeekFrom::Start(pos))?;
             self.file.read_exact(&mut self.data)?;

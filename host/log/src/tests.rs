@@ -1,6 +1,12 @@
 //! Tests of the embedded log: behaviour, crash recovery, and the frozen
 //! version-1 fixture in `tests/fixtures/log-v1/`.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    reason = "test-only code: the values cast are small test inputs"
+)]
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;

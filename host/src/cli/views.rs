@@ -47,7 +47,8 @@ pub(super) async fn scan(client: &Client, args: ScanArgs, json: bool) -> Result<
             &args.view,
             &args.prefix,
             args.after.as_deref(),
-            args.limit as usize,
+            // A limit beyond usize is no limit.
+            usize::try_from(args.limit).unwrap_or(usize::MAX),
             args.raw,
         )
         .await?;
@@ -99,7 +100,8 @@ pub(super) async fn diff(client: &Client, args: DiffArgs, json: bool) -> Result<
             &args.b,
             &args.prefix,
             args.after.as_deref(),
-            args.limit as usize,
+            // A limit beyond usize is no limit.
+            usize::try_from(args.limit).unwrap_or(usize::MAX),
             args.wait.saturating_mul(1000),
         )
         .await?;

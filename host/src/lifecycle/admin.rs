@@ -75,7 +75,7 @@ impl Host {
             topic: topic.to_owned(),
             created: true,
             compiled_from_cache: plugin.from_cache,
-            compile_ms: plugin.load_time.as_millis() as u64,
+            compile_ms: crate::clock::millis(plugin.load_time),
             events_to_replay: {
                 let start = self.log.start_offsets(topic).unwrap_or_default();
                 info.end_offsets

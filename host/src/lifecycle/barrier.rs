@@ -91,6 +91,10 @@ pub(super) fn meet(
 }
 
 /// The offset applied to `partition` in `offsets` (0 if none yet).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "`partition` indexes the topic's partitions, which a u32 counts"
+)]
 fn offset(offsets: &BTreeMap<u32, u64>, partition: usize) -> u64 {
     offsets.get(&(partition as u32)).copied().unwrap_or(0)
 }

@@ -264,7 +264,7 @@ impl Host {
         tracing::info!(
             digest,
             from_cache = plugin.from_cache,
-            ms = plugin.load_time.as_millis() as u64,
+            ms = crate::clock::millis(plugin.load_time),
             "plugin compiled"
         );
         self.plugins
@@ -276,6 +276,10 @@ impl Host {
 
 /// Whether a host that processes `partitions` (`None`: all) processes
 /// `partition`.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "`partition` indexes the topic's partitions, which a u32 counts"
+)]
 fn owns(partitions: Option<&[u32]>, partition: usize) -> bool {
     partitions.is_none_or(|owned| owned.contains(&(partition as u32)))
 }

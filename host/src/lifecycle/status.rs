@@ -108,6 +108,10 @@ impl Host {
             .get(id)
             .and_then(|v| v.offsets().ok())
             .unwrap_or_default();
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "`partitions` is the topic's partition count, which a u32 holds"
+        )]
         let applied = (0..partitions as u32)
             .map(|p| {
                 offsets

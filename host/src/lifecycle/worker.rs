@@ -187,9 +187,9 @@ impl Worker {
                         .map_err(|e| Fault::unplaced(format!("reading the view's offsets: {e}")))?;
                     self.partitions = start
                         .iter()
-                        .enumerate()
-                        .map(|(p, s)| Partition {
-                            next: offsets.get(&(p as u32)).copied().unwrap_or(*s),
+                        .zip(0u32..)
+                        .map(|(s, p)| Partition {
+                            next: offsets.get(&p).copied().unwrap_or(*s),
                             reader: None,
                         })
                         .collect();
@@ -255,6 +255,10 @@ impl Worker {
             if !env.owns(p) {
                 continue;
             }
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "`p` indexes the topic's partitions, which a u32 counts"
+            )]
             let partition = p as u32;
             // Read right before each batch: the diff barrier may have been
             // raised since the previous one.

@@ -114,7 +114,10 @@ fn load(engine: &Engine, path: &Path) -> Option<Component> {
     // configuration) via an atomic rename, so it holds exactly what
     // `serialize` returned. wasmtime additionally checks the engine
     // configuration on load.
-    #[allow(unsafe_code)]
+    #[allow(
+        unsafe_code,
+        reason = "deserializing compiled code is unsafe; the cache's provenance is argued above"
+    )]
     let loaded = unsafe { Component::deserialize_file(engine, path) };
     match loaded {
         Ok(component) => Some(component),

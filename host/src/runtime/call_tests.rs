@@ -1,7 +1,7 @@
 //! Tests of the call path: each way a call fails is reported with its kind,
 //! run against the `faulty` example plugin, which misbehaves on demand.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::time::Duration;
 

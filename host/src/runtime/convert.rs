@@ -72,7 +72,11 @@ pub fn to_columns(events: Vec<Record>) -> Result<v0_2::EventBatch, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
+#[allow(
+    clippy::cast_possible_wrap,
+    reason = "test-only code: the values cast are small test inputs"
+)]
 mod tests {
     use super::*;
 

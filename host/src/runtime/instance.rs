@@ -52,7 +52,7 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();
-        let timeout_ticks = (settings.batch_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
+        let timeout_ticks = (settings.batch_timeout_ms / crate::clock::millis(EPOCH_TICK)).max(1);
         let mut instance = Instance {
             store,
             bindings: None,

@@ -28,6 +28,16 @@
 //! sync), otherwise written with `Durability::None`, made durable by a later
 //! one. That keeps fsyncs off the per-batch path without weakening exactly-once.
 
+// Strict lints for product code (not tests or benches): documented items, explained allows, no silent lossy casts.
+#![warn(
+    missing_docs,
+    clippy::allow_attributes_without_reason,
+    clippy::too_many_lines,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 mod snapshot;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! Tests of the view store: commits, snapshots, the write buffer and the
 //! on-disk format.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use super::*;
 

@@ -155,6 +155,10 @@ impl KafkaLog {
         Ok(n)
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "Kafka counts a topic's partitions in an i32"
+    )]
     fn fetch_partition_count(&self, topic: &str) -> Result<u32, LogError> {
         let metadata = self
             .meta()
@@ -213,8 +217,8 @@ impl KafkaLog {
         (0..n)
             .map(|p| {
                 self.meta()
-                    .fetch_watermarks(topic, p as i32, self.config.request_timeout)
-                    .map(|(low, high)| (low.max(0) as u64, high.max(0) as u64))
+                    .fetch_watermarks(topic, kafka_partition(p), self.config.request_timeout)
+                    .map(|(low, high)| (log_offset(low), log_offset(high)))
                     .map_err(|e| {
                         self.error(
                             &format!("reading the offsets of topic `{topic}` partition {p}"),
@@ -258,7 +262,7 @@ impl EventLog for KafkaLog {
         }
         let topic = NewTopic::new(
             name,
-            partitions as i32,
+            kafka_partition(partitions),
             TopicReplication::Fixed(self.config.replication_factor),
         );
         let options = AdminOptions::new()
@@ -332,6 +336,10 @@ impl EventLog for KafkaLog {
         names.iter().map(|n| self.topic(n)).collect()
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "one end offset per partition, and a u32 counts them"
+    )]
     fn topic(&self, name: &str) -> Result<TopicInfo, LogError> {
         let end_offsets = self.end_offsets(name)?;
         Ok(TopicInfo {
@@ -391,7 +399,7 @@ impl EventLog for KafkaLog {
             }
             let mut record =
                 BaseRecord::<[u8], [u8], _>::with_opaque_to(topic, Box::new((i, tx.clone())))
-                    .partition(*partition as i32)
+                    .partition(kafka_partition(*partition))
                     .payload(r.value.as_slice())
                     .timestamp(r.timestamp)
                     .headers(headers);
@@ -457,7 +465,7 @@ impl EventLog for KafkaLog {
         }
         let mut ranges: BTreeMap<u32, AppendedRange> = BTreeMap::new();
         for ((partition, _), offset) in records.iter().zip(offsets) {
-            let offset = offset.unwrap_or_default().max(0) as u64;
+            let offset = log_offset(offset.unwrap_or_default());
             let range = ranges.entry(*partition).or_insert(AppendedRange {
                 partition: *partition,
                 first_offset: offset,
@@ -503,7 +511,13 @@ impl EventLog for KafkaLog {
         .map_err(|e| self.error("creating a consumer", &e))?;
         let mut assignment = TopicPartitionList::new();
         assignment
-            .add_partition_offset(topic, partition as i32, Offset::Offset(from as i64))
+            .add_partition_offset(
+                topic,
+                kafka_partition(partition),
+                // Kafka offsets are i64s: a start beyond them is past the
+                // end, as i64::MAX is.
+                Offset::Offset(i64::try_from(from).unwrap_or(i64::MAX)),
+            )
             .map_err(|e| self.error("assigning a partition", &e))?;
         consumer
             .assign(&assignment)
@@ -528,4 +542,19 @@ impl EventLog for KafkaLog {
         }
         *count
     }
+}
+
+/// A partition number or count as Kafka's client takes it.
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "counts are at most 1024 and numbers are checked against the topic's count, which Kafka keeps in an i32"
+)]
+fn kafka_partition(p: u32) -> i32 {
+    p as i32
+}
+
+/// An offset as Kafka reports it (an `i64`, negative for none) as the
+/// log's: a negative one is 0.
+pub(crate) fn log_offset(offset: i64) -> u64 {
+    u64::try_from(offset).unwrap_or(0)
 }

@@ -47,7 +47,7 @@ impl KafkaReader {
     fn to_record(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Record {
         Record {
             partition: self.partition,
-            offset: m.offset().max(0) as u64,
+            offset: super::log_offset(m.offset()),
             timestamp: m.timestamp().to_millis().unwrap_or(0),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
@@ -124,7 +124,7 @@ impl LogReader for KafkaReader {
                 Some(Err(e)) if count > 0 && self.error(&e).is_unavailable() => break,
                 Some(Err(e)) => return Err(self.error(&e)),
             };
-            if message.offset() < self.next as i64 {
+            if u64::try_from(message.offset()).map_or(true, |offset| offset < self.next) {
                 // Kafka may return records before the requested offset
                 // (compressed batches are fetched whole).
                 continue;
