@@ -15,7 +15,10 @@
 //! applied twice.
 //!
 //! Rounds cycle through four phases, each aiming its kill inside one kind of
-//! work: a produce, a replay, a deploy, a promote or rollback. A kill counts
+//! work: a produce, a replay, a deploy, a promote or rollback. Replays
+//! alternate between a version with one shared view (contract 0.1.0, one
+//! thread) and one whose state is per partition (0.3.0-rc.1), replaying its
+//! four partitions on four threads, and each kind must be killed mid-replay. A kill counts
 //! for a phase only when it really landed there (a request counts when it was
 //! sent and not answered; a replay when the version was replaying just before
 //! the kill), and every seed must reach a minimum per phase.
@@ -216,6 +219,8 @@ struct Tally {
     rounds: usize,
     produce: usize,
     replay: usize,
+    /// Of `replay`, the kills inside a parallel replay.
+    parallel_replay: usize,
     deploy: usize,
     swap: usize,
     /// Broken produce calls found all present / all absent after restart.
@@ -229,7 +234,8 @@ impl Tally {
     fn of(&self, phase: Phase) -> usize {
         match phase {
             Phase::Produce => self.produce,
-            Phase::Replay => self.replay,
+            // Kills must land in both kinds of replay.
+            Phase::Replay => self.parallel_replay.min(self.replay - self.parallel_replay),
             Phase::Deploy => self.deploy,
             Phase::Swap => self.swap,
         }
@@ -379,6 +385,16 @@ struct Run {
     /// A deploy cut off by the kill, registered or not.
     pending_deploy: Option<String>,
     last_acked: Option<Produced>,
+    /// The replay versions whose state is per partition (payments v2's
+    /// rules on contract 0.3.0-rc.1), replayed on several threads.
+    parallel: HashSet<String>,
+    /// Replay phases so far (they alternate the two kinds of version).
+    replay_phases: usize,
+}
+
+/// Starts the host on `dir`, with up to four threads per version.
+fn start_server(dir: &std::path::Path) -> Server {
+    Server::start_with(dir, &["--threads-per-version", "4"], &[])
 }
 
 impl Run {
@@ -406,8 +422,14 @@ impl Run {
             Phase::Replay => {
                 let version = self.next_replay_version(server);
                 let path = format!("/v1/processors/payments/versions/{version}?topic=payments");
-                let (status, body) =
-                    http(&server.url, "POST", &path, kappa_plugins::PAYMENTS_V1.bytes);
+                self.replay_phases += 1;
+                let plugin = if self.replay_phases % 2 == 0 {
+                    self.parallel.insert(version.clone());
+                    &kappa_plugins::PAYMENTS_V3
+                } else {
+                    &kappa_plugins::PAYMENTS_V1
+                };
+                let (status, body) = http(&server.url, "POST", &path, plugin.bytes);
                 assert!(
                     matches!(status, 200 | 201),
                     "deploy {version}: {status} {body}"
@@ -524,10 +546,14 @@ impl Run {
         std::thread::sleep(Duration::from_millis(self.rng.below(30)));
         let (in_flight, delay, watched_replay) = self.start(&server, phase);
         std::thread::sleep(Duration::from_millis(delay));
+        let parallel = watched_replay
+            .as_ref()
+            .is_some_and(|v| self.parallel.contains(v));
         let replaying = watched_replay.is_some_and(|v| version_state(&server, &v) == "replaying");
         server.kill();
         tally.rounds += 1;
         tally.replay += usize::from(replaying);
+        tally.parallel_replay += usize::from(replaying && parallel);
 
         stop.store(true, Ordering::Relaxed);
         let (advanced, produced) = producer.join().unwrap();
@@ -537,7 +563,7 @@ impl Run {
         tally.produce += usize::from(unknown.is_some());
         self.settle(phase, in_flight, tally);
 
-        server = Server::start(self.dir.path());
+        server = start_server(self.dir.path());
         if let Some(version) = self.pending_deploy.take() {
             let path = format!("/v1/processors/payments/versions/{version}");
             if http(&server.url, "GET", &path, b"").0 == 200 {
@@ -594,7 +620,7 @@ impl Run {
 
 fn run_seed(seed: u64, rounds: usize, tally: &mut Tally) {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path());
+    let mut server = start_server(dir.path());
     server.json(&[
         "topic",
         "create",
@@ -625,6 +651,8 @@ fn run_seed(seed: u64, rounds: usize, tally: &mut Tally) {
         deployed_replays: 0,
         pending_deploy: None,
         last_acked: None,
+        parallel: HashSet::new(),
+        replay_phases: 0,
     };
     const PHASES: [Phase; 4] = [Phase::Produce, Phase::Replay, Phase::Deploy, Phase::Swap];
     let mut seed_tally = Tally::default();
@@ -663,7 +691,7 @@ fn run_seed(seed: u64, rounds: usize, tally: &mut Tally) {
     for version in &versions {
         let id = format!("payments@{version}");
         server.wait_applied(&id);
-        let rules = if version == "2.0.0" {
+        let rules = if version == "2.0.0" || run.parallel.contains(version) {
             V2_RULES
         } else {
             V1_RULES
@@ -688,6 +716,7 @@ fn run_seed(seed: u64, rounds: usize, tally: &mut Tally) {
     tally.rounds += seed_tally.rounds;
     tally.produce += seed_tally.produce;
     tally.replay += seed_tally.replay;
+    tally.parallel_replay += seed_tally.parallel_replay;
     tally.deploy += seed_tally.deploy;
     tally.swap += seed_tally.swap;
     tally.unknown_present += seed_tally.unknown_present;
@@ -721,12 +750,14 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_applies_none_twice()
         run_seed(seed, rounds, &mut tally);
     }
     println!(
-        "crash test: {} rounds, each a SIGKILL; kills inside a produce {}, a replay {}, a deploy {}, \
+        "crash test: {} rounds, each a SIGKILL; kills inside a produce {}, a replay {} ({} of them \
+         parallel), a deploy {}, \
          a promote or rollback {}; cut-off produce calls found all stored {} and all absent {} \
          (each retried with its id); {} events acknowledged; {} views equal to a crash-free run",
         tally.rounds,
         tally.produce,
         tally.replay,
+        tally.parallel_replay,
         tally.deploy,
         tally.swap,
         tally.unknown_present,

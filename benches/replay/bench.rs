@@ -11,7 +11,7 @@ use kappa::eventlog::EventLog;
 use kappa::log::Record;
 use kappa::registry::{Settings, VersionId};
 use kappa::runtime::{Instance, Plugin, Runtime};
-use kappa::store::{Snapshot, View, Writes};
+use kappa::store::{Shards, Snapshot, View, Writes};
 use kappa::{Host, HostOptions};
 
 use super::common::{fill, payments, sha256, thread_cpu_seconds, wait_applied};
@@ -85,6 +85,38 @@ impl Processor for Wasm {
     }
 }
 
+/// Where a replay loop reads its snapshots and commits: one view, or the
+/// shards of a view whose state is per partition.
+pub(crate) trait Target: Sync {
+    fn snapshot(&self, partition: u32) -> Snapshot;
+    fn commit(&self, partition: u32, next: u64, writes: &Writes);
+    fn sync(&self);
+}
+
+impl Target for View {
+    fn snapshot(&self, _: u32) -> Snapshot {
+        View::snapshot(self).unwrap()
+    }
+    fn commit(&self, partition: u32, next: u64, writes: &Writes) {
+        View::commit(self, partition, next, writes, false).unwrap();
+    }
+    fn sync(&self) {
+        View::sync(self).unwrap();
+    }
+}
+
+impl Target for Shards {
+    fn snapshot(&self, partition: u32) -> Snapshot {
+        self.shard(partition).unwrap().snapshot().unwrap()
+    }
+    fn commit(&self, partition: u32, next: u64, writes: &Writes) {
+        Shards::commit(self, partition, next, writes, false).unwrap();
+    }
+    fn sync(&self) {
+        Shards::sync(self).unwrap();
+    }
+}
+
 /// Replays `partitions` of `topic` from offset 0 into `view` exactly as a
 /// version's worker does: round-robin over the partitions, one batch of up to
 /// `batch` events each, a snapshot per batch, the batch's writes committed
@@ -94,7 +126,7 @@ pub(crate) fn replay(
     log: &dyn EventLog,
     topic: &str,
     partitions: &[u32],
-    view: &View,
+    view: &impl Target,
     batch: usize,
     processor: &mut dyn Processor,
 ) -> u64 {
@@ -114,15 +146,15 @@ pub(crate) fn replay(
             };
             total += buf.len() as u64;
             let events = std::mem::take(&mut buf);
-            let writes = processor.process(view.snapshot().unwrap(), events);
-            view.commit(*partition, last + 1, &writes, false).unwrap();
+            let writes = processor.process(view.snapshot(*partition), events);
+            view.commit(*partition, last + 1, &writes);
             worked = true;
         }
         if !worked {
             break;
         }
     }
-    view.sync().unwrap();
+    view.sync();
     total
 }
 
@@ -135,12 +167,11 @@ pub(crate) struct Bench {
     pub(crate) runtime: Runtime,
     pub(crate) rust: Arc<Plugin>,
     pub(crate) settings: Settings,
-    /// Events of topic `one` (one partition) and `two` (two partitions).
+    /// Numbers the views and versions the sections create.
     pub(crate) counter: AtomicU64,
 }
 
 pub(crate) const ONE: &str = "one";
-pub(crate) const TWO: &str = "two";
 
 impl Bench {
     /// The payments v2 components to measure: Rust, plus Python and
@@ -169,17 +200,15 @@ impl Bench {
         let rust = Arc::new(runtime.load(bytes, &sha256(bytes)).unwrap());
         let started = Instant::now();
         host.create_topic(ONE, 1).unwrap();
-        host.create_topic(TWO, 2).unwrap();
         let records = payments(11, options.keys, options.events);
         let bytes: usize = records
             .iter()
             .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.len())
             .sum();
-        fill(host.log().as_ref(), ONE, records.clone());
-        fill(host.log().as_ref(), TWO, records);
+        fill(host.log().as_ref(), ONE, records);
         println!(
             "generated {} payments ({:.1} bytes of key + value each, {:.0} bytes on disk with \
-             the record framing) into a 1-partition and a 2-partition topic in {:.1} s",
+             the record framing) into a 1-partition topic in {:.1} s",
             options.events,
             bytes as f64 / options.events.max(1) as f64,
             bytes as f64 / options.events.max(1) as f64 + 34.0,
@@ -259,6 +288,17 @@ impl Bench {
     /// to replay all of `topic`, from the deploy call to the last event
     /// applied, and its view's digest.
     pub(crate) fn host_replay(&self, name: &str, topic: &str, bytes: &[u8]) -> (f64, String) {
+        self.host_replay_with(name, topic, bytes, self.settings.clone())
+    }
+
+    /// [`host_replay`](Self::host_replay) with the deploy's `settings`.
+    pub(crate) fn host_replay_with(
+        &self,
+        name: &str,
+        topic: &str,
+        bytes: &[u8],
+        settings: Settings,
+    ) -> (f64, String) {
         let id = VersionId::parse(&format!(
             "{name}@1.0.{}",
             self.counter.fetch_add(1, Ordering::Relaxed)
@@ -266,9 +306,7 @@ impl Bench {
         .unwrap();
         let total: u64 = self.host.log().end_offsets(topic).unwrap().iter().sum();
         let started = Instant::now();
-        self.host
-            .deploy(&id, topic, bytes, self.settings.clone())
-            .unwrap();
+        self.host.deploy(&id, topic, bytes, settings).unwrap();
         wait_applied(&self.host, &id, total, Duration::from_millis(1));
         let seconds = started.elapsed().as_secs_f64();
         let digest = self.host.digest(&id.to_string()).unwrap().1.sha256;

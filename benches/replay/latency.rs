@@ -1,5 +1,7 @@
 //! Section 4: live latency from `produce` acknowledged to the promoted view
-//! updated, idle and while a new version replays beside it.
+//! updated, idle and while a new version replays beside it on every core (a
+//! version whose state is per partition, one thread per core, which the host
+//! runs below the live version's priority).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,8 +11,8 @@ use kappa::log::NewRecord;
 use kappa::registry::VersionId;
 use kappa::workload::PaymentGenerator;
 
-use super::bench::{Bench, ONE};
-use super::common::{percentile, wait_applied};
+use super::bench::Bench;
+use super::common::{fill, payments, percentile, wait_applied};
 use super::report::Section;
 
 impl Bench {
@@ -38,8 +40,16 @@ impl Bench {
 
         let idle = self.measure_latency(&live, topic, &mut generator, rate, seconds);
 
-        // Beside it: new versions replaying the 1-partition log one after
-        // another, for as long as the measurement lasts.
+        // Beside it: new versions replaying a log of one partition per core,
+        // on every core, one after another, for as long as the measurement
+        // lasts.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        self.host.create_topic(BESIDE, cores as u32).unwrap();
+        fill(
+            self.host.log().as_ref(),
+            BESIDE,
+            payments(11, self.options.keys, self.options.events),
+        );
         let stop = AtomicBool::new(false);
         let replayed = AtomicU64::new(0);
         let replaying = std::thread::scope(|scope| {
@@ -60,9 +70,10 @@ impl Bench {
             ("nothing else running", &idle),
             ("a replay beside it", &busy),
         ] {
-            let (p50, p99, max) = (
+            let (p50, p99, p999, max) = (
                 percentile(&l.latencies, 0.5),
                 percentile(&l.latencies, 0.99),
+                percentile(&l.latencies, 0.999),
                 percentile(&l.latencies, 1.0),
             );
             let base_p50 = percentile(&idle.latencies, 0.5);
@@ -71,6 +82,7 @@ impl Bench {
             let ratio = |v: f64, base: f64| Some(if idle_row { 1.0 } else { v / base });
             s.figure(format!("p50, {label}"), p50, "ms", ratio(p50, base_p50));
             s.figure(format!("p99, {label}"), p99, "ms", ratio(p99, base_p99));
+            s.figure(format!("p999, {label}"), p999, "ms", None);
             s.figure(format!("max, {label}"), max, "ms", None);
             s.figure(
                 format!("events/s produced, {label}"),
@@ -79,7 +91,12 @@ impl Bench {
                 None,
             );
         }
-        s.figure("replay beside it", replay_rate, "events/s", None);
+        s.figure(
+            format!("replay beside it ({cores} threads)"),
+            replay_rate,
+            "events/s",
+            None,
+        );
         let p99 = percentile(&busy.latencies, 0.99);
         s.note(format!(
             "{} produce calls per measurement (each acknowledged after fsync), {rate} events/s \
@@ -88,8 +105,9 @@ impl Bench {
             idle.latencies.len()
         ));
         s.note(format!(
-            "target p99 under 10 ms at 10,000 events/s with a replay beside it: {} ({p99:.2} ms)",
-            if p99 < 10.0 && rate >= 10_000 {
+            "target p99 at most 5 ms at 10,000 events/s with a replay on every core beside it: \
+             {} ({p99:.2} ms)",
+            if p99 <= 5.0 && rate >= 10_000 {
                 "met"
             } else {
                 "NOT met"
@@ -99,7 +117,7 @@ impl Bench {
     }
 
     fn replay_beside(&self, stop: &AtomicBool, replayed: &AtomicU64) {
-        let total: u64 = self.host.log().end_offsets(ONE).unwrap().iter().sum();
+        let total: u64 = self.host.log().end_offsets(BESIDE).unwrap().iter().sum();
         let mut k = 0;
         while !stop.load(Ordering::Relaxed) {
             let id = VersionId::parse(&format!("beside@1.0.{k}")).unwrap();
@@ -107,8 +125,8 @@ impl Bench {
             self.host
                 .deploy(
                     &id,
-                    ONE,
-                    kappa_plugins::PAYMENTS_V2.bytes,
+                    BESIDE,
+                    kappa_plugins::PAYMENTS_V3.bytes,
                     self.settings.clone(),
                 )
                 .unwrap();
@@ -224,6 +242,9 @@ impl Bench {
         })
     }
 }
+
+/// The topic replayed beside the live version: one partition per core.
+const BESIDE: &str = "beside";
 
 struct Latencies {
     latencies: Vec<f64>,

@@ -85,6 +85,45 @@ impl Bench {
                 self.host.retire(&id).unwrap();
             }
         }
+        // State per partition: one instance per thread, so memory per thread.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let parallel = "mem-threads";
+        self.host.create_topic(parallel, threads as u32).unwrap();
+        fill(
+            self.host.log().as_ref(),
+            parallel,
+            payments(15, self.options.keys, events),
+        );
+        let bytes = kappa_plugins::PAYMENTS_V3.bytes;
+        let first = VersionId::parse("memthreads@0.0.1").unwrap();
+        self.host
+            .deploy(&first, parallel, bytes, self.settings.clone())
+            .unwrap();
+        wait_applied(&self.host, &first, events as u64, Duration::from_millis(2));
+        let k = self.options.memory_versions;
+        let before = rss_bytes();
+        let ids: Vec<VersionId> = (0..k)
+            .map(|v| {
+                let id = VersionId::parse(&format!("memthreads@1.0.{v}")).unwrap();
+                self.host
+                    .deploy(&id, parallel, bytes, self.settings.clone())
+                    .unwrap();
+                id
+            })
+            .collect();
+        for id in &ids {
+            wait_applied(&self.host, id, events as u64, Duration::from_millis(2));
+        }
+        let per_thread = rss_bytes().saturating_sub(before) as f64 / (k * threads) as f64;
+        s.figure(
+            format!("Rust, contract 0.3.0-rc.1, resident per thread ({threads} a version)"),
+            per_thread / 1e6,
+            "MB",
+            (rust_steady >= MEASURABLE_BYTES).then(|| per_thread / rust_steady),
+        );
+        for id in ids {
+            self.host.retire(&id).unwrap();
+        }
         s.note(format!(
             "{} versions per language deployed at once, each replaying {events} events; \
              resident and peak (VmHWM, reset before deploying) growth of the whole process \

@@ -41,6 +41,9 @@ pub struct Options {
     pub zipf_exponent: f64,
     /// Runs per figure of section 8 (its logs are large).
     pub card_runs: usize,
+    /// Partitions of the topic of section 3, and so the most threads it
+    /// measures (default 2; more on a machine with more cores).
+    pub scaling_partitions: u32,
 }
 
 impl Options {
@@ -64,6 +67,7 @@ impl Options {
             zipf_keys: 1_000_000,
             zipf_exponent: 0.99,
             card_runs: 3,
+            scaling_partitions: 2,
         }
     }
 
@@ -139,6 +143,12 @@ impl Options {
                 }
                 "--card-events" => options.card_events = count(arg, &value(arg)?)? as usize,
                 "--card-runs" => options.card_runs = number(arg, value(arg)?)?.max(1),
+                "--scaling-partitions" => {
+                    options.scaling_partitions = u32::try_from(number(arg, value(arg)?)?)
+                        .ok()
+                        .filter(|p| *p >= 1)
+                        .ok_or("--scaling-partitions needs a partition count of 1 or more")?
+                }
                 "--zipf-keys" => options.zipf_keys = count(arg, &value(arg)?)?,
                 "--zipf-s" => {
                     options.zipf_exponent = value(arg)?
@@ -163,7 +173,8 @@ impl Options {
                         "unknown argument `{other}`; use --quick, --events N, --polyglot-events N, \
                          --keys N, --runs N, --rate N, --seconds S, --polyglot DIR, --only 1,2,.., \
                          --batches 256,1024,.. , --card-keys 1k,100k,1M,10M, --card-events N, \
-                         --card-runs N, --zipf-keys N (0: none), --zipf-s S, --json FILE"
+                         --card-runs N, --zipf-keys N (0: none), --zipf-s S, \
+                         --scaling-partitions N, --json FILE"
                     ));
                 }
             }

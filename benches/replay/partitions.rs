@@ -1,95 +1,164 @@
-//! Section 3: a two-partition topic replayed by one thread (what a
-//! version's worker does) against one thread per partition.
+//! Section 3: replay scaling with partitions. A topic of P partitions (2 by
+//! default; `--scaling-partitions P` on a machine with more cores) replayed
+//! on one thread against one thread per partition: by the benchmark's own
+//! loop, natively and in Wasm, into one shared view and into one shard per
+//! partition; and by the product's worker, for a version of contract 0.2.0
+//! (one shared view, one thread) and for one whose state is per partition
+//! (0.3.0-rc.1), deployed with 1 and with P threads. Every way must give the
+//! same view (digest), whatever the thread count.
 
 use std::time::Instant;
 
 use kappa::HostOptions;
+use kappa::registry::Settings;
+use kappa::store::{Layout, Shards};
 
-use super::bench::{Bench, Native, Processor, TWO, replay};
-use super::common::{check_same, median};
+use super::bench::{Bench, Native, Processor, Target, replay};
+use super::common::{check_same, fill, median, payments};
 use super::report::Section;
+
+const TOPIC: &str = "scaling";
+
+/// Seconds of each way of replaying, one entry per run.
+#[derive(Default)]
+struct Times {
+    native_one: Vec<f64>,
+    native_shared: Vec<f64>,
+    native_shards: Vec<f64>,
+    wasm_one: Vec<f64>,
+    wasm_shards: Vec<f64>,
+    product_shared: Vec<f64>,
+    product_one: Vec<f64>,
+    product_all: Vec<f64>,
+}
 
 impl Bench {
     pub(crate) fn partitions(&self) -> Section {
+        let partitions = self.options.scaling_partitions;
         let mut s = Section::new(
             3,
-            "replay scaling with partitions, 2 partitions, payments v2",
-            "time of one thread / time of this row (speedup; 2.0 is perfect on 2 cores)",
+            &format!("replay scaling with partitions, {partitions} partitions, payments v2 rules"),
+            "time on one thread / time of this row (speedup; the partition count is perfect)",
         );
+        self.host.create_topic(TOPIC, partitions).unwrap();
+        let records = payments(11, self.options.keys, self.options.events);
+        fill(self.host.log().as_ref(), TOPIC, records);
+        let all: Vec<u32> = (0..partitions).collect();
         let n = self.options.events as f64;
         let batch = HostOptions::default().batch_size;
+        let threads = |n: u32| Settings {
+            threads: n,
+            ..self.settings.clone()
+        };
+        let v3 = kappa_plugins::PAYMENTS_V3.bytes;
         let mut digests = Vec::new();
-        let (mut n1, mut n2, mut w1, mut w2, mut host) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut t = Times::default();
         for _ in 0..self.options.runs {
-            let (t, d) = self.timed_replay(TWO, &[0, 1], batch, &mut Native::new());
-            n1.push(t);
+            let (x, d) = self.timed_replay(TOPIC, &all, batch, &mut Native::new());
+            t.native_one.push(x);
             digests.push(("native 1 thread", d));
-            let (t, d) = self.parallel_replay(TWO, batch, || Box::new(Native::new()));
-            n2.push(t);
-            digests.push(("native 2 threads", d));
-            let (t, d) = self.timed_replay(TWO, &[0, 1], batch, &mut self.wasm(&self.rust));
-            w1.push(t);
+            let (x, d) = self.threads_replay(Layout::Shared, batch, || Box::new(Native::new()));
+            t.native_shared.push(x);
+            digests.push(("native 1 thread per partition, shared view", d));
+            let (x, d) =
+                self.threads_replay(Layout::PerPartition, batch, || Box::new(Native::new()));
+            t.native_shards.push(x);
+            digests.push(("native 1 thread per partition, shards", d));
+            let (x, d) = self.timed_replay(TOPIC, &all, batch, &mut self.wasm(&self.rust));
+            t.wasm_one.push(x);
             digests.push(("wasm 1 thread", d));
-            let (t, d) = self.parallel_replay(TWO, batch, || Box::new(self.wasm(&self.rust)));
-            w2.push(t);
-            digests.push(("wasm 2 threads", d));
-            let (t, d) = self.host_replay("scaling", TWO, kappa_plugins::PAYMENTS_V2.bytes);
-            host.push(t);
-            digests.push(("host", d));
+            let (x, d) = self.threads_replay(Layout::PerPartition, batch, || {
+                Box::new(self.wasm(&self.rust))
+            });
+            t.wasm_shards.push(x);
+            digests.push(("wasm 1 thread per partition, shards", d));
+            let (x, d) = self.host_replay("shared", TOPIC, kappa_plugins::PAYMENTS_V2.bytes);
+            t.product_shared.push(x);
+            digests.push(("product, contract 0.2.0", d));
+            let (x, d) = self.host_replay_with("one", TOPIC, v3, threads(1));
+            t.product_one.push(x);
+            digests.push(("product, 0.3.0-rc.1, 1 thread", d));
+            let (x, d) = self.host_replay_with("all", TOPIC, v3, threads(partitions));
+            t.product_all.push(x);
+            digests.push(("product, 0.3.0-rc.1, 1 thread per partition", d));
         }
-        let (n1, n2, w1, w2, host) = (median(n1), median(n2), median(w1), median(w2), median(host));
-        s.figure("native, 1 thread", n / n1, "events/s", Some(1.0));
-        s.figure(
-            "native, 1 thread per partition",
-            n / n2,
-            "events/s",
-            Some(n1 / n2),
-        );
-        s.figure("Wasm, 1 thread", n / w1, "events/s", Some(1.0));
-        s.figure(
-            "Wasm, 1 thread per partition",
-            n / w2,
-            "events/s",
-            Some(w1 / w2),
-        );
-        s.figure(
-            "Wasm, product worker (deploy to caught up)",
-            n / host,
-            "events/s",
-            Some(w1 / host),
-        );
+        let m = |v: &[f64]| median(v.to_vec());
+        let (n1, w1, p1) = (m(&t.native_one), m(&t.wasm_one), m(&t.product_one));
+        let rows: [(&str, f64, f64); 8] = [
+            ("native, 1 thread", m(&t.native_one), n1),
+            (
+                "native, 1 thread per partition, one shared view",
+                m(&t.native_shared),
+                n1,
+            ),
+            (
+                "native, 1 thread per partition, one shard each",
+                m(&t.native_shards),
+                n1,
+            ),
+            ("Wasm, 1 thread", w1, w1),
+            (
+                "Wasm, 1 thread per partition, one shard each",
+                m(&t.wasm_shards),
+                w1,
+            ),
+            (
+                "product, contract 0.2.0 (one shared view: 1 thread)",
+                m(&t.product_shared),
+                p1,
+            ),
+            ("product, contract 0.3.0-rc.1, 1 thread", p1, p1),
+            (
+                "product, contract 0.3.0-rc.1, 1 thread per partition",
+                m(&t.product_all),
+                p1,
+            ),
+        ];
+        for (label, seconds, base) in rows {
+            s.figure(label, n / seconds, "events/s", Some(base / seconds));
+        }
         s.note(format!(
-            "{} cores available; other processes on the machine share them",
+            "{} cores available; other processes on the machine share them; product rows are \
+             deploy to caught up, the others the benchmark's own loop (as a worker does it)",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         ));
         check_same(&mut s, &digests);
         s
     }
 
-    /// One thread per partition of `topic`, each with its own processor,
-    /// all committing to one view (redb serializes the commits).
-    fn parallel_replay(
+    /// One thread per partition of the section's topic, each with its own
+    /// processor, committing to one view (`Shared`: redb serializes the
+    /// commits) or each to its partition's shard (`PerPartition`).
+    fn threads_replay(
         &self,
-        topic: &str,
+        layout: Layout,
         batch: usize,
         make: impl Fn() -> Box<dyn Processor>,
     ) -> (f64, String) {
-        let partitions = self.host.log().topic(topic).unwrap().partitions;
-        let (view, path) = self.fresh_view(topic);
+        let partitions = self.host.log().topic(TOPIC).unwrap().partitions;
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.path().join(format!("threads-{n}"));
+        let view = Shards::open(&path, layout, kappa::store::ViewOptions::default()).unwrap();
         let mut processors: Vec<_> = (0..partitions).map(|_| make()).collect();
         let log = self.host.log().as_ref();
         let started = Instant::now();
         std::thread::scope(|scope| {
             for (p, processor) in processors.iter_mut().enumerate() {
                 let view = &view;
-                scope.spawn(move || replay(log, topic, &[p as u32], view, batch, &mut **processor));
+                scope.spawn(move || {
+                    replay(log, TOPIC, &[p as u32], view, batch, &mut **processor);
+                });
             }
         });
         let seconds = started.elapsed().as_secs_f64();
-        let digest = view.snapshot().unwrap().digest().unwrap().sha256;
+        Target::sync(&view);
+        let digest = Shards::snapshot(&view).unwrap().digest().unwrap().sha256;
         drop(view);
-        std::fs::remove_file(path).ok();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).ok();
+        } else {
+            std::fs::remove_file(&path).ok();
+        }
         (seconds, digest)
     }
 }

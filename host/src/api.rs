@@ -315,6 +315,7 @@ struct DeployQuery {
     batch_timeout_ms: Option<u64>,
     memory_limit_bytes: Option<u64>,
     on_error: Option<String>,
+    threads: Option<u32>,
 }
 
 async fn deploy(
@@ -336,6 +337,7 @@ async fn deploy(
             None => defaults.on_error,
             Some(s) => s.parse().map_err(Error::Invalid)?,
         },
+        threads: q.threads.unwrap_or(defaults.threads),
     };
     let report = blocking(move || {
         let id = VersionId::new(&name, &version)?;

@@ -271,6 +271,7 @@ impl Client {
                 }
                 .to_owned(),
             ),
+            ("threads", settings.threads.to_string()),
         ];
         let req = self
             .http

@@ -90,6 +90,10 @@ pub struct VersionStatus {
     pub lag: Option<u64>,
     /// Share of the log applied, 0 to 1; `null` for a retired version.
     pub progress: Option<f64>,
+    /// How many threads process the version's partitions (1 for a shared
+    /// view; 0 when not running).
+    #[serde(default)]
+    pub threads: usize,
     /// Recent processing rate.
     pub events_per_second: f64,
     /// Estimated seconds until caught up, while replaying.

@@ -188,6 +188,11 @@ pub struct Settings {
     /// What to do with an event the plugin fails on.
     #[serde(default)]
     pub on_error: OnError,
+    /// Most threads this version processes its partitions on, when its
+    /// state is per partition; 0: the host's `--threads-per-version`.
+    /// Bounds what a replay takes of the machine.
+    #[serde(default)]
+    pub threads: u32,
 }
 
 /// The poison-event policy of a version.
@@ -261,6 +266,7 @@ impl Default for Settings {
             batch_timeout_ms: default_batch_timeout_ms(),
             memory_limit_bytes: default_memory_limit(),
             on_error: OnError::Stop,
+            threads: 0,
         }
     }
 }

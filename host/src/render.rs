@@ -129,6 +129,9 @@ fn status_row(v: &VersionStatus) -> String {
         eta(v.eta_seconds),
         short_digest(&v.digest)
     );
+    if v.state == State::Replaying && v.end_offsets.len() > 1 {
+        out.push_str(&partition_progress(v));
+    }
     if v.state == State::Failed {
         out.push_str(&format!("      failed {}\n", failure_text(v)));
     }
@@ -142,6 +145,25 @@ fn status_row(v: &VersionStatus) -> String {
         ));
     }
     out
+}
+
+/// Where a replaying version is in each partition, so that a lagging one
+/// shows: `partition 0 12,000/50,000` and so on, on one line.
+fn partition_progress(v: &VersionStatus) -> String {
+    let parts: Vec<String> = v
+        .end_offsets
+        .iter()
+        .enumerate()
+        .map(|(p, end)| {
+            let applied = v.applied_offsets.get(p).copied().unwrap_or(0).min(*end);
+            format!("{p}: {}/{}", group(applied), group(*end))
+        })
+        .collect();
+    format!(
+        "      partitions (applied/end, {} threads)  {}\n",
+        v.threads,
+        parts.join("  ")
+    )
 }
 
 /// A diff as text: the counts, then each differing row side by side.
@@ -390,6 +412,20 @@ mod tests {
         let retired = version("retired", serde_json::Value::Null, serde_json::Value::Null);
         assert_eq!(done_total(&retired), (0, 0));
         assert_eq!(bar_message(&retired, None), "retired · view dropped");
+    }
+
+    #[test]
+    fn a_replaying_version_shows_each_partition_so_a_lagging_one_stands_out() {
+        let mut v = version("replaying", 2_600_000.into(), 0.1875.into());
+        v.applied_offsets = vec![600_000, 0];
+        v.threads = 2;
+        let row = super::status_row(&v);
+        assert!(
+            row.contains("partitions (applied/end, 2 threads)  0: 600,000/1,000,000  1: 0/2,200,000"),
+            "{row}"
+        );
+        let caught_up = version("caught_up", 0.into(), 1.0.into());
+        assert!(!super::status_row(&caught_up).contains("partitions"));
     }
 
     #[test]

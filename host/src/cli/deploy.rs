@@ -64,6 +64,7 @@ fn settings(args: &DeployArgs) -> Result<Settings, Failure> {
         batch_timeout_ms: args.batch_timeout_ms,
         memory_limit_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
         on_error: args.on_error,
+        threads: args.threads,
     })
 }
 

@@ -241,6 +241,12 @@ struct ServeArgs {
     #[arg(long, env = "KAPPA_VIEW_WRITE_BUFFER_MB", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
     view_write_buffer_mb: u64,
+    /// Most threads one version processes its partitions on (versions of
+    /// contract 0.3.0-rc.1 and later; earlier ones use one). Default: the
+    /// machine's cores.
+    #[arg(long, env = "KAPPA_THREADS_PER_VERSION",
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    threads_per_version: Option<u64>,
     #[command(flatten)]
     log: crate::eventlog::LogArgs,
 }
@@ -317,6 +323,11 @@ struct DeployArgs {
     /// (it is marked failed), or `skip` it and list it as a dead letter.
     #[arg(long, default_value = "stop")]
     on_error: crate::registry::OnError,
+    /// Most threads the version processes its partitions on, when its state
+    /// is per partition (contract 0.3.0-rc.1): bounds what its replay takes
+    /// of the machine. 0: the server's --threads-per-version.
+    #[arg(long, default_value_t = 0)]
+    threads: u32,
     /// Wait until the version has caught up (or failed), showing progress.
     #[arg(long)]
     wait: bool,

@@ -18,6 +18,7 @@ pub(super) async fn run(args: ServeArgs, token: Option<String>) -> Result<(), Fa
         max_event_bytes,
         view_cache_mb,
         view_write_buffer_mb,
+        threads_per_version,
         log,
     } = args;
     let access = crate::access::Access::new(token.as_deref(), auth_reads)
@@ -38,6 +39,9 @@ pub(super) async fn run(args: ServeArgs, token: Option<String>) -> Result<(), Fa
         max_event_bytes: usize::try_from(max_event_bytes).unwrap_or(usize::MAX),
         view_cache_bytes: usize::try_from(view_cache_mb << 20).unwrap_or(usize::MAX),
         view_write_buffer_bytes: usize::try_from(view_write_buffer_mb << 20).unwrap_or(usize::MAX),
+        threads_per_version: threads_per_version
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or_else(|| HostOptions::default().threads_per_version),
         backend: log.backend().map_err(usage)?,
         partitions: log.kafka_partitions.clone(),
         peers: log.peers.clone(),
@@ -138,6 +142,16 @@ mod tests {
             (8, 0)
         );
         assert!(Cli::try_parse_from(["kappa", "serve", "--view-cache-mb", "0"]).is_err());
+        let threads = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Serve(args) => args.threads_per_version,
+            _ => unreachable!("serve parses as serve"),
+        };
+        assert_eq!(threads(&["kappa", "serve"]), None);
+        assert_eq!(
+            threads(&["kappa", "serve", "--threads-per-version", "3"]),
+            Some(3)
+        );
+        assert!(Cli::try_parse_from(["kappa", "serve", "--threads-per-version", "0"]).is_err());
         let defaults = kappa::HostOptions::default().view_options();
         assert_eq!(defaults.cache_bytes, 256 << 20);
         assert_eq!(defaults.write_buffer_bytes, 64 << 20);

@@ -12,6 +12,7 @@ use crate::clock::now_ms;
 use crate::error::{Error, Result, io};
 use crate::model::{DeployReport, ProcessorStatus, VersionStatus};
 use crate::registry::{ProcessorRecord, Settings, Stored, VersionId, VersionRecord};
+use crate::store::Layout;
 
 impl Host {
     /// Deploys `bytes` as `id`, reading `topic`. Validates the component and
@@ -217,10 +218,15 @@ impl Host {
             }
             Ok(())
         })?;
-        let path = self.view_path(id);
-        if path.exists() {
-            std::fs::remove_file(&path)
-                .map_err(io(format!("dropping the view {}", path.display())))?;
+        let file = self.view_path(id, Layout::Shared);
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .map_err(io(format!("dropping the view {}", file.display())))?;
+        }
+        let shards = self.view_path(id, Layout::PerPartition);
+        if shards.exists() {
+            std::fs::remove_dir_all(&shards)
+                .map_err(io(format!("dropping the view {}", shards.display())))?;
         }
         tracing::info!(version = %id, "retired");
         self.version_status(id)

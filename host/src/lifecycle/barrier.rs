@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::running::Running;
 use crate::error::{Error, Result};
 use crate::registry::VersionId;
-use crate::store::{Snapshot, View};
+use crate::store::{Shards, Snapshot};
 
 /// Workers held at target offsets; released on drop.
 pub(super) struct Hold {
@@ -49,8 +49,8 @@ impl Drop for Hold {
 /// position and the hold with it. Once both workers see the hold, neither
 /// moves, so this converges. The workers are released on return.
 pub(super) fn meet(
-    (ida, a): (&VersionId, &View),
-    (idb, b): (&VersionId, &View),
+    (ida, a): (&VersionId, &Shards),
+    (idb, b): (&VersionId, &Shards),
     runs: Vec<Arc<Running>>,
     wait: Duration,
 ) -> Result<(Snapshot, Snapshot)> {

@@ -12,9 +12,11 @@
 //! cache. The rest is split by concern:
 //! - `topics`: creating topics, producing and consuming events;
 //! - `admin`: deploy, promote, rollback, retire;
-//! - `running`: starting and stopping workers, recording their outcome;
-//! - `worker`: one version's read–process–commit loop; `env`: what it uses
+//! - `running`: starting and stopping a version's workers (one thread per
+//!   lane of its partitions), recording their outcome;
+//! - `worker`: the read–process–commit loop of one lane; `env`: what it uses
 //!   of the host, and what it records there;
+//! - `priority`: replaying threads below live ones;
 //! - `pacing`: a worker's batch size and its backoff from an unreachable log;
 //! - `progress`: a worker's live figures (rate, applied offsets);
 //! - `status`: what `kappa status` shows;
@@ -25,6 +27,7 @@ mod admin;
 mod barrier;
 mod env;
 mod pacing;
+mod priority;
 mod progress;
 mod query;
 mod running;
@@ -44,7 +47,7 @@ use crate::eventlog::{EventLog, LogBackend};
 use crate::log::{EmbeddedLog, LogOptions};
 use crate::registry::{Registry, Stored, VersionId};
 use crate::runtime::{Plugin, Runtime};
-use crate::store::{View, ViewOptions};
+use crate::store::{Layout, Shards, ViewOptions};
 
 use running::Running;
 use worker::Fault;
@@ -65,6 +68,11 @@ pub struct HostOptions {
     /// Per view: bytes of the view file's pages cached in memory
     /// (`kappa serve --view-cache-mb`).
     pub view_cache_bytes: usize,
+    /// Most threads one version processes its partitions on, when its state
+    /// is per partition (contract 0.3.0-rc.1 and later; versions of earlier
+    /// contracts use one): one per partition this host processes, at most
+    /// this many (`kappa serve --threads-per-version`; default: the cores).
+    pub threads_per_version: usize,
     /// Largest event (key + value + headers) `produce` accepts.
     pub max_event_bytes: usize,
     /// Options of the embedded log.
@@ -106,6 +114,7 @@ impl Default for HostOptions {
             view_sync_interval: Duration::from_millis(200),
             view_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
             view_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            threads_per_version: std::thread::available_parallelism().map_or(1, usize::from),
             max_event_bytes: 1 << 20,
             log: LogOptions::default(),
             backend: LogBackend::Embedded,
@@ -126,7 +135,7 @@ pub struct Host {
     running: Mutex<BTreeMap<VersionId, Arc<Running>>>,
     /// Views of versions that are not running but not retired either
     /// (failed ones), still readable.
-    stopped_views: Mutex<HashMap<VersionId, Arc<View>>>,
+    stopped_views: Mutex<HashMap<VersionId, Arc<Shards>>>,
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     /// One diff at a time: the barrier holds workers back.
     diff_lock: Mutex<()>,
@@ -190,7 +199,15 @@ impl Host {
                     // A failed version's view is kept for reading; one that
                     // cannot be opened leaves the version failed without a
                     // view, and never keeps the host from starting.
-                    match View::open_with(&host.view_path(&id), host.options.view_options()) {
+                    // Its layout is that of the files it left (its plugin
+                    // is not compiled just to read its view).
+                    let layout = if host.view_path(&id, Layout::PerPartition).is_dir() {
+                        Layout::PerPartition
+                    } else {
+                        Layout::Shared
+                    };
+                    let path = host.view_path(&id, layout);
+                    match Shards::open(&path, layout, host.options.view_options()) {
                         Ok(view) => {
                             host.stopped_views.lock().insert(id, Arc::new(view));
                         }
@@ -235,11 +252,14 @@ impl Host {
         &self.metrics
     }
 
-    fn view_path(&self, id: &VersionId) -> PathBuf {
-        self.data_dir
-            .join("views")
-            .join(&id.name)
-            .join(format!("{}.redb", id.version))
+    /// Where the view of `id` lives: one file for a shared view, a
+    /// directory of one file per partition when the state is per partition.
+    fn view_path(&self, id: &VersionId, layout: Layout) -> PathBuf {
+        let name = match layout {
+            Layout::Shared => format!("{}.redb", id.version),
+            Layout::PerPartition => format!("{}.shards", id.version),
+        };
+        self.data_dir.join("views").join(&id.name).join(name)
     }
 
     fn blob_path(&self, digest: &str) -> PathBuf {

@@ -10,7 +10,7 @@ use crate::diff::{self, DiffOptions, DiffReport};
 use crate::error::{Error, Result};
 use crate::model::{Row, ScanPage, State};
 use crate::registry::{Stored, VersionId};
-use crate::store::View;
+use crate::store::{Layout, Shards};
 
 impl Host {
     /// Resolves `name` (the promoted version) or `name@version`.
@@ -40,7 +40,7 @@ impl Host {
     }
 
     /// The view of `id`, running or stopped.
-    fn view(&self, id: &VersionId) -> Result<Arc<View>> {
+    fn view(&self, id: &VersionId) -> Result<Arc<Shards>> {
         if let Some(run) = self.running.lock().get(id) {
             return Ok(run.view.clone());
         }
@@ -58,7 +58,18 @@ impl Host {
     /// The value under `key` in the view of `spec`.
     pub fn get(&self, spec: &str, key: &[u8]) -> Result<(VersionId, Option<Vec<u8>>)> {
         let id = self.resolve(spec)?;
-        let value = self.view(&id)?.get(key)?;
+        let view = self.view(&id)?;
+        // With state per partition, the shard of the partition the key's
+        // events go to is asked first: where a processor keys its rows by its
+        // events' keys, one shard read answers.
+        let hint = match view.layout() {
+            Layout::Shared => None,
+            Layout::PerPartition => self
+                .registry
+                .version(&id)?
+                .and_then(|rec| self.log.partition_for(&rec.topic, Some(key)).ok()),
+        };
+        let value = view.get(key, hint)?;
         Ok((id, value))
     }
 

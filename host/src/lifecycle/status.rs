@@ -11,6 +11,7 @@ use crate::registry::{Stored, VersionId, VersionRecord};
 /// Where a version is in each partition, and how fast it moves.
 struct Position {
     applied: Vec<u64>,
+    threads: usize,
     start: Vec<u64>,
     rate: f64,
     processed: u64,
@@ -91,6 +92,7 @@ impl Host {
                 log_error.clone_from(&p.log_error);
             }
             return Position {
+                threads: run.lanes.load(std::sync::atomic::Ordering::Relaxed),
                 applied: p.applied.clone(),
                 start: p.start.clone(),
                 rate: p.rate(),
@@ -122,6 +124,7 @@ impl Host {
             .collect();
         Position {
             applied,
+            threads: 0,
             start,
             rate: 0.0,
             processed: 0,
@@ -136,6 +139,7 @@ impl Host {
         };
         let Position {
             applied,
+            threads,
             start,
             rate,
             processed,
@@ -185,6 +189,7 @@ impl Host {
                     done as f64 / total as f64
                 }
             }),
+            threads,
             events_per_second: if retired { 0.0 } else { rate },
             eta_seconds,
             processed_since_start: processed,

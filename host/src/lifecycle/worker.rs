@@ -9,11 +9,17 @@
 //! its [`Running`] handle (view, stop flag, diff hold, progress). Nothing is
 //! global, so several workers (one per partition, say) can share one `Env`.
 //!
-//! It round-robins the partitions, one batch each, so partitions progress
-//! evenly, and sleeps on the log's append notification when it has nothing
-//! to do. Replays and live tailing are the same loop: a new version simply
-//! starts at offset 0. It returns why it stopped ([`Stop`]) instead of
-//! recording a failure itself; the host records it once.
+//! A worker processes one [`Lane`] of its version's partitions: all of them
+//! for a version of contract 0.1.0 or 0.2.0 (one shared view, one thread),
+//! every `count`-th for a version whose state is per partition (0.3.0-rc.1),
+//! whose lanes run on threads of their own (see `super::running`). It
+//! round-robins its partitions, one batch each, so they progress evenly, and
+//! sleeps on the log's append notification when it has nothing to do.
+//! Replays and live tailing are the same loop: a new version simply starts
+//! at offset 0. It returns why it stopped ([`Stop`]) instead of recording a
+//! failure itself; the host records it once. A replaying worker also stops
+//! when its partitions have caught up ([`Stop::CaughtUp`]), so that its
+//! work moves to a thread of normal priority (see `super::priority`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,15 +32,38 @@ use crate::eventlog::LogReader;
 use crate::log::Record;
 use crate::registry::{OnError, Place, VersionId};
 use crate::runtime::{CallFailure, Instance, Plugin};
-use crate::store::{StoreError, Writes};
+use crate::store::{Layout, StoreError, View, Writes};
 
 /// Why a worker stopped.
-#[derive(Debug)]
 pub(super) enum Stop {
     /// It was asked to (the version is being retired or the host shut down).
     Requested,
     /// The version failed; the caller records it.
     Failed(Fault),
+    /// A replaying worker's partitions reached the end of the log: the
+    /// worker, to carry on live (on a thread of normal priority).
+    CaughtUp(Box<Worker>),
+}
+
+/// Which of its version's partitions a worker processes: those whose number
+/// is `index` modulo `count`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lane {
+    /// This lane's number, below `count`.
+    pub(super) index: usize,
+    /// How many lanes the version's partitions are split into.
+    pub(super) count: usize,
+}
+
+impl Lane {
+    /// The one lane of a version processed on one thread.
+    pub(super) const ALL: Lane = Lane { index: 0, count: 1 };
+
+    /// Whether `partition` is this lane's (whether this host processes it
+    /// or not: the lane reports its offsets either way).
+    fn has(self, partition: usize) -> bool {
+        partition % self.count == self.index
+    }
 }
 
 /// Where and why a version failed.
@@ -108,19 +137,28 @@ pub(super) struct Worker {
     /// is dropped before a fresh one is made, so the two never hold memory
     /// at once.
     instance: Option<Instance>,
-    /// Indexed by partition number.
+    /// Indexed by partition number (every partition of the topic; only
+    /// this lane's are read).
     partitions: Vec<Partition>,
+    lane: Lane,
+    /// Whether the version has yet to catch up: then the worker stops, with
+    /// [`Stop::CaughtUp`], once its partitions are at the end of the log.
+    replaying: bool,
+    /// Whether `partitions` was read from the view and the log.
+    started: bool,
     batch: BatchSize,
-    caught_up: bool,
     buf: Vec<Record>,
 }
 
 impl Worker {
-    /// A worker for `run`, with `instance` or a new instance of `plugin`.
+    /// A worker of `lane` for `run`, with `instance` or a new instance of
+    /// `plugin`; `replaying` while the version has yet to catch up.
     pub(super) fn start(
         env: &Env<'_>,
         run: Arc<Running>,
         plugin: Arc<Plugin>,
+        lane: Lane,
+        replaying: bool,
         instance: Option<Instance>,
     ) -> Result<Self, Fault> {
         let id = run.record.id();
@@ -128,11 +166,13 @@ impl Worker {
         let mut worker = Worker {
             label: id.to_string(),
             id,
-            caught_up: run.record.caught_up,
             run,
             plugin,
             instance,
             partitions: Vec::new(),
+            lane,
+            replaying,
+            started: false,
             buf: Vec::with_capacity(batch.limit),
             batch,
         };
@@ -149,20 +189,55 @@ impl Worker {
         Ok(worker)
     }
 
-    /// Runs until asked to stop or failed.
+    /// The lane's number.
+    pub(super) fn lane(&self) -> Lane {
+        self.lane
+    }
+
+    /// Carries on as a worker of a version that has caught up.
+    pub(super) fn go_live(&mut self) {
+        self.replaying = false;
+    }
+
+    /// Runs until asked to stop, failed, or (replaying) caught up.
     pub(super) fn run(mut self, env: &Env<'_>) -> Stop {
-        match self.initial_offsets(env) {
-            Ok(true) => {}
-            Ok(false) => return Stop::Requested,
+        if !self.started {
+            match self.initial_offsets(env) {
+                Ok(true) => self.started = true,
+                Ok(false) => return Stop::Requested,
+                Err(fault) => return Stop::Failed(fault),
+            }
+        }
+        match self.tail(env) {
+            Ok(true) => return Stop::CaughtUp(Box::new(self)),
+            Ok(false) => {}
             Err(fault) => return Stop::Failed(fault),
         }
-        if let Err(fault) = self.tail(env) {
-            return Stop::Failed(fault);
-        }
-        if let Err(e) = self.run.view.sync() {
+        if let Err(e) = self.sync_shards(View::sync) {
             tracing::warn!(version = %self.id, "syncing the view on stop: {e}");
         }
         Stop::Requested
+    }
+
+    /// Whether this worker processes `partition`.
+    fn processes(&self, env: &Env<'_>, partition: usize) -> bool {
+        self.lane.has(partition) && env.owns(partition)
+    }
+
+    /// Calls `sync` on the view (the shard of each of this lane's partitions,
+    /// when the state is per partition).
+    fn sync_shards(&self, sync: fn(&View) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        if self.run.view.layout() == Layout::Shared {
+            return sync(&self.run.view.shard(0)?);
+        }
+        for p in (0..self.partitions.len()).filter(|p| self.lane.has(*p)) {
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "`p` indexes the topic's partitions, which a u32 counts"
+            )]
+            sync(&self.run.view.shard(p as u32)?)?;
+        }
+        Ok(())
     }
 
     fn instantiate(&self, env: &Env<'_>) -> Result<Instance, CallFailure> {
@@ -209,8 +284,9 @@ impl Worker {
     }
 
     /// The main loop: a batch of every partition in turn, then a wait for
-    /// new events when there was nothing to do. Returns when asked to stop.
-    fn tail(&mut self, env: &Env<'_>) -> Result<(), Fault> {
+    /// new events when there was nothing to do. Returns when asked to stop
+    /// (`false`) or, replaying, when caught up (`true`).
+    fn tail(&mut self, env: &Env<'_>) -> Result<bool, Fault> {
         let run = self.run.clone();
         let topic = &run.record.topic;
         let mut backoff = Backoff::default();
@@ -240,11 +316,11 @@ impl Worker {
             if backoff.reset() && run.progress.lock().log_error.take().is_some() {
                 tracing::info!(version = %self.id, "the log is reachable again; resuming");
             }
-            if !worked {
-                self.idle(env, &ends, seen);
+            if !worked && self.idle(env, &ends, seen) {
+                return Ok(true);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// One batch of each partition this host processes that has events
@@ -252,7 +328,7 @@ impl Worker {
     fn round(&mut self, env: &Env<'_>, ends: &[u64]) -> Result<Round, Fault> {
         let mut worked = false;
         for (p, &end) in ends.iter().enumerate() {
-            if !env.owns(p) {
+            if !self.processes(env, p) {
                 continue;
             }
             #[expect(
@@ -345,8 +421,11 @@ impl Worker {
     ) -> Result<(), Fault> {
         let count = events.len();
         let view = &self.run.view;
+        let shard = view
+            .shard(partition)
+            .map_err(|e| Fault::at(partition, first, format!("opening the view: {e}")))?;
         let outcome = match self.instance.as_mut() {
-            Some(instance) => view
+            Some(instance) => shard
                 .snapshot()
                 .map_err(|e| CallFailure::host(e.to_string()))
                 .and_then(|snap| instance.process(snap, events)),
@@ -413,6 +492,9 @@ impl Worker {
         };
         let mut fresh = instantiate(&failure.message)?;
         let events = self.reread(env, partition, first, last, &failure.message)?;
+        let shard = view
+            .shard(partition)
+            .map_err(|e| Fault::at(partition, first, format!("opening the view: {e}")))?;
         let commit_err = |next: u64| {
             move |e: StoreError| Fault::at(partition, next, format!("committing the view: {e}"))
         };
@@ -420,7 +502,7 @@ impl Worker {
         let mut failed_alone = false;
         for event in events {
             let offset = event.offset;
-            let snapshot = view
+            let snapshot = shard
                 .snapshot()
                 .map_err(|e| Fault::at(partition, offset, e.to_string()))?;
             match fresh.process(snapshot, vec![event]) {
@@ -433,7 +515,7 @@ impl Worker {
                     failed_alone = true;
                     let offset = f.offset.unwrap_or(offset);
                     if on_error == OnError::Stop {
-                        view.sync().map_err(commit_err(next))?;
+                        shard.sync().map_err(commit_err(next))?;
                         return Err(Fault::at(partition, offset, f.message));
                     }
                     tracing::warn!(
@@ -502,31 +584,39 @@ impl Worker {
         Ok(events)
     }
 
-    /// Nothing to do: lets the rate decay, makes the view durable, records
-    /// the catch-up the first time every partition is at its end, and waits
+    /// Nothing to do: lets the rate decay and makes the view durable; then,
+    /// replaying, says whether every partition of the lane is at its end
+    /// (`true`: the caller stops with [`Stop::CaughtUp`]); otherwise waits
     /// for an append after `seen`.
-    fn idle(&mut self, env: &Env<'_>, ends: &[u64], seen: u64) {
+    fn idle(&mut self, env: &Env<'_>, ends: &[u64], seen: u64) -> bool {
         self.run.progress.lock().idle();
-        if let Err(e) = self.run.view.sync_if_dirty() {
+        if let Err(e) = self.sync_shards(View::sync_if_dirty) {
             tracing::warn!(version = %self.id, "syncing the view: {e}");
         }
-        if !self.caught_up
+        if self.replaying
             && self
                 .partitions
                 .iter()
                 .zip(ends)
                 .enumerate()
-                .all(|(p, (s, e))| s.next >= *e || !env.owns(p))
+                .all(|(p, (s, e))| s.next >= *e || !self.processes(env, p))
         {
-            self.caught_up = true;
-            env.caught_up(&self.run);
+            return true;
         }
         env.log.wait_for_append(seen, Duration::from_millis(100));
+        false
     }
 
-    /// Writes the partitions' next offsets into `applied`.
+    /// Writes this lane's partitions' next offsets into `applied` (the other
+    /// lanes write theirs).
     fn report_applied(&self, applied: &mut Vec<u64>) {
-        applied.clear();
-        applied.extend(self.partitions.iter().map(|s| s.next));
+        if applied.len() < self.partitions.len() {
+            applied.resize(self.partitions.len(), 0);
+        }
+        for (p, s) in self.partitions.iter().enumerate() {
+            if self.lane.has(p) {
+                applied[p] = s.next;
+            }
+        }
     }
 }
