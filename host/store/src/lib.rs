@@ -496,13 +496,13 @@ impl View {
         self.snapshot()?.offsets()
     }
 
-    /// Whether the latest commit holds each of `keys` (in the order given),
-    /// read in one transaction. Like [`View::get`], it keeps no share of the
-    /// write buffer, so the view's next commit never copies its buffer
-    /// because of it; the price is holding the buffer's lock while the keys
-    /// are looked up in the buffer (not in the file).
-    pub(crate) fn present(&self, keys: &[&[u8]]) -> Result<Vec<bool>, StoreError> {
-        let mut found = vec![false; keys.len()];
+    /// The values of `keys` (in the order given) in the latest commit, read
+    /// in one transaction. Like [`View::get`], it keeps no share of the write
+    /// buffer, so the view's next commit never copies its buffer because of
+    /// it; the price is holding the buffer's lock while the keys are looked up
+    /// in the buffer (not in the file).
+    pub(crate) fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut found = vec![None; keys.len()];
         let mut in_file = Vec::new();
         let txn = {
             let buffer = self.buffer.lock();
@@ -512,7 +512,7 @@ impl View {
                     .get(*key)
                     .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(*key)));
                 match buffered {
-                    Some(value) => found[i] = value.is_some(),
+                    Some(value) => found[i].clone_from(value),
                     None => in_file.push(i),
                 }
             }
@@ -524,7 +524,10 @@ impl View {
         };
         let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
         for i in in_file {
-            found[i] = rows.get(keys[i]).map_err(|e| self.err(e))?.is_some();
+            found[i] = rows
+                .get(keys[i])
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec());
         }
         Ok(found)
     }

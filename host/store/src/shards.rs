@@ -21,8 +21,8 @@
 //! keys it adds to its shard in every other shard *after* committing. Of two
 //! shards adding one key at the same moment, each commits before it looks,
 //! so at least one of them sees the other's row, and a duplicate is always
-//! reported ([`StoreError::Conflict`]). Merged reads report a duplicate too,
-//! so it can never be read as if it were one row.
+//! reported ([`StoreError::Conflict`]) and its batch undone. Merged reads
+//! report a duplicate too, so it can never be read as if it were one row.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -170,13 +170,16 @@ impl Shards {
     /// [`Shards::shard`]`(partition)`.
     ///
     /// Per partition, a key belongs to one partition: a put of a key that
-    /// another partition's shard holds is reported as
+    /// another partition's shard holds is refused with
     /// [`StoreError::Conflict`]. The check takes no lock over the shards: the
     /// keys new to the shard are looked up in every other shard after the
     /// commit (one read per shard, for all the keys), so of two partitions
-    /// adding one key at once at least one sees the other's row. When it is
-    /// reported, the batch is in the shard: the version must stop, and reads
-    /// of the whole view report the key too.
+    /// adding one key at once at least one sees the other's row. A refused
+    /// batch is then undone in the shard (its keys' values and the
+    /// partition's offset as before, an offset the shard lacked as 0), so a
+    /// version that retries it meets the same refusal. Readers may have seen
+    /// it meanwhile, and a crash before the undo keeps it; merged reads
+    /// report such a key, so a duplicate is never read as one row.
     pub fn commit(
         &self,
         partition: u32,
@@ -185,48 +188,61 @@ impl Shards {
         force_durable: bool,
     ) -> Result<(), StoreError> {
         let shard = self.shard(partition)?;
-        if self.shared.is_some() {
+        if self.shared.is_some() || !writes.values().any(Option::is_some) {
             return shard.commit(partition, next_offset, writes, force_durable);
         }
-        let puts: Vec<&[u8]> = writes
-            .iter()
-            .filter(|(_, value)| value.is_some())
-            .map(|(key, _)| key.as_slice())
-            .collect();
-        // A key the shard holds already was checked when it was added. Only
-        // this partition's batches write this shard, so the answer holds
+        // The shard as the batch found it: a key it holds already was
+        // checked when it was added, and the rest is what an undo restores.
+        // Only this partition's batches write this shard, so this holds
         // until the commit below.
-        let held = if puts.is_empty() {
-            Vec::new()
-        } else {
-            shard.present(&puts)?
-        };
-        let added: Vec<&[u8]> = puts
+        let keys: Vec<&[u8]> = writes.keys().map(Vec::as_slice).collect();
+        let before = shard.get_many(&keys)?;
+        let added: Vec<&[u8]> = writes
             .iter()
-            .zip(held)
-            .filter(|(_, held)| !held)
-            .map(|(key, _)| *key)
+            .zip(&before)
+            .filter(|((_, value), old)| value.is_some() && old.is_none())
+            .map(|((key, _), _)| key.as_slice())
             .collect();
+        let offset_before = if added.is_empty() {
+            0
+        } else {
+            shard.offsets()?.get(&partition).copied().unwrap_or(0)
+        };
         shard.commit(partition, next_offset, writes, force_durable)?;
         if added.is_empty() {
             return Ok(());
         }
-        // Listed after the commit: a shard created later is created after
-        // it, and its own commits' check will look here.
+        let Some(conflict) = self.held_elsewhere(partition, &added)? else {
+            return Ok(());
+        };
+        let undo: Writes = keys.iter().map(|k| k.to_vec()).zip(before).collect();
+        shard.commit(partition, offset_before, &undo, force_durable)?;
+        Err(conflict)
+    }
+
+    /// The first of `keys` (new to `partition`'s shard) that another shard
+    /// holds, as the conflict to report.
+    fn held_elsewhere(
+        &self,
+        partition: u32,
+        keys: &[&[u8]],
+    ) -> Result<Option<StoreError>, StoreError> {
+        // Listed after the commit: a shard missing from the list is created
+        // after it, and its own commits' check will look here.
         for (holder, other) in self.all() {
             if holder == partition {
                 continue;
             }
-            let found = other.present(&added)?;
-            if let Some(i) = found.iter().position(|held| *held) {
-                return Err(StoreError::Conflict {
-                    key: added[i].to_vec(),
+            let found = other.get_many(keys)?;
+            if let Some(i) = found.iter().position(Option::is_some) {
+                return Ok(Some(StoreError::Conflict {
+                    key: keys[i].to_vec(),
                     holder,
                     writer: partition,
-                });
+                }));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// A read of the whole view: the view's snapshot when shared; one

@@ -142,6 +142,34 @@ fn a_key_of_another_partition_is_refused_at_commit() {
         "{message}"
     );
     assert!(message.contains("one row per partition"), "{message}");
+    // The refused batch is undone: its rows and its offset as before.
+    assert_eq!(
+        shards.get(b"count", None).unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(shards.get(b"own", None).unwrap(), None);
+    assert_eq!(shards.offsets().unwrap(), BTreeMap::from([(0, 1), (1, 0)]));
+    assert_eq!(shards.snapshot().unwrap().len().unwrap(), 1);
+    shards
+        .commit(1, 2, &writes(&[("own", Some("1"))]), false)
+        .unwrap();
+    shards
+        .commit(1, 3, &writes(&[("own", Some("2"))]), false)
+        .unwrap();
+    let err = shards
+        .commit(
+            1,
+            4,
+            &writes(&[("own", Some("3")), ("count", Some("2"))]),
+            true,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(
+        shards.get(b"own", Some(1)).unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(shards.offsets().unwrap()[&1], 3);
     // A key that is not text is shown in hex.
     let binary = StoreError::Conflict {
         key: vec![0, 255],
@@ -338,6 +366,7 @@ fn a_crash_of_one_shard_loses_only_its_buffered_commits() {
 /// buffers or the files.
 #[test]
 fn two_shards_adding_one_key_at_once_never_both_succeed() {
+    const OWN_KEYS: usize = 500;
     let dir = tempfile::tempdir().unwrap();
     for write_buffer_bytes in [1 << 30, 0] {
         let path = dir.path().join(format!("view-{write_buffer_bytes}"));
@@ -346,7 +375,7 @@ fn two_shards_adding_one_key_at_once_never_both_succeed() {
             ..options()
         };
         let shards = Arc::new(Shards::open(&path, Layout::PerPartition, options).unwrap());
-        let rounds = if write_buffer_bytes == 0 { 50 } else { 500 };
+        let rounds = if write_buffer_bytes == 0 { 30 } else { 200 };
         let barrier = Arc::new(Barrier::new(2));
         let threads: Vec<_> = (0..2u32)
             .map(|partition| {
@@ -354,7 +383,17 @@ fn two_shards_adding_one_key_at_once_never_both_succeed() {
                 std::thread::spawn(move || {
                     let mut refused = Vec::new();
                     for round in 0..rounds {
-                        let w = writes(&[(&format!("k{round}"), Some("x"))]);
+                        // Keys of its own around the shared one, so that
+                        // the two commits and checks overlap in time.
+                        let mut w: Writes = (0..OWN_KEYS)
+                            .map(|i| {
+                                (
+                                    format!("p{partition}/{round}/{i}").into_bytes(),
+                                    Some(vec![1]),
+                                )
+                            })
+                            .collect();
+                        w.insert(format!("k{round}").into_bytes(), Some(b"x".to_vec()));
                         barrier.wait();
                         match shards.commit(partition, round + 1, &w, false) {
                             Ok(()) => {}
@@ -373,6 +412,8 @@ fn two_shards_adding_one_key_at_once_never_both_succeed() {
                 "round {round}: both commits of k{round} succeeded"
             );
         }
+        // Refused batches are undone: no key is left in two shards.
+        shards.snapshot().unwrap().digest().unwrap();
     }
 }
 
