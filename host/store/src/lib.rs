@@ -38,6 +38,7 @@
     clippy::cast_possible_wrap
 )]
 
+mod shards;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use shards::{Layout, Shards};
 pub use snapshot::{KeyValue, RowIter, Snapshot};
 
 /// Rows of the view: key bytes to value bytes, ordered bytewise.
@@ -64,6 +66,7 @@ pub const FORMAT_VERSION: u64 = 1;
 
 /// Errors of the view store.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The underlying database failed.
     #[error("view store {path}: {source}")]
@@ -82,6 +85,35 @@ pub enum StoreError {
         /// The format found in the file.
         found: u64,
     },
+    /// A key held by two partitions' shards of a view kept per partition:
+    /// refused when a batch of `writer` writes a key that `holder`'s shard
+    /// holds, and reported by a read of the whole view that meets a key in
+    /// two shards.
+    #[error(
+        "key {} is written by partition {writer} but partition {holder}'s shard holds it: \
+         under contract 0.3.0 a key belongs to one partition (keep one row per partition, \
+         such as `count/{writer}`, and add them up when reading)",
+        shown_key(.key)
+    )]
+    Conflict {
+        /// The key.
+        key: Vec<u8>,
+        /// The partition whose shard already holds the key.
+        holder: u32,
+        /// The partition that writes it too.
+        writer: u32,
+    },
+}
+
+/// A key as a user reads it in a message: as text between backticks when it
+/// is printable UTF-8, else in hex.
+fn shown_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) if !text.is_empty() && !text.chars().any(char::is_control) => {
+            format!("`{text}`")
+        }
+        _ => format!("0x{}", hex::encode(key)),
+    }
 }
 
 /// A pending change to one key, as buffered while a batch is processed.
@@ -462,6 +494,42 @@ impl View {
     /// Next offset to apply, per partition (absent = 0).
     pub fn offsets(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
         self.snapshot()?.offsets()
+    }
+
+    /// The values of `keys` (in the order given) in the latest commit, read
+    /// in one transaction. Like [`View::get`], it keeps no share of the write
+    /// buffer, so the view's next commit never copies its buffer because of
+    /// it; the price is holding the buffer's lock while the keys are looked up
+    /// in the buffer (not in the file).
+    pub(crate) fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut found = vec![None; keys.len()];
+        let mut in_file = Vec::new();
+        let txn = {
+            let buffer = self.buffer.lock();
+            for (i, key) in keys.iter().enumerate() {
+                let buffered = buffer
+                    .active
+                    .get(*key)
+                    .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(*key)));
+                match buffered {
+                    Some(value) => found[i].clone_from(value),
+                    None => in_file.push(i),
+                }
+            }
+            if in_file.is_empty() {
+                return Ok(found);
+            }
+            // Begun under the lock: the file as of the buffer just read.
+            self.db.begin_read().map_err(|e| self.err(e))?
+        };
+        let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
+        for i in in_file {
+            found[i] = rows
+                .get(keys[i])
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec());
+        }
+        Ok(found)
     }
 }
 

@@ -1,7 +1,15 @@
 //! Snapshots of a view: the file as of one commit with the write buffer of
 //! the same moment laid over it, read as one table of rows and offsets.
+//!
+//! A snapshot is made of parts: one for a view of one file, one per shard for
+//! a view kept per partition ([`crate::Shards`]). Readers (queries, diffs,
+//! digests) see one table either way: the rows of the parts are merged in key
+//! order, and a key that two parts hold is reported as an error rather than
+//! one of the rows being picked, so a broken "one key, one partition" rule is
+//! never hidden by a read.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::iter::Peekable;
 use std::ops::Bound;
 use std::path::PathBuf;
@@ -13,7 +21,19 @@ use sha2::{Digest, Sha256};
 use crate::{Rows, StoreError, ViewDigest};
 
 /// A read-only snapshot of a view, consistent across rows and offsets.
+///
+/// Merged from shards ([`Snapshot::merge`]), each shard's part is consistent
+/// with its own offsets; the parts may be of slightly different moments,
+/// which is right for state kept per partition: no batch reads two shards.
 pub struct Snapshot {
+    /// The file snapshots read together; one unless merged from shards.
+    parts: Vec<Part>,
+}
+
+/// The snapshot of one view file.
+struct Part {
+    /// The partition whose shard this is, when merged from shards.
+    shard: Option<u32>,
     rows: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     offsets: redb::ReadOnlyTable<u32, u64>,
     /// Buffered rows not yet in the file, newest first.
@@ -26,7 +46,10 @@ pub struct Snapshot {
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Snapshot")
-            .field("path", &self.path)
+            .field(
+                "paths",
+                &self.parts.iter().map(|p| &p.path).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -46,14 +69,132 @@ impl Snapshot {
         path: PathBuf,
     ) -> Self {
         Snapshot {
-            rows,
-            offsets,
-            layers,
-            buffered_offsets,
-            path,
+            parts: vec![Part {
+                shard: None,
+                rows,
+                offsets,
+                layers,
+                buffered_offsets,
+                path,
+            }],
         }
     }
 
+    /// One snapshot of several shards, each given with the partition it
+    /// belongs to (named by a [`StoreError::Conflict`] if two hold a key).
+    /// Reads see the union of the shards: rows merged in key order, offsets
+    /// united. No shards make an empty snapshot.
+    pub fn merge(shards: impl IntoIterator<Item = (u32, Snapshot)>) -> Snapshot {
+        let mut parts = Vec::new();
+        for (partition, snapshot) in shards {
+            for mut part in snapshot.parts {
+                part.shard.get_or_insert(partition);
+                parts.push(part);
+            }
+        }
+        Snapshot { parts }
+    }
+
+    /// The value under `key` (the first shard holding it, when merged).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        for part in &self.parts {
+            if let Some(value) = part.get(key)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Next offset to apply, per partition that has seen events.
+    pub fn offsets(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for part in &self.parts {
+            out.extend(part.offsets()?);
+        }
+        Ok(out)
+    }
+
+    /// Number of rows (counted by a scan while commits are buffered; when
+    /// merged, the sum over the shards, which is exact as long as no two
+    /// shards hold a key, the rule their commits enforce).
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let mut sum = 0;
+        for part in &self.parts {
+            sum += part.len()?;
+        }
+        Ok(sum)
+    }
+
+    /// Whether the view has no rows.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Rows whose key starts with `prefix`, after `start_after` (exclusive)
+    /// when given, in key order. Merged from shards, a key two shards hold
+    /// is an error ([`StoreError::Conflict`]), never one of the two rows.
+    pub fn rows(&self, prefix: &[u8], start_after: Option<&[u8]>) -> Result<RowIter, StoreError> {
+        if let [one] = self.parts.as_slice() {
+            return one.rows(prefix, start_after);
+        }
+        let mut merge = Sharded {
+            heads: BinaryHeap::with_capacity(self.parts.len()),
+            parts: Vec::with_capacity(self.parts.len()),
+            shards: Vec::with_capacity(self.parts.len()),
+            pending: None,
+            done: false,
+        };
+        for (i, part) in self.parts.iter().enumerate() {
+            let mut rows = part.rows(prefix, start_after)?;
+            if let Some(row) = rows.next() {
+                let (key, value) = row?;
+                merge.heads.push(Head {
+                    key,
+                    value,
+                    part: i,
+                });
+            }
+            merge.parts.push(rows);
+            merge
+                .shards
+                .push(part.shard.unwrap_or(u32::try_from(i).unwrap_or(u32::MAX)));
+        }
+        Ok(Box::new(merge))
+    }
+
+    /// Up to `limit` rows with `prefix`, after `start_after`.
+    pub fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.rows(prefix, start_after)?.take(limit).collect()
+    }
+
+    /// The digest of the whole snapshot: over the rows in key order, so a
+    /// view kept in shards digests equal to a view of one file holding the
+    /// same rows.
+    pub fn digest(&self) -> Result<ViewDigest, StoreError> {
+        let mut hasher = Sha256::new();
+        let mut rows = 0u64;
+        for entry in self.rows(b"", None)? {
+            let (k, v) = entry?;
+            hasher.update((k.len() as u64).to_le_bytes());
+            hasher.update(&k);
+            hasher.update((v.len() as u64).to_le_bytes());
+            hasher.update(&v);
+            rows += 1;
+        }
+        Ok(ViewDigest {
+            sha256: hex::encode(hasher.finalize()),
+            rows,
+            offsets: self.offsets()?,
+        })
+    }
+}
+
+impl Part {
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         StoreError::Db {
             path: self.path.clone(),
@@ -62,7 +203,7 @@ impl Snapshot {
     }
 
     /// The value under `key`.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         for layer in &self.layers {
             if let Some(value) = layer.get(key) {
                 return Ok(value.clone());
@@ -76,7 +217,7 @@ impl Snapshot {
     }
 
     /// Next offset to apply, per partition that has seen events.
-    pub fn offsets(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
+    fn offsets(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
         let mut out = BTreeMap::new();
         for entry in self.offsets.iter().map_err(|e| self.err(e))? {
             let (p, o) = entry.map_err(|e| self.err(e))?;
@@ -87,7 +228,7 @@ impl Snapshot {
     }
 
     /// Number of rows (counted by a scan while commits are buffered).
-    pub fn len(&self) -> Result<u64, StoreError> {
+    fn len(&self) -> Result<u64, StoreError> {
         if self.layers.is_empty() {
             return self.rows.len().map_err(|e| self.err(e));
         }
@@ -99,14 +240,9 @@ impl Snapshot {
         Ok(count)
     }
 
-    /// Whether the view has no rows.
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.len()? == 0)
-    }
-
     /// Rows whose key starts with `prefix`, after `start_after` (exclusive)
     /// when given, in key order.
-    pub fn rows(&self, prefix: &[u8], start_after: Option<&[u8]>) -> Result<RowIter, StoreError> {
+    fn rows(&self, prefix: &[u8], start_after: Option<&[u8]>) -> Result<RowIter, StoreError> {
         let lower: Bound<&[u8]> = match start_after {
             Some(after) if after >= prefix => Bound::Excluded(after),
             _ => Bound::Included(prefix),
@@ -150,35 +286,6 @@ impl Snapshot {
             Ok((k, _)) => k.starts_with(&prefix),
             Err(_) => true,
         })))
-    }
-
-    /// Up to `limit` rows with `prefix`, after `start_after`.
-    pub fn scan(
-        &self,
-        prefix: &[u8],
-        start_after: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.rows(prefix, start_after)?.take(limit).collect()
-    }
-
-    /// The digest of the whole snapshot.
-    pub fn digest(&self) -> Result<ViewDigest, StoreError> {
-        let mut hasher = Sha256::new();
-        let mut rows = 0u64;
-        for entry in self.rows(b"", None)? {
-            let (k, v) = entry?;
-            hasher.update((k.len() as u64).to_le_bytes());
-            hasher.update(&k);
-            hasher.update((v.len() as u64).to_le_bytes());
-            hasher.update(&v);
-            rows += 1;
-        }
-        Ok(ViewDigest {
-            sha256: hex::encode(hasher.finalize()),
-            rows,
-            offsets: self.offsets()?,
-        })
     }
 }
 
@@ -259,5 +366,86 @@ impl Iterator for Merge {
                 return Some(Ok((key, value)));
             }
         }
+    }
+}
+
+/// The next row of one shard, ordered so that the heap's top is the
+/// smallest key (then the first shard).
+struct Head {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    part: usize,
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (&other.key, other.part).cmp(&(&self.key, self.part))
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+/// The rows of several shards merged in key order (a k-way merge over each
+/// shard's own merge of buffer and file). Stops at the first error, and
+/// reports a key two shards hold as one.
+struct Sharded {
+    /// The next row of every shard that has one.
+    heads: BinaryHeap<Head>,
+    parts: Vec<RowIter>,
+    /// The partition of each part, for errors.
+    shards: Vec<u32>,
+    /// An error met while reading ahead, reported after the row before it.
+    pending: Option<StoreError>,
+    done: bool,
+}
+
+impl Iterator for Sharded {
+    type Item = Result<KeyValue, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if let Some(e) = self.pending.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        let Some(head) = self.heads.pop() else {
+            self.done = true;
+            return None;
+        };
+        match self.parts[head.part].next() {
+            Some(Ok((key, value))) => self.heads.push(Head {
+                key,
+                value,
+                part: head.part,
+            }),
+            Some(Err(e)) => self.pending = Some(e),
+            None => {}
+        }
+        if let Some(next) = self.heads.peek()
+            && next.key == head.key
+        {
+            self.done = true;
+            // Heads of equal keys pop in shard order: `head` is the first.
+            return Some(Err(StoreError::Conflict {
+                key: head.key,
+                holder: self.shards[head.part],
+                writer: self.shards[next.part],
+            }));
+        }
+        Some(Ok((head.key, head.value)))
     }
 }

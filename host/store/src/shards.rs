@@ -1,0 +1,321 @@
+//! The view of one version as the host uses it: one file shared by every
+//! partition, or one file (a *shard*) per input partition.
+//!
+//! Contracts 0.1.0 and 0.2.0 give every partition one shared state, so a
+//! version's partitions are processed one after another into one view file.
+//! From contract 0.3.0-rc.1 on, a batch of partition P reads and writes P's
+//! shard only. A shard per file lets the host process partitions on several
+//! threads at once: redb has one writer per file, so shards in one file would
+//! serialize the commits again, and each shard commits its rows with its own
+//! partition's offset, so exactly-once holds per shard exactly as it holds
+//! for one view file (a crash loses a shard's buffered commits with their
+//! offsets, and that partition resumes from the first event its shard lacks).
+//!
+//! Users still query one view: reads of the whole view merge the shards
+//! ([`Snapshot::merge`]), and a view kept in shards digests equal to a view of
+//! one file holding the same rows, which is how two thread counts are shown
+//! to build the same view.
+//!
+//! That union is only a table if a key belongs to one partition. The rule is
+//! enforced at commit without a lock over the shards: a commit looks up the
+//! keys it adds to its shard in every other shard *after* committing. Of two
+//! shards adding one key at the same moment, each commits before it looks,
+//! so at least one of them sees the other's row, and a duplicate is always
+//! reported ([`StoreError::Conflict`]) and its batch undone. Merged reads
+//! report a duplicate too, so it can never be read as if it were one row.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::{Snapshot, StoreError, View, ViewOptions, Writes};
+
+/// How a version's view is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One file shared by every partition (contracts 0.1.0, 0.2.0).
+    Shared,
+    /// One file per input partition (0.3.0-rc.1 and later).
+    PerPartition,
+}
+
+/// The view of one version, as the host uses it: one [`View`] when
+/// [`Layout::Shared`], one per partition when [`Layout::PerPartition`].
+/// Shared by the threads that process the version's partitions.
+#[derive(Debug)]
+pub struct Shards {
+    path: PathBuf,
+    layout: Layout,
+    options: ViewOptions,
+    /// The view file, when shared.
+    shared: Option<Arc<View>>,
+    /// The shards by partition, when per partition. Read on every commit,
+    /// written only when a partition commits for the first time.
+    shards: RwLock<BTreeMap<u32, Arc<View>>>,
+}
+
+/// The file of `partition`'s shard in the directory of a view kept per partition.
+fn shard_file(partition: u32) -> String {
+    format!("partition-{partition}.redb")
+}
+
+/// The partition whose shard `name` is, if it is a shard's file name.
+fn shard_of(name: &str) -> Option<u32> {
+    let partition = name
+        .strip_prefix("partition-")?
+        .strip_suffix(".redb")?
+        .parse()
+        .ok()?;
+    // `partition-01.redb` is not partition 1's file: it would be opened twice.
+    (shard_file(partition) == name).then_some(partition)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Db {
+        path: path.to_owned(),
+        source: Box::new(e.into()),
+    }
+}
+
+impl Shards {
+    /// Opens the view of a version. Shared: `path` is the view file (exactly
+    /// the file of a [`View`], so existing data directories keep working).
+    /// Per partition: `path` is a directory holding one view file per
+    /// partition (`partition-<N>.redb`), created if needed; the shards found
+    /// there are opened.
+    pub fn open(path: &Path, layout: Layout, options: ViewOptions) -> Result<Self, StoreError> {
+        let mut shards = BTreeMap::new();
+        let shared = match layout {
+            Layout::Shared => Some(Arc::new(View::open_with(path, options.clone())?)),
+            Layout::PerPartition => {
+                if !path.is_dir() {
+                    std::fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
+                    // The directory's entry durable, as a view file's is.
+                    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                        std::fs::File::open(parent)
+                            .and_then(|dir| dir.sync_all())
+                            .map_err(|e| io_error(parent, e))?;
+                    }
+                }
+                for entry in std::fs::read_dir(path).map_err(|e| io_error(path, e))? {
+                    let entry = entry.map_err(|e| io_error(path, e))?;
+                    let partition = entry.file_name().to_str().and_then(shard_of);
+                    if let Some(partition) = partition {
+                        let view = View::open_with(&entry.path(), options.clone())?;
+                        shards.insert(partition, Arc::new(view));
+                    }
+                }
+                None
+            }
+        };
+        Ok(Shards {
+            path: path.to_owned(),
+            layout,
+            options,
+            shared,
+            shards: RwLock::new(shards),
+        })
+    }
+
+    /// How the view is laid out.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The view file (shared) or the directory of the shards (per partition).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The store a batch of `partition` reads (through its snapshot) and
+    /// writes: the one view when shared; that partition's shard when per
+    /// partition, created on first use, since a Kafka topic can gain
+    /// partitions while a version runs.
+    pub fn shard(&self, partition: u32) -> Result<Arc<View>, StoreError> {
+        if let Some(shared) = &self.shared {
+            return Ok(Arc::clone(shared));
+        }
+        if let Some(shard) = self.shards.read().get(&partition) {
+            return Ok(Arc::clone(shard));
+        }
+        let mut shards = self.shards.write();
+        // Another thread may have created it since the read.
+        if let Some(shard) = shards.get(&partition) {
+            return Ok(Arc::clone(shard));
+        }
+        let file = self.path.join(shard_file(partition));
+        let shard = Arc::new(View::open_with(&file, self.options.clone())?);
+        shards.insert(partition, Arc::clone(&shard));
+        Ok(shard)
+    }
+
+    /// The shards that exist, in partition order (the shared view as
+    /// partition 0 when shared).
+    fn all(&self) -> Vec<(u32, Arc<View>)> {
+        match &self.shared {
+            Some(shared) => vec![(0, Arc::clone(shared))],
+            None => self
+                .shards
+                .read()
+                .iter()
+                .map(|(p, v)| (*p, Arc::clone(v)))
+                .collect(),
+        }
+    }
+
+    /// Commits a processed batch of `partition`: its row writes and the
+    /// partition's next offset, atomically, exactly as [`View::commit`], to
+    /// [`Shards::shard`]`(partition)`.
+    ///
+    /// Per partition, a key belongs to one partition: a put of a key that
+    /// another partition's shard holds is refused with
+    /// [`StoreError::Conflict`]. The check takes no lock over the shards: the
+    /// keys new to the shard are looked up in every other shard after the
+    /// commit (one read per shard, for all the keys), so of two partitions
+    /// adding one key at once at least one sees the other's row. A refused
+    /// batch is then undone in the shard (its keys' values and the
+    /// partition's offset as before, an offset the shard lacked as 0), so a
+    /// version that retries it meets the same refusal. Readers may have seen
+    /// it meanwhile, and a crash before the undo keeps it; merged reads
+    /// report such a key, so a duplicate is never read as one row.
+    pub fn commit(
+        &self,
+        partition: u32,
+        next_offset: u64,
+        writes: &Writes,
+        force_durable: bool,
+    ) -> Result<(), StoreError> {
+        let shard = self.shard(partition)?;
+        if self.shared.is_some() || !writes.values().any(Option::is_some) {
+            return shard.commit(partition, next_offset, writes, force_durable);
+        }
+        // The shard as the batch found it: a key it holds already was
+        // checked when it was added, and the rest is what an undo restores.
+        // Only this partition's batches write this shard, so this holds
+        // until the commit below.
+        let keys: Vec<&[u8]> = writes.keys().map(Vec::as_slice).collect();
+        let before = shard.get_many(&keys)?;
+        let added: Vec<&[u8]> = writes
+            .iter()
+            .zip(&before)
+            .filter(|((_, value), old)| value.is_some() && old.is_none())
+            .map(|((key, _), _)| key.as_slice())
+            .collect();
+        let offset_before = if added.is_empty() {
+            0
+        } else {
+            shard.offsets()?.get(&partition).copied().unwrap_or(0)
+        };
+        shard.commit(partition, next_offset, writes, force_durable)?;
+        if added.is_empty() {
+            return Ok(());
+        }
+        let Some(conflict) = self.held_elsewhere(partition, &added)? else {
+            return Ok(());
+        };
+        let undo: Writes = keys.iter().map(|k| k.to_vec()).zip(before).collect();
+        shard.commit(partition, offset_before, &undo, force_durable)?;
+        Err(conflict)
+    }
+
+    /// The first of `keys` (new to `partition`'s shard) that another shard
+    /// holds, as the conflict to report.
+    fn held_elsewhere(
+        &self,
+        partition: u32,
+        keys: &[&[u8]],
+    ) -> Result<Option<StoreError>, StoreError> {
+        // Listed after the commit: a shard missing from the list is created
+        // after it, and its own commits' check will look here.
+        for (holder, other) in self.all() {
+            if holder == partition {
+                continue;
+            }
+            let found = other.get_many(keys)?;
+            if let Some(i) = found.iter().position(Option::is_some) {
+                return Ok(Some(StoreError::Conflict {
+                    key: keys[i].to_vec(),
+                    holder,
+                    writer: partition,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A read of the whole view: the view's snapshot when shared; one
+    /// snapshot per shard, merged, when per partition.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        if let Some(shared) = &self.shared {
+            return shared.snapshot();
+        }
+        let mut parts = Vec::new();
+        for (partition, shard) in self.all() {
+            parts.push((partition, shard.snapshot()?));
+        }
+        Ok(Snapshot::merge(parts))
+    }
+
+    /// The latest value of `key`. `hint` names the shard most likely to hold
+    /// it (the partition the log's partitioner gives the key): it is read
+    /// first, and the others only if it does not hold the key.
+    pub fn get(&self, key: &[u8], hint: Option<u32>) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(shared) = &self.shared {
+            return shared.get(key);
+        }
+        let hinted = hint.and_then(|p| self.shards.read().get(&p).cloned());
+        if let Some(shard) = hinted
+            && let Some(value) = shard.get(key)?
+        {
+            return Ok(Some(value));
+        }
+        for (partition, shard) in self.all() {
+            if Some(partition) == hint {
+                continue;
+            }
+            if let Some(value) = shard.get(key)? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Next offset to apply, per partition (the union over the shards).
+    pub fn offsets(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for (_, shard) in self.all() {
+            out.extend(shard.offsets()?);
+        }
+        Ok(out)
+    }
+
+    /// Makes every commit so far durable, in every shard.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.each(View::sync)
+    }
+
+    /// Makes the commits so far durable in every shard that has some not yet
+    /// durable.
+    pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
+        self.each(View::sync_if_dirty)
+    }
+
+    /// Runs `f` on every shard, all of them even if one fails; the first
+    /// error is returned.
+    fn each(&self, f: impl Fn(&View) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut first = Ok(());
+        for (_, shard) in self.all() {
+            let result = f(&shard);
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+}
+
+#[cfg(test)]
+#[path = "shards_tests.rs"]
+mod tests;
