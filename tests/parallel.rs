@@ -161,6 +161,9 @@ fn a_key_written_by_two_partitions_stops_the_version_naming_both() {
         message.contains("partition 0") && message.contains("partition 1"),
         "{message}"
     );
-    // The status names where it stopped.
+    // The status names where it stopped, and the refused batch was undone:
+    // the view stays readable, with the key in one shard at most.
     assert!(failed["failure"]["partition"].is_u64(), "{failed}");
+    let digest = server.json(&["digest", "counts@1.0.0"]);
+    assert!(digest["rows"].as_u64().unwrap() <= 1, "{digest}");
 }

@@ -56,9 +56,6 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    /// The one lane of a version processed on one thread.
-    pub(super) const ALL: Lane = Lane { index: 0, count: 1 };
-
     /// Whether `partition` is this lane's (whether this host processes it
     /// or not: the lane reports its offsets either way).
     fn has(self, partition: usize) -> bool {
@@ -228,14 +225,14 @@ impl Worker {
     /// when the state is per partition).
     fn sync_shards(&self, sync: fn(&View) -> Result<(), StoreError>) -> Result<(), StoreError> {
         if self.run.view.layout() == Layout::Shared {
-            return sync(&self.run.view.shard(0)?);
+            return sync(&*self.run.view.shard(0)?);
         }
         for p in (0..self.partitions.len()).filter(|p| self.lane.has(*p)) {
             #[expect(
                 clippy::cast_possible_truncation,
                 reason = "`p` indexes the topic's partitions, which a u32 counts"
             )]
-            sync(&self.run.view.shard(p as u32)?)?;
+            sync(&*self.run.view.shard(p as u32)?)?;
         }
         Ok(())
     }
