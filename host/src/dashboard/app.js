@@ -97,6 +97,7 @@
       bar.dataset.partition = String(p);
       bar.title = `partition ${p}: ${numbers.format(applied)} / ${numbers.format(end)}`;
     });
+    box.title = `${v.threads} thread${v.threads === 1 ? "" : "s"}`;
   }
 
   function setText(e, text) {
@@ -380,6 +381,7 @@
       `--batch-timeout-ms ${s.batch_timeout_ms}`,
       `--memory-limit-mb ${Math.round(s.memory_limit_bytes / 1048576)}`,
     ];
+    if (s.threads) parts.push(`--threads ${s.threads}`);
     if (s.auto_promote) parts.push("--auto-promote");
     if (s.config) parts.push(`--config ${JSON.stringify(s.config)}`);
     return `settings: ${parts.join(" ")}`;
