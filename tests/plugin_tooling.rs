@@ -93,7 +93,7 @@ fn refused(file: &Path) -> Vec<String> {
 fn process_type(version: &str) -> &'static str {
     match version {
         "0.1.0" => "func(events: list<event>) -> result<_, error>",
-        "0.2.0" => "func(batch: event-batch) -> result<_, error>",
+        "0.2.0" | "0.3.0-rc.1" => "func(batch: event-batch) -> result<_, error>",
         other => panic!("no contract {other}"),
     }
 }
@@ -207,6 +207,12 @@ fn check_accepts_the_example_plugins() {
         let report = accepted(Path::new(plugin.path), "0.1.0");
         assert!(report["compile_ms"].is_u64(), "{report}");
     }
+}
+
+#[test]
+fn check_accepts_a_plugin_of_the_release_candidate() {
+    let report = accepted(Path::new(kappa_plugins::RANGE_PROBE.path), "0.3.0-rc.1");
+    assert!(report["compile_ms"].is_u64(), "{report}");
 }
 
 /// `kappa plugin check --data-dir DIR` says it is compiling before it does,
@@ -343,8 +349,10 @@ fn check_refuses_each_wrong_file_with_the_precise_reason() {
             "unsupported contract version: the component was built against \
              kappa:processor@0.99.0 (it imports `kappa:processor/view@0.99.0`, \
              `kappa:processor/logging@0.99.0`"
-        ) && reasons[0]
-            .ends_with("but this host supports only kappa:processor@0.1.0, kappa:processor@0.2.0"),
+        ) && reasons[0].ends_with(
+            "but this host supports only kappa:processor@0.1.0, kappa:processor@0.2.0, \
+                 kappa:processor@0.3.0-rc.1"
+        ),
         "{reasons:?}"
     );
 

@@ -150,7 +150,7 @@ const RUST: Language = Language {
             "src/columns.rs",
             concat!(
                 include_str!("../templates/rust/0.2.0/columns-header.rs"),
-                include_str!("../../plugins/rust/kappa-guest/src/lib.rs")
+                include_str!("../../plugins/rust/kappa-guest/src/columns.rs")
             ),
         ),
     ],
