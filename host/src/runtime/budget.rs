@@ -13,6 +13,12 @@
 //! value bytes plus [`ENTRY_OVERHEAD`] per distinct key. Overwriting a key
 //! replaces its value's bytes (the entry is counted once); a delete is an
 //! entry without a value.
+//!
+//! The rows a range read (contract 0.3.0-rc.1) returns are held by the host
+//! until they are copied into the guest: each costs its key and value bytes
+//! plus [`ROW_OVERHEAD`], and one read may take what the memories, tables
+//! and pending writes leave of the limit ([`InstanceMemory::allowed_for_reads`]).
+//! Once copied, they count as the guest's linear memory.
 
 use std::collections::btree_map::Entry;
 use std::ops::Bound;
