@@ -6,7 +6,9 @@
 //!   `payments-v2` and `key-totals` (which share one view between
 //!   partitions), and no key in two partitions' views;
 //! - `recent-window`, whose expiry reads the view by range, ends with the
-//!   rows a native computation of "each account's last N events" gives.
+//!   rows a native computation of "each account's last N events" gives;
+//! - `global-count` does write one key from every partition, the case the
+//!   contract forbids (which the host's processing of versions refuses).
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -190,4 +192,31 @@ fn recent_window_keeps_each_accounts_last_events_as_a_native_computation_does() 
         .collect();
     assert_eq!(expected.len(), 25 * 3, "every account has over 3 events");
     assert_eq!(union(&shards), expected);
+}
+
+#[test]
+fn global_count_writes_its_one_key_in_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&dir.path().join("compiled")).unwrap();
+    let records = payments(300, 10);
+    let shards = views(dir.path(), "count", PARTITIONS);
+    replay(
+        &runtime,
+        &kappa_plugins::GLOBAL_COUNT,
+        "",
+        &records,
+        20,
+        |p| &shards[p as usize],
+    );
+    let counts: Vec<u64> = shards
+        .iter()
+        .map(|shard| {
+            let value = shard
+                .get(b"count")
+                .unwrap()
+                .expect("every shard has `count`");
+            String::from_utf8(value).unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 300, "{counts:?}");
 }

@@ -177,6 +177,10 @@ mod tests {
         // Three full pages, then an empty one that says there are no more.
         let starts: Vec<&[u8]> = calls.iter().map(|(s, _)| s.as_slice()).collect();
         assert_eq!(starts, [&b"p"[..], b"p\0\0", b"p/2\0", b"p\xff\0"]);
+        // A page shorter than asked for is the last: no call after it.
+        let mut calls = Vec::new();
+        let keys = prefix(reader(&rows, &mut calls), b"p", 4).count();
+        assert_eq!((keys, calls.len()), (6, 2));
         let mut calls = Vec::new();
         let all: Vec<_> = range(reader(&rows, &mut calls), b"", None, 0).collect();
         assert_eq!(all.len(), rows.len());
