@@ -93,7 +93,7 @@ fn refused(file: &Path) -> Vec<String> {
 fn process_type(version: &str) -> &'static str {
     match version {
         "0.1.0" => "func(events: list<event>) -> result<_, error>",
-        "0.2.0" => "func(batch: event-batch) -> result<_, error>",
+        "0.2.0" | "0.3.0-rc.1" => "func(batch: event-batch) -> result<_, error>",
         other => panic!("no contract {other}"),
     }
 }
@@ -207,6 +207,12 @@ fn check_accepts_the_example_plugins() {
         let report = accepted(Path::new(plugin.path), "0.1.0");
         assert!(report["compile_ms"].is_u64(), "{report}");
     }
+}
+
+#[test]
+fn check_accepts_a_plugin_of_the_release_candidate() {
+    let report = accepted(Path::new(kappa_plugins::RANGE_PROBE.path), "0.3.0-rc.1");
+    assert!(report["compile_ms"].is_u64(), "{report}");
 }
 
 /// `kappa plugin check --data-dir DIR` says it is compiling before it does,
@@ -343,8 +349,10 @@ fn check_refuses_each_wrong_file_with_the_precise_reason() {
             "unsupported contract version: the component was built against \
              kappa:processor@0.99.0 (it imports `kappa:processor/view@0.99.0`, \
              `kappa:processor/logging@0.99.0`"
-        ) && reasons[0]
-            .ends_with("but this host supports only kappa:processor@0.1.0, kappa:processor@0.2.0"),
+        ) && reasons[0].ends_with(
+            "but this host supports only kappa:processor@0.1.0, kappa:processor@0.2.0, \
+                 kappa:processor@0.3.0-rc.1"
+        ),
         "{reasons:?}"
     );
 
@@ -390,6 +398,8 @@ fn check_refuses_each_wrong_file_with_the_precise_reason() {
 
 /// The contracts `kappa plugin new --contract` writes, the default first.
 const CONTRACTS: [&str; 2] = ["0.2.0", "0.1.0"];
+/// Those of a Rust starter: the same and the release candidate.
+const RUST_CONTRACTS: [&str; 3] = ["0.2.0", "0.1.0", "0.3.0-rc.1"];
 
 /// `kappa plugin new NAME --lang LANG --contract C --dir DIR --json` (no
 /// `--contract` for the default, the newest): the files written.
@@ -438,10 +448,12 @@ fn plugin_new(name: &str, lang: &str, contract: &str, dir: &Path) -> Vec<String>
 }
 
 /// Deploys `component` over a topic of keyed and unkeyed events and checks
-/// that the view counts the events of each key. With `rebuilt` (another
+/// that the view counts the events of each key (those without one under
+/// `no_key`: `(no key)`, or `(no key)/1` for a starter of 0.3.0-rc.1, whose
+/// rows not under an event key are per partition). With `rebuilt` (another
 /// build of the same project, other bytes), checks that it is refused under
 /// the deployed version, and builds the same view as a new version.
-fn deploy_and_count(component: &Path, name: &str, rebuilt: Option<&Path>) {
+fn deploy_and_count(component: &Path, name: &str, no_key: &str, rebuilt: Option<&Path>) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     server.json(&["topic", "create", "events", "--partitions", "3"]);
@@ -474,7 +486,7 @@ fn deploy_and_count(component: &Path, name: &str, rebuilt: Option<&Path>) {
     );
     server.wait_applied(&format!("{name}@0.1.0"));
     let rows = server.rows(name);
-    let expected: Vec<(String, String)> = [("(no key)", "1"), ("a", "3"), ("b", "2"), ("c", "2")]
+    let expected: Vec<(String, String)> = [(no_key, "1"), ("a", "3"), ("b", "2"), ("c", "2")]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
@@ -548,15 +560,20 @@ fn rebuilt_is_a_new_version(server: &Server, deployed: &Path, rebuilt: &Path, na
 #[test]
 fn a_new_rust_project_builds_passes_the_check_and_counts_events() {
     let dir = tempfile::tempdir().unwrap();
-    for contract in CONTRACTS {
+    for contract in RUST_CONTRACTS {
         let project = dir.path().join(format!("counter-{contract}"));
         let files = sorted(plugin_new("tally-counter", "rust", contract, &project));
         let mut expected = vec![".gitignore", "Cargo.toml", "README.md"];
-        expected.extend(contract_files(
-            contract,
-            &["src/lib.rs"],
-            &["src/columns.rs", "src/lib.rs"],
-        ));
+        let candidate = contract == "0.3.0-rc.1";
+        let (own, no_key) = if candidate {
+            (
+                &["src/columns.rs", "src/lib.rs", "src/range.rs"][..],
+                "(no key)/1",
+            )
+        } else {
+            (&["src/columns.rs", "src/lib.rs"][..], "(no key)")
+        };
+        expected.extend(contract_files(contract, &["src/lib.rs"], own));
         expected.push("wit/processor.wit");
         assert_eq!(files, expected);
         // Outside a Cargo workspace, a project of its own.
@@ -566,7 +583,7 @@ fn a_new_rust_project_builds_passes_the_check_and_counts_events() {
         let release = cargo_build_wasm(&project.join("Cargo.toml"));
         let component = release.join("tally_counter.wasm");
         accepted(&component, contract);
-        deploy_and_count(&component, "tally-counter", None);
+        deploy_and_count(&component, "tally-counter", no_key, None);
     }
     let project = dir.path().join("counter-0.2.0");
 
@@ -783,7 +800,7 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
         let bytes = build(&component);
         accepted(&component, contract);
         if contract != CONTRACTS[0] {
-            deploy_and_count(&component, "py-counter", None);
+            deploy_and_count(&component, "py-counter", "(no key)", None);
             continue;
         }
         // The pinned componentize-py does not build the same bytes
@@ -794,7 +811,7 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
             bytes != again,
             "two builds gave the same bytes: update docs/plugins-python.md"
         );
-        deploy_and_count(&component, "py-counter", Some(&rebuilt));
+        deploy_and_count(&component, "py-counter", "(no key)", Some(&rebuilt));
     }
 }
 
@@ -849,7 +866,7 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
         let bytes = build(&component);
         accepted(&component, contract);
         if contract != CONTRACTS[0] {
-            deploy_and_count(&component, "js-counter", None);
+            deploy_and_count(&component, "js-counter", "(no key)", None);
             continue;
         }
         // The pinned componentize-js does not build the same bytes
@@ -860,7 +877,7 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
             bytes != again,
             "two builds gave the same bytes: update docs/plugins-js.md"
         );
-        deploy_and_count(&component, "js-counter", Some(&rebuilt));
+        deploy_and_count(&component, "js-counter", "(no key)", Some(&rebuilt));
     }
 }
 
@@ -907,5 +924,5 @@ fn a_new_c_project_is_written_and_builds_with_clang_and_wit_bindgen() {
     );
     let component = project.join("c-counter.wasm");
     accepted(&component, "0.1.0");
-    deploy_and_count(&component, "c-counter", None);
+    deploy_and_count(&component, "c-counter", "(no key)", None);
 }

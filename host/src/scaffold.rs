@@ -1,6 +1,8 @@
 //! `kappa plugin new`: writes a starter project for a processor plugin in
 //! Rust, Python, JavaScript or C, against contract 0.1.0 or 0.2.0 (the
-//! newest the language's starter has by default; C has 0.1.0 only). Each project holds a copy of the contract
+//! newest the language's starter has by default; C has 0.1.0 only), or, in
+//! Rust only, the release candidate 0.3.0-rc.1 (never the default; with a
+//! reader of the view by key range too). Each project holds a copy of the contract
 //! (`wit/processor.wit`), a processor that counts the events of each key with
 //! comments explaining the contract, for 0.2.0 a reader of the batch's
 //! columns, a build script or manifest, and a README saying how to build,
@@ -30,6 +32,11 @@ pub enum Contract {
     #[value(name = "0.2.0")]
     #[serde(rename = "0.2.0")]
     V0_2_0,
+    /// `kappa:processor@0.3.0-rc.1`: the batch in columns, a state per
+    /// partition and range reads; a release candidate, never the default.
+    #[value(name = "0.3.0-rc.1")]
+    #[serde(rename = "0.3.0-rc.1")]
+    V0_3_0Rc1,
 }
 
 impl Contract {
@@ -42,6 +49,7 @@ impl Contract {
         match self {
             Contract::V0_1_0 => "0.1.0",
             Contract::V0_2_0 => "0.2.0",
+            Contract::V0_3_0Rc1 => "0.3.0-rc.1",
         }
     }
 
@@ -50,6 +58,9 @@ impl Contract {
         match self {
             Contract::V0_1_0 => include_str!("../../wit/processor-0.1.0/processor.wit"),
             Contract::V0_2_0 => include_str!("../../wit/processor-0.2.0/processor.wit"),
+            Contract::V0_3_0Rc1 => {
+                include_str!("../../wit/processor-0.3.0-rc.1/processor.wit")
+            }
         }
     }
 }
@@ -97,11 +108,16 @@ struct Language {
     v0_1_0: &'static [Template],
     /// Files of a 0.2.0 project (with its column reader).
     v0_2_0: &'static [Template],
+    /// Files of a 0.3.0-rc.1 project; empty when the language's starter is
+    /// not written for the release candidate.
+    v0_3_0_rc1: &'static [Template],
     /// The newest contract the language's starter is written for, and the
     /// default one.
     newest: Contract,
     /// The README's line on the column reader of a 0.2.0 project.
     columns_note: &'static str,
+    /// The README's line on the range reader of a 0.3.0-rc.1 project.
+    range_note: &'static str,
     /// Shell commands that build the component, run from the project.
     build: &'static [&'static str],
     /// Where the build writes the component, relative to the project.
@@ -125,6 +141,7 @@ impl Language {
         let own = match contract {
             Contract::V0_1_0 => self.v0_1_0,
             Contract::V0_2_0 => self.v0_2_0,
+            Contract::V0_3_0Rc1 => self.v0_3_0_rc1,
         };
         self.common.iter().chain(own)
     }
@@ -150,12 +167,34 @@ const RUST: Language = Language {
             "src/columns.rs",
             concat!(
                 include_str!("../templates/rust/0.2.0/columns-header.rs"),
-                include_str!("../../plugins/rust/kappa-guest/src/lib.rs")
+                include_str!("../../plugins/rust/kappa-guest/src/columns.rs")
+            ),
+        ),
+    ],
+    v0_3_0_rc1: &[
+        (
+            "src/lib.rs",
+            include_str!("../templates/rust/0.3.0-rc.1/src/lib.rs"),
+        ),
+        (
+            "src/columns.rs",
+            concat!(
+                include_str!("../templates/rust/0.2.0/columns-header.rs"),
+                include_str!("../../plugins/rust/kappa-guest/src/columns.rs")
+            ),
+        ),
+        (
+            "src/range.rs",
+            concat!(
+                include_str!("../templates/rust/0.3.0-rc.1/range-header.rs"),
+                include_str!("../../plugins/rust/kappa-guest/src/range.rs")
             ),
         ),
     ],
     columns_note: "- `src/columns.rs`: reads the batch's columns event by event (a copy of the\n  \
                    `kappa-guest` crate of the kappa repository).\n",
+    range_note: "- `src/range.rs`: reads the view by key range in pages (a copy of the\n  \
+                 `kappa-guest` crate of the kappa repository).\n",
     build: &[
         "rustup target add wasm32-wasip2",
         "cargo build --release --target wasm32-wasip2",
@@ -183,7 +222,9 @@ const PYTHON: Language = Language {
             include_str!("../templates/python/0.2.0/columns.py"),
         ),
     ],
+    v0_3_0_rc1: &[],
     columns_note: "- `columns.py`: reads the batch's columns event by event.\n",
+    range_note: "",
     build: &[
         "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt",
         "python3 build.py",
@@ -211,7 +252,9 @@ const JS: Language = Language {
             include_str!("../templates/js/0.2.0/columns.js"),
         ),
     ],
+    v0_3_0_rc1: &[],
     columns_note: "- `columns.js`: reads the batch's columns event by event.\n",
+    range_note: "",
     build: &["npm install", "npm run build"],
     component: "{{name}}.wasm",
     newest: Contract::V0_2_0,
@@ -227,7 +270,9 @@ const C: Language = Language {
     v0_1_0: &[("plugin.c", include_str!("../templates/c/plugin.c"))],
     // No column reader in C yet: the starter speaks 0.1.0 only.
     v0_2_0: &[],
+    v0_3_0_rc1: &[],
     columns_note: "",
+    range_note: "",
     build: &["sh build.sh"],
     component: "{{name}}.wasm",
     newest: Contract::V0_1_0,
@@ -244,7 +289,8 @@ pub struct Options {
     #[arg(long, value_enum)]
     pub lang: Lang,
     /// Contract to write the project against (default: the newest one the
-    /// language's starter has: 0.2.0, or 0.1.0 for C).
+    /// language's starter has: 0.2.0, or 0.1.0 for C; the release candidate
+    /// 0.3.0-rc.1 is for Rust only, and only when asked for).
     #[arg(long, value_enum)]
     pub contract: Option<Contract>,
     /// Rust: give the project a `[workspace]` of its own even inside a Cargo
@@ -269,9 +315,18 @@ impl Options {
     /// The contract to write against: the one asked for, if the language's
     /// starter has it, else the language's newest.
     fn contract(&self) -> Result<Contract> {
-        let newest = Language::of(self.lang).newest;
+        let language = Language::of(self.lang);
+        let newest = language.newest;
         match self.contract {
             None => Ok(newest),
+            Some(Contract::V0_3_0Rc1) if language.v0_3_0_rc1.is_empty() => {
+                Err(Error::invalid(format!(
+                    "a {} starter is not written against the release candidate 0.3.0-rc.1 \
+                     (only a Rust one is, for now): use --contract {newest}",
+                    self.lang
+                )))
+            }
+            Some(Contract::V0_3_0Rc1) => Ok(Contract::V0_3_0Rc1),
             Some(c) if c <= newest => Ok(c),
             Some(c) => Err(Error::invalid(format!(
                 "a {} starter is written against contract {newest} at most, not {c}: \
@@ -297,8 +352,9 @@ struct Fill<'a> {
 impl Fill<'_> {
     fn apply(&self, text: &str) -> String {
         let columns = match self.contract {
-            Contract::V0_1_0 => "",
-            Contract::V0_2_0 => self.language.columns_note,
+            Contract::V0_1_0 => String::new(),
+            Contract::V0_2_0 => self.language.columns_note.to_owned(),
+            Contract::V0_3_0Rc1 => [self.language.columns_note, self.language.range_note].concat(),
         };
         let (target, standalone) = match &self.workspace {
             None => ("target/".to_owned(), RUST_STANDALONE.to_owned()),
@@ -312,7 +368,7 @@ impl Fill<'_> {
             ),
         };
         text.replace("{{standalone}}", &standalone)
-            .replace("{{columns}}", columns)
+            .replace("{{columns}}", &columns)
             .replace("{{target}}", &target)
             .replace("{{contract}}", self.contract.version())
             .replace("{{name}}", self.name)
@@ -494,8 +550,11 @@ mod tests {
     #[test]
     fn every_template_is_filled_in() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
-            for contract in [Contract::V0_1_0, Contract::V0_2_0] {
-                if contract > Language::of(lang).newest {
+            for contract in [Contract::V0_1_0, Contract::V0_2_0, Contract::V0_3_0Rc1] {
+                let candidate = contract == Contract::V0_3_0Rc1;
+                if (!candidate && contract > Language::of(lang).newest)
+                    || (candidate && lang != Lang::Rust)
+                {
                     continue;
                 }
                 let options = Options {
@@ -516,8 +575,13 @@ mod tests {
                         !has_placeholder(text),
                         "{lang} {path} has a placeholder left"
                     );
-                    if contract == Contract::V0_2_0 {
+                    if contract != Contract::V0_1_0 {
                         for old in ["processor@0.1.0", "logging@0.1.0", "view@0.1.0"] {
+                            assert!(!text.contains(old), "{lang} {path} names {old}");
+                        }
+                    }
+                    if candidate {
+                        for old in ["logging@0.2.0", "view@0.2.0"] {
                             assert!(!text.contains(old), "{lang} {path} names {old}");
                         }
                     }
@@ -529,6 +593,16 @@ mod tests {
         assert!(columns.contains("macro_rules! columns"));
         let readme = &rust.iter().find(|(p, _)| *p == "README.md").unwrap().1;
         assert!(readme.contains("release/my_counter.wasm"), "{readme}");
+        assert!(!readme.contains("src/range.rs"), "{readme}");
+        let candidate = Options {
+            contract: Some(Contract::V0_3_0Rc1),
+            ..Options::new(Lang::Rust)
+        };
+        let files = project_files("my-counter", &candidate);
+        let range = &files.iter().find(|(p, _)| *p == "src/range.rs").unwrap().1;
+        assert!(range.contains("pub fn prefix_end"));
+        let readme = &files.iter().find(|(p, _)| *p == "README.md").unwrap().1;
+        assert!(readme.contains("src/range.rs") && readme.contains("src/columns.rs"));
     }
 
     #[test]
@@ -542,6 +616,19 @@ mod tests {
         assert!(err.to_string().contains("--contract 0.1.0"), "{err}");
         assert!(!dir.path().join("c").exists());
         assert_eq!(Options::new(Lang::C).contract().unwrap(), Contract::V0_1_0);
+        // The release candidate: Rust only, never the default.
+        for lang in [Lang::Python, Lang::Js, Lang::C] {
+            let options = Options {
+                contract: Some(Contract::V0_3_0Rc1),
+                ..Options::new(lang)
+            };
+            let err = options.contract().unwrap_err().to_string();
+            assert!(err.contains("only a Rust one is"), "{err}");
+        }
+        assert_eq!(
+            Options::new(Lang::Rust).contract().unwrap(),
+            Contract::V0_2_0
+        );
         assert_eq!(Options::new(Lang::Js).contract().unwrap(), Contract::NEWEST);
     }
 

@@ -27,7 +27,19 @@ const PLUGINS: &[(&str, &str)] = &[
 
 /// Plugins embedded for the benchmarks only: constants like the others, but
 /// not in `ALL`, the examples that `kappa plugin examples` writes.
-const BENCHMARK_PLUGINS: &[(&str, &str)] = &[("key-totals", "KEY_TOTALS")];
+const BENCHMARK_PLUGINS: &[(&str, &str)] = &[
+    ("key-totals", "KEY_TOTALS"),
+    ("key-totals-v3", "KEY_TOTALS_V3"),
+];
+
+/// Plugins of contract 0.3.0-rc.1 and test plugins, embedded for the host's
+/// tests and benchmarks: constants like the others, not in `ALL`.
+const TEST_PLUGINS: &[(&str, &str)] = &[
+    ("payments-v3", "PAYMENTS_V3"),
+    ("recent-window", "RECENT_WINDOW"),
+    ("global-count", "GLOBAL_COUNT"),
+    ("range-probe", "RANGE_PROBE"),
+];
 
 fn main() -> ExitCode {
     match run() {
@@ -57,7 +69,7 @@ fn run() -> Result<(), String> {
 
     let release = target_dir.join(TARGET).join("release");
     let mut generated = String::new();
-    for (name, constant) in PLUGINS.iter().chain(BENCHMARK_PLUGINS) {
+    for (name, constant) in PLUGINS.iter().chain(BENCHMARK_PLUGINS).chain(TEST_PLUGINS) {
         let path = release.join(format!("{}.wasm", name.replace('-', "_")));
         if !path.is_file() {
             return Err(format!(

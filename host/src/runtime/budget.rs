@@ -13,8 +13,15 @@
 //! value bytes plus [`ENTRY_OVERHEAD`] per distinct key. Overwriting a key
 //! replaces its value's bytes (the entry is counted once); a delete is an
 //! entry without a value.
+//!
+//! The rows a range read (contract 0.3.0-rc.1) returns are held by the host
+//! until they are copied into the guest: each costs its key and value bytes
+//! plus [`ROW_OVERHEAD`], and one read may take what the memories, tables
+//! and pending writes leave of the limit ([`InstanceMemory::allowed_for_reads`]).
+//! Once copied, they count as the guest's linear memory.
 
 use std::collections::btree_map::Entry;
+use std::ops::Bound;
 
 use wasmtime::ResourceLimiter;
 
@@ -31,6 +38,10 @@ use crate::store::Writes;
 /// 4-byte keys with empty values raised the host's peak resident memory by
 /// 117 and 132 bytes a write, its commit included.
 pub const ENTRY_OVERHEAD: usize = 160;
+
+/// Host bytes one row returned by a range read takes beyond its key and
+/// value bytes while the host holds it: the `row` record's two vectors.
+pub const ROW_OVERHEAD: usize = 2 * size_of::<Vec<u8>>();
 
 /// Bytes one table element takes in the host (a pointer, per wasmtime).
 const TABLE_ELEMENT_BYTES: usize = size_of::<usize>();
@@ -89,6 +100,23 @@ impl PendingWrites {
     /// when the batch has not written it.
     pub fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
         self.writes.get(key)
+    }
+
+    /// The pending writes of the keys at or after `start` and before `end`
+    /// (no upper bound when `None`), in key order.
+    pub fn range<'a>(
+        &'a self,
+        start: &'a [u8],
+        end: Option<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        // An empty range (end at or before start) would make BTreeMap panic.
+        let empty = end.is_some_and(|end| end <= start);
+        let range = (!empty).then(|| {
+            self.writes
+                .range::<[u8], _>((Bound::Included(start), upper))
+        });
+        range.into_iter().flatten()
     }
 
     /// Records `value` (`None`: a delete) under `key`, unless the pending
@@ -157,6 +185,12 @@ impl InstanceMemory {
             tables: 0,
             pending: 0,
         }
+    }
+
+    /// What the rows of a range read may cost, given the memories, tables
+    /// and pending writes.
+    pub fn allowed_for_reads(&self) -> usize {
+        self.limit.saturating_sub(self.used())
     }
 
     /// What pending writes may cost, given the memories and tables.
@@ -296,6 +330,34 @@ mod tests {
             PendingWrites::entry_cost(b"aaaa", Some(b"v")),
             ENTRY_OVERHEAD + 5
         );
+    }
+
+    #[test]
+    fn a_range_of_pending_writes_is_half_open_and_may_be_empty() {
+        let mut w = PendingWrites::new();
+        for key in [&b"a"[..], b"b", b"b\0", b"c"] {
+            w.set(key.to_vec(), Some(key.to_vec()), usize::MAX).unwrap();
+        }
+        w.set(b"bb".to_vec(), None, usize::MAX).unwrap();
+        let keys = |start: &[u8], end: Option<&[u8]>| -> Vec<Vec<u8>> {
+            w.range(start, end).map(|(k, _)| k.clone()).collect()
+        };
+        assert_eq!(keys(b"b", Some(b"c")), [&b"b"[..], b"b\0", b"bb"]);
+        assert_eq!(keys(b"", None).len(), 5);
+        assert_eq!(keys(b"b\x01", None), [&b"bb"[..], b"c"]);
+        assert!(keys(b"c", Some(b"c")).is_empty());
+        assert!(keys(b"c", Some(b"a")).is_empty());
+    }
+
+    #[test]
+    fn reads_may_take_what_memories_tables_and_writes_leave() {
+        let mut m = InstanceMemory::new(100);
+        m.linear = 30;
+        m.tables = 10;
+        m.pending = 20;
+        assert_eq!(m.allowed_for_reads(), 40);
+        m.pending = 90;
+        assert_eq!(m.allowed_for_reads(), 0);
     }
 
     #[test]

@@ -10,9 +10,9 @@ use wasmtime::Trap;
 use wasmtime::component::ResourceTableError;
 
 use super::MAX_GUEST_MESSAGE_BYTES;
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3_rc1};
 use super::budget::PendingWrites;
-use super::convert::{to_columns, to_event};
+use super::convert::{to_columns, to_columns_v0_3_rc1, to_event};
 use super::host::Batch;
 use super::instance::{Bindings, Instance};
 use crate::log::Record;
@@ -153,6 +153,7 @@ macro_rules! guest_error_from {
 
 guest_error_from!(v0_1);
 guest_error_from!(v0_2);
+guest_error_from!(v0_3_rc1);
 
 pub(super) fn describe_guest_error(e: &GuestError) -> String {
     match e {
@@ -214,6 +215,15 @@ impl Instance {
                     .map(|r| r.map_err(GuestError::from))
             }
             Bindings::V0_2(b) => match to_columns(events) {
+                Ok(batch) => b
+                    .call_process(&mut self.store, &batch)
+                    .map(|r| r.map_err(GuestError::from)),
+                Err(message) => {
+                    kind = FailureKind::Host;
+                    Ok(Err(GuestError::Internal(message)))
+                }
+            },
+            Bindings::V0_3Rc1(b) => match to_columns_v0_3_rc1(events) {
                 Ok(batch) => b
                     .call_process(&mut self.store, &batch)
                     .map(|r| r.map_err(GuestError::from)),

@@ -1,8 +1,8 @@
 //! Events as each contract version takes them: one `event` record per
 //! event (0.1.0, [`to_event`]), or the batch laid out in columns (0.2.0,
-//! [`to_columns`]).
+//! [`to_columns`]; 0.3.0-rc.1, the same columns, [`to_columns_v0_3_rc1`]).
 
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3_rc1};
 use crate::log::Record;
 
 /// An event as contract 0.1.0's `event` record.
@@ -71,6 +71,29 @@ pub fn to_columns(events: Vec<Record>) -> Result<v0_2::EventBatch, String> {
     Ok(batch)
 }
 
+/// Lays a batch out in the columns of contract 0.3.0-rc.1, which are those of
+/// 0.2.0 ([`to_columns`]): the lists are moved, not copied.
+pub fn to_columns_v0_3_rc1(events: Vec<Record>) -> Result<v0_3_rc1::EventBatch, String> {
+    let batch = to_columns(events)?;
+    Ok(v0_3_rc1::EventBatch {
+        partition: batch.partition,
+        offsets: batch.offsets,
+        timestamps: batch.timestamps,
+        key_lengths: batch.key_lengths,
+        value_lengths: batch.value_lengths,
+        data: batch.data,
+        headers: batch
+            .headers
+            .into_iter()
+            .map(|h| v0_3_rc1::EventHeader {
+                event: h.event,
+                name: h.name,
+                value: h.value,
+            })
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 #[allow(
@@ -116,5 +139,32 @@ mod tests {
         );
         let empty = to_columns(Vec::new()).unwrap();
         assert!(empty.offsets.is_empty() && empty.data.is_empty());
+    }
+
+    #[test]
+    fn the_candidate_takes_the_same_columns() {
+        let record = Record {
+            partition: 4,
+            offset: 3,
+            timestamp: 9,
+            key: Some(b"k".to_vec()),
+            value: b"v".to_vec(),
+            headers: vec![("h".into(), b"x".to_vec())],
+        };
+        let old = to_columns(vec![record.clone()]).unwrap();
+        let new = to_columns_v0_3_rc1(vec![record]).unwrap();
+        assert_eq!(
+            (new.partition, &new.offsets, &new.timestamps, &new.data),
+            (old.partition, &old.offsets, &old.timestamps, &old.data)
+        );
+        assert_eq!(
+            (&new.key_lengths, &new.value_lengths),
+            (&old.key_lengths, &old.value_lengths)
+        );
+        let h = &new.headers[0];
+        assert_eq!(
+            (h.event, h.name.as_str(), h.value.as_slice()),
+            (0, "h", &b"x"[..])
+        );
     }
 }

@@ -53,6 +53,15 @@ pub struct Plugin {
     pub load_time: Duration,
 }
 
+impl Plugin {
+    /// The contract version the plugin speaks; its
+    /// [`Contract::state_per_partition`] says whether each input partition
+    /// has a shard of the view of its own.
+    pub fn contract(&self) -> Contract {
+        self.contract
+    }
+}
+
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")

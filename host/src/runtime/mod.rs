@@ -15,7 +15,8 @@
 //! - A batch's view writes are buffered in the store's state (so the guest
 //!   reads its own writes) and handed back to the caller, which commits them
 //!   with the batch's offsets. They count against the memory limit together
-//!   with the linear memories and tables ([`budget`]).
+//!   with the linear memories and tables ([`budget`]), as do the rows of a
+//!   range read of contract 0.3.0-rc.1 while the host holds them.
 //! - Everything else a plugin can make the host hold is capped: its log
 //!   messages and error strings ([`MAX_GUEST_MESSAGE_BYTES`]), its printed
 //!   output (the last 4 KiB), its WASI handles ([`MAX_WASI_HANDLES`]).
@@ -74,6 +75,11 @@ pub const MAX_GUEST_MESSAGE_BYTES: usize = 4096;
 /// Most WASI resources (streams, pollables) one instance may hold open at
 /// once; a plugin that opens more without closing them traps.
 pub const MAX_WASI_HANDLES: usize = 10_000;
+
+#[cfg(test)]
+mod range_tests;
+#[cfg(test)]
+mod shard_tests;
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 use super::CONTRACT_PACKAGE;
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3_rc1};
 use super::host::HostState;
 use crate::error::{Error, Result};
 
@@ -48,6 +48,8 @@ contracts! {
     V0_1_0 => "0.1.0",
     /// A batch in columns.
     V0_2_0 => "0.2.0",
+    /// A batch in columns, a state per partition, and range reads.
+    V0_3_0Rc1 => "0.3.0-rc.1",
 }
 
 impl Contract {
@@ -64,6 +66,18 @@ impl Contract {
             .find(|c| c.version() == version)
     }
 
+    /// Whether each input partition has a state of its own: a batch of
+    /// partition P reads and writes P's shard of the view only, so the
+    /// partitions of a version may be processed on several threads at once,
+    /// one instance each. False for the versions whose partitions share one
+    /// view (0.1.0, 0.2.0), which are processed on one thread.
+    pub const fn state_per_partition(self) -> bool {
+        match self {
+            Contract::V0_1_0 | Contract::V0_2_0 => false,
+            Contract::V0_3_0Rc1 => true,
+        }
+    }
+
     /// Links this version's imports (`view`, `logging`, `types`).
     pub(super) fn add_to_linker(self, linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         match self {
@@ -72,6 +86,9 @@ impl Contract {
             }
             Contract::V0_2_0 => {
                 v0_2::Processor::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+            }
+            Contract::V0_3_0Rc1 => {
+                v0_3_rc1::Processor::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
             }
         }
     }
@@ -82,6 +99,7 @@ impl Contract {
         match self {
             Contract::V0_1_0 => v0_1::ProcessorPre::new(pre.clone()).map(Pre::V0_1),
             Contract::V0_2_0 => v0_2::ProcessorPre::new(pre.clone()).map(Pre::V0_2),
+            Contract::V0_3_0Rc1 => v0_3_rc1::ProcessorPre::new(pre.clone()).map(Pre::V0_3Rc1),
         }
     }
 }
@@ -102,6 +120,7 @@ impl PartialEq<&str> for Contract {
 pub(super) enum Pre {
     V0_1(v0_1::ProcessorPre<HostState>),
     V0_2(v0_2::ProcessorPre<HostState>),
+    V0_3Rc1(v0_3_rc1::ProcessorPre<HostState>),
 }
 
 /// Refuses what is not a component before compiling it, saying what it is.
@@ -230,6 +249,20 @@ mod tests {
             assert_eq!(contract.to_string(), contract.version());
         }
         assert_eq!(Contract::from_version("0.9.0"), None);
-        assert_eq!(Contract::VERSIONS, ["0.1.0", "0.2.0"]);
+        assert_eq!(Contract::VERSIONS, ["0.1.0", "0.2.0", "0.3.0-rc.1"]);
+        assert_eq!(
+            Contract::from_version("0.3.0"),
+            None,
+            "a candidate is not the release"
+        );
+    }
+
+    #[test]
+    fn only_the_candidate_has_a_state_per_partition() {
+        let per_partition: Vec<bool> = Contract::ALL
+            .iter()
+            .map(|c| c.state_per_partition())
+            .collect();
+        assert_eq!(per_partition, [false, false, true]);
     }
 }

@@ -20,7 +20,10 @@ pub struct Plugin {
 
 // PAYMENTS_V1, PAYMENTS_V2, STARTER, FAULTY, ECHO_V1, ECHO_V2 and ALL, written
 // by build.rs; also KEY_TOTALS, the processor of the key cardinality
-// benchmark, which is not an example and so not in ALL.
+// benchmark, which is not an example and so not in ALL, with KEY_TOTALS_V3,
+// the same on contract 0.3.0-rc.1; and, not in ALL either, the plugins of
+// contract 0.3.0-rc.1 and the test plugins: PAYMENTS_V3, RECENT_WINDOW,
+// GLOBAL_COUNT and RANGE_PROBE.
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 #[cfg(test)]
@@ -45,7 +48,15 @@ mod tests {
             !ALL.contains(&KEY_TOTALS),
             "a benchmark plugin, not an example"
         );
-        for plugin in ALL.iter().chain([&KEY_TOTALS]) {
+        let others = [
+            KEY_TOTALS,
+            KEY_TOTALS_V3,
+            PAYMENTS_V3,
+            RECENT_WINDOW,
+            GLOBAL_COUNT,
+            RANGE_PROBE,
+        ];
+        for plugin in ALL.iter().chain(&others) {
             // A component's preamble: magic, then version 0x0d and layer 1
             // (a core module has layer 0).
             assert_eq!(

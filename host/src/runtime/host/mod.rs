@@ -1,19 +1,21 @@
 //! What a plugin instance is given by the host: its per-instance state
 //! ([`HostState`]: WASI context, memory limit, the batch in progress) and
-//! the imports of the contract, one file per interface: [`view`] and
-//! [`logging`] (`types` has no functions; WASI is in `super::sandbox`).
+//! the imports of the contract, one file per interface: [`view`] (with
+//! the range reads of 0.3.0-rc.1 in [`range`]) and [`logging`] (`types` has no functions; WASI is in `super::sandbox`).
 //!
-//! Every contract version so far has identical `view` and `logging`
-//! interfaces, so each file implements one set of methods on [`HostState`]
-//! and a small macro binds them to each version's generated `Host` trait.
+//! Every contract version so far has the same `logging` interface and the
+//! same `get`, `put` and `delete` in `view` (0.3.0-rc.1 adds `range`), so
+//! each file implements one set of methods on [`HostState`] and a small
+//! macro binds them to each version's generated `Host` trait.
 
 mod logging;
+mod range;
 mod view;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3_rc1};
 use super::budget::{InstanceMemory, PendingWrites};
 use super::sandbox::{self, CapturedOutput};
 use super::{LOG_BUDGET_PER_CALL, MAX_WASI_HANDLES};
@@ -84,6 +86,7 @@ impl WasiView for HostState {
 
 impl v0_1::kappa::processor::types::Host for HostState {}
 impl v0_2::kappa::processor::types::Host for HostState {}
+impl v0_3_rc1::kappa::processor::types::Host for HostState {}
 
 #[cfg(test)]
 mod tests {

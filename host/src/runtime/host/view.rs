@@ -4,9 +4,10 @@
 //! batch started from. Writes are buffered in the batch ([`super::Batch`])
 //! within the key, value and per-batch caps and the instance's memory limit;
 //! a write over any of them traps the call with a [`HostTrap`] that says
-//! which, as does a failed read of the snapshot.
+//! which, as does a failed read of the snapshot. The range reads of
+//! 0.3.0-rc.1 are in `super::range`.
 
-use super::super::bindings::{v0_1, v0_2};
+use super::super::bindings::{v0_1, v0_2, v0_3_rc1};
 use super::super::budget::{ENTRY_OVERHEAD, mib};
 use super::super::call::{FailureKind, HostTrap};
 use super::super::{MAX_BATCH_WRITE_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
@@ -92,9 +93,10 @@ fn check_key(key: &[u8]) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Binds the methods above to a contract version's `view::Host`.
+/// Binds the methods above to a contract version's `view::Host`, with the
+/// functions the version adds, if any.
 macro_rules! view_host {
-    ($v:ident) => {
+    ($v:ident $(, $($added:tt)+)?) => {
         impl $v::kappa::processor::view::Host for HostState {
             fn get(&mut self, key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
                 self.view_get(key)
@@ -107,9 +109,26 @@ macro_rules! view_host {
             fn delete(&mut self, key: Vec<u8>) -> wasmtime::Result<()> {
                 self.view_delete(key)
             }
+
+            $($($added)+)?
         }
     };
 }
 
 view_host!(v0_1);
 view_host!(v0_2);
+view_host!(
+    v0_3_rc1,
+    fn range(
+        &mut self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<v0_3_rc1::Row>> {
+        let rows = self.view_range(start, end, limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, value)| v0_3_rc1::Row { key, value })
+            .collect())
+    }
+);

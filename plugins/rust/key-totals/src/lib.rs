@@ -18,52 +18,9 @@
 //! It speaks contract `kappa:processor@0.2.0` (the batch in columns, read in
 //! place with `kappa-guest`) and takes no configuration.
 
-use payments_core::{Failure, Input, View, parse_payment};
-use serde::{Deserialize, Serialize};
+mod totals;
 
-/// The row of one key.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Totals {
-    /// Payments seen with this key.
-    pub events: u64,
-    /// Sum of their amounts, in cents.
-    pub total_cents: u64,
-}
-
-/// Applies one batch of payments to `view`: for each event, one read and one
-/// write of its key's row.
-pub fn process_batch<'a>(
-    view: &mut impl View,
-    events: impl IntoIterator<Item = Input<'a>>,
-) -> Result<(), Failure> {
-    let mut encoded = Vec::new();
-    for event in events {
-        let key = event.key.ok_or_else(|| {
-            Failure::event(event.offset, "an event without a key: totals are per key")
-        })?;
-        let checked = parse_payment(event.value).map_err(|m| Failure::event(event.offset, m))?;
-        let mut totals: Totals = match view.get(key) {
-            None => Totals::default(),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Internal(format!(
-                    "row {} of the view is corrupt: {e}",
-                    String::from_utf8_lossy(key)
-                ))
-            })?,
-        };
-        totals.events += 1;
-        totals.total_cents = totals
-            .total_cents
-            .checked_add(checked.amount_cents)
-            .ok_or_else(|| Failure::event(event.offset, "the key's total_cents would overflow"))?;
-        encoded.clear();
-        serde_json::to_writer(&mut encoded, &totals)
-            .map_err(|e| Failure::Internal(format!("cannot encode a row: {e}")))?;
-        view.put(key, &encoded);
-    }
-    Ok(())
-}
+pub use totals::{Totals, process_batch};
 
 /// The component: the bindings of the contract and its exports, built for
 /// the guest target only. Natively the crate is the logic alone, so the
@@ -75,84 +32,17 @@ mod component {
     // `event-batch` as parameters, as the canonical ABI passes them.
     #![allow(clippy::too_many_arguments)]
 
-    use payments_core::{Failure, Input, View};
-
     wit_bindgen::generate!({
         path: "../../../wit/processor-0.2.0",
         world: "processor",
     });
 
-    use kappa::processor::types::EventError;
-    use kappa::processor::view;
-
-    use super::process_batch;
-
-    /// The view of this version, through the imported `view` interface.
-    struct HostView;
-
-    impl View for HostView {
-        fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-            view::get(key)
-        }
-
-        fn put(&mut self, key: &[u8], value: &[u8]) {
-            view::put(key, value);
-        }
-    }
-
-    struct Component;
-
-    impl Guest for Component {
-        fn init(config: String) -> Result<(), Error> {
-            // Refuse a configuration rather than silently ignore what the
-            // operator meant to set.
-            if !config.trim().is_empty() {
-                return Err(Error::InvalidConfig(
-                    "key-totals takes no configuration".into(),
-                ));
-            }
-            Ok(())
-        }
-
-        fn process(batch: EventBatch) -> Result<(), Error> {
-            let columns = kappa_guest::columns!(batch);
-            let events = columns
-                .events()
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            // A malformed batch (a host bug) is kept aside and reported once
-            // the iteration stops at it.
-            let mut malformed = None;
-            let inputs = events.map_while(|event| match event {
-                Ok(e) => Some(Input {
-                    offset: e.offset,
-                    timestamp: e.timestamp,
-                    key: e.key,
-                    value: e.value,
-                }),
-                Err(e) => {
-                    malformed = Some(e);
-                    None
-                }
-            });
-            let result = process_batch(&mut HostView, inputs);
-            if let Some(e) = malformed {
-                return Err(Error::Internal(e.to_string()));
-            }
-            result.map_err(|failure| match failure {
-                Failure::Event { offset, message } => {
-                    Error::InvalidEvent(EventError { offset, message })
-                }
-                Failure::Internal(message) => Error::Internal(message),
-            })
-        }
-    }
-
-    export!(Component);
+    include!("component.rs");
 }
 
 #[cfg(test)]
 mod tests {
-    use payments_core::MemoryView;
+    use payments_core::{Failure, Input, MemoryView};
 
     use super::*;
 

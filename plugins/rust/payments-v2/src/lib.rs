@@ -13,8 +13,10 @@
 //! account's recent event times under `window/<account>` as an ascending JSON
 //! array of integers.
 //!
-//! The rules live in [`process_batch`] and [`Window::record`], which need no
-//! bindings, so they are tested natively.
+//! The rules live in [`process_batch`] and [`Window::record`] (`rules.rs`),
+//! which need no bindings, so they are tested natively; the component around
+//! them is `component.rs`. `payments-v3` is the same two files on contract
+//! 0.3.0-rc.1.
 //!
 //! It speaks contract `kappa:processor@0.2.0`, which passes a batch in
 //! columns (read in place with `kappa-guest`): its rules are cheap per event,
@@ -25,224 +27,22 @@
 // `event-batch` as parameters, as the canonical ABI passes them.
 #![allow(clippy::too_many_arguments)]
 
-use std::cell::Cell;
-use std::collections::VecDeque;
+mod rules;
 
-use payments_core::{
-    ACCOUNT_PREFIX, AccountRow, Batch, FLAG_PREFIX, Failure, Flag, Input, Rule, View,
-    WINDOW_PREFIX, Writer, account_of, load, parse_config, parse_payment,
-};
-use serde::Deserialize;
+pub use rules::{Config, Window, process_batch};
 
 wit_bindgen::generate!({
     path: "../../../wit/processor-0.2.0",
     world: "processor",
 });
 
-use kappa::processor::types::EventError;
-use kappa::processor::view;
-
-/// Largest `window_ms` accepted: the largest integer every language of the
-/// examples represents exactly.
-const MAX_WINDOW_MS: u64 = (1 << 53) - 1;
-
-/// The configuration given at deploy, as a JSON object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// Smallest amount, in cents, flagged as `large-amount`.
-    pub large_cents: u64,
-    /// Length of the velocity window, in milliseconds.
-    pub window_ms: u64,
-    /// Payments within the window, this one included, that flag it.
-    pub max_txns: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            large_cents: 1_000_000,
-            window_ms: 60_000,
-            max_txns: 4,
-        }
-    }
-}
-
-impl Config {
-    /// Parses the `init` string and checks the ranges serde cannot.
-    pub fn parse(config: &str) -> Result<Config, String> {
-        let config: Config = parse_config(config)?;
-        if !(1..=MAX_WINDOW_MS).contains(&config.window_ms) {
-            return Err(format!(
-                "invalid config: window_ms must be between 1 and {MAX_WINDOW_MS}, not {}",
-                config.window_ms
-            ));
-        }
-        if config.max_txns == 0 {
-            return Err("invalid config: max_txns must be at least 1".into());
-        }
-        Ok(config)
-    }
-}
-
-/// The recent event times of one account, ascending, as stored under
-/// `window/<account>`.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Window(pub VecDeque<i64>);
-
-impl Window {
-    /// Records a payment at `timestamp` and returns how many recorded
-    /// payments, this one included, fall in `(timestamp - window_ms,
-    /// timestamp]`.
-    ///
-    /// A late event's time is inserted in order (after equal times). Then
-    /// every time at or before `newest - window_ms` is dropped, `newest` being
-    /// the largest time kept: no later event in order can count it again.
-    pub fn record(&mut self, timestamp: i64, window_ms: u64) -> usize {
-        let times = &mut self.0;
-        let at = times.partition_point(|&t| t <= timestamp);
-        times.insert(at, timestamp);
-        // i128: exact for any i64 time and window, as in languages with big
-        // integers.
-        let start = i128::from(timestamp) - i128::from(window_ms);
-        let first = times.partition_point(|&t| i128::from(t) <= start);
-        let count = at + 1 - first;
-        if let Some(&newest) = times.back() {
-            let cutoff = i128::from(newest) - i128::from(window_ms);
-            let stale = times.partition_point(|&t| i128::from(t) <= cutoff);
-            times.drain(..stale);
-        }
-        count
-    }
-}
-
-/// What a batch caches per account.
-#[derive(Debug, Default)]
-struct AccountState {
-    row: AccountRow,
-    window: Window,
-}
-
-/// Applies one batch of payments to `view`.
-///
-/// Account rows and windows are cached for the batch and written once at its
-/// end; flags are written as they are raised, each under its own key.
-pub fn process_batch<'a>(
-    config: &Config,
-    view: &mut impl View,
-    events: impl IntoIterator<Item = Input<'a>>,
-) -> Result<(), Failure> {
-    let mut accounts: Batch<AccountState> = Batch::default();
-    let mut writer = Writer::default();
-    for event in events {
-        let checked = parse_payment(event.value).map_err(|m| Failure::event(event.offset, m))?;
-        let account =
-            account_of(event.key, &checked.payment).map_err(|m| Failure::event(event.offset, m))?;
-        let state = accounts.get(account, || {
-            Ok(AccountState {
-                row: load(view, writer.key(ACCOUNT_PREFIX, account))?.unwrap_or_default(),
-                window: load(view, writer.key(WINDOW_PREFIX, account))?.unwrap_or_default(),
-            })
-        })?;
-        let recent = state.window.record(event.timestamp, config.window_ms);
-        let rule = if checked.amount_cents >= config.large_cents {
-            Some(Rule::LargeAmount)
-        } else if recent >= config.max_txns as usize {
-            Some(Rule::Velocity)
-        } else {
-            None
-        };
-        state
-            .row
-            .record(checked.amount_cents, rule.is_some())
-            .map_err(|m| Failure::event(event.offset, m))?;
-        if let Some(rule) = rule {
-            let flag = Flag {
-                account,
-                amount_cents: checked.amount_cents,
-                rule,
-                timestamp: event.timestamp,
-            };
-            writer.put(view, FLAG_PREFIX, &checked.payment.txn, &flag)?;
-        }
-    }
-    for (account, state) in accounts.rows() {
-        writer.put(view, ACCOUNT_PREFIX, account, &state.row)?;
-        writer.put(view, WINDOW_PREFIX, account, &state.window)?;
-    }
-    Ok(())
-}
-
-thread_local! {
-    /// Set by `init`; plain configuration, never state the view should hold.
-    static CONFIG: Cell<Option<Config>> = const { Cell::new(None) };
-}
-
-/// The view of this version, through the imported `view` interface.
-struct HostView;
-
-impl View for HostView {
-    fn get(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        view::get(key)
-    }
-
-    fn put(&mut self, key: &[u8], value: &[u8]) {
-        view::put(key, value);
-    }
-}
-
-struct Component;
-
-impl Guest for Component {
-    fn init(config: String) -> Result<(), Error> {
-        let config = Config::parse(&config).map_err(Error::InvalidConfig)?;
-        CONFIG.set(Some(config));
-        Ok(())
-    }
-
-    fn process(batch: EventBatch) -> Result<(), Error> {
-        let config = CONFIG
-            .get()
-            .ok_or_else(|| Error::Internal("process called before init".into()))?;
-        let columns = kappa_guest::columns!(batch);
-        let events = columns
-            .events()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        // `process_batch` takes plain inputs; a malformed batch (a host bug)
-        // is kept aside and reported once the iteration stops at it.
-        let mut malformed = None;
-        let inputs = events.map_while(|event| match event {
-            Ok(e) => Some(Input {
-                offset: e.offset,
-                timestamp: e.timestamp,
-                key: e.key,
-                value: e.value,
-            }),
-            Err(e) => {
-                malformed = Some(e);
-                None
-            }
-        });
-        let result = process_batch(&config, &mut HostView, inputs);
-        if let Some(e) = malformed {
-            return Err(Error::Internal(e.to_string()));
-        }
-        result.map_err(|failure| match failure {
-            Failure::Event { offset, message } => {
-                Error::InvalidEvent(EventError { offset, message })
-            }
-            Failure::Internal(message) => Error::Internal(message),
-        })
-    }
-}
-
-export!(Component);
+include!("component.rs");
 
 #[cfg(test)]
 mod tests {
-    use payments_core::MemoryView;
+    use payments_core::{Failure, Input, MemoryView};
 
+    use super::rules::MAX_WINDOW_MS;
     use super::*;
 
     fn payment(
