@@ -423,7 +423,7 @@ impl Run {
                 let version = self.next_replay_version(server);
                 let path = format!("/v1/processors/payments/versions/{version}?topic=payments");
                 self.replay_phases += 1;
-                let plugin = if self.replay_phases % 2 == 0 {
+                let plugin = if self.replay_phases.is_multiple_of(2) {
                     self.parallel.insert(version.clone());
                     &kappa_plugins::PAYMENTS_V3
                 } else {

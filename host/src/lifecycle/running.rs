@@ -99,7 +99,7 @@ impl Host {
         instance: Option<Instance>,
     ) -> Result<()> {
         let id = record.id();
-        let layout = if plugin.contract.version().starts_with("0.3") {
+        let layout = if plugin.contract().state_per_partition() {
             Layout::PerPartition
         } else {
             Layout::Shared
