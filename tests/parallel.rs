@@ -65,7 +65,7 @@ fn one_two_and_four_threads_build_the_view_one_shared_view_builds() {
         assert_eq!(rows, server.rows(SHARED), "{threads} threads");
         let (key, value) = rows.iter().nth(rows.len() / 2).unwrap();
         let got = server.json(&["get", PER_PARTITION, key]);
-        assert_eq!(got["value"].to_string(), *value, "{got}");
+        assert_eq!(got["row"]["value"].to_string(), *value, "{got}");
         let diff = server.json(&["diff", SHARED, PER_PARTITION]);
         assert_eq!(diff_counts(&diff)[..3], [0, 0, 0], "{diff}");
         // One file per partition, beside the shared view's one file.
@@ -82,6 +82,17 @@ fn one_two_and_four_threads_build_the_view_one_shared_view_builds() {
             })
             .count();
         assert_eq!(shards, PARTITIONS);
+        // A deploy bounds its own threads below the server's.
+        if threads == 4 {
+            server.deploy_payments(kappa_plugins::PAYMENTS_V3.path, "3.0.1", &["--threads", "2"]);
+            let bounded = server.wait_applied("payments@3.0.1");
+            assert_eq!(bounded["threads"], 2, "{bounded}");
+            assert_eq!(bounded["settings"]["threads"], 2, "{bounded}");
+            assert_eq!(
+                server.json(&["digest", "payments@3.0.1"])["sha256"].as_str(),
+                Some(want.as_str())
+            );
+        }
         server.stop();
     }
 }
