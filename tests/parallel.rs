@@ -84,7 +84,11 @@ fn one_two_and_four_threads_build_the_view_one_shared_view_builds() {
         assert_eq!(shards, PARTITIONS);
         // A deploy bounds its own threads below the server's.
         if threads == 4 {
-            server.deploy_payments(kappa_plugins::PAYMENTS_V3.path, "3.0.1", &["--threads", "2"]);
+            server.deploy_payments(
+                kappa_plugins::PAYMENTS_V3.path,
+                "3.0.1",
+                &["--threads", "2"],
+            );
             let bounded = server.wait_applied("payments@3.0.1");
             assert_eq!(bounded["threads"], 2, "{bounded}");
             assert_eq!(bounded["settings"]["threads"], 2, "{bounded}");

@@ -136,7 +136,9 @@ impl Bench {
         make: impl Fn() -> Box<dyn Processor>,
     ) -> (f64, String) {
         let partitions = self.host.log().topic(TOPIC).unwrap().partitions;
-        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.dir.path().join(format!("threads-{n}"));
         let view = Shards::open(&path, layout, kappa::store::ViewOptions::default()).unwrap();
         let mut processors: Vec<_> = (0..partitions).map(|_| make()).collect();

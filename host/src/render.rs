@@ -421,7 +421,9 @@ mod tests {
         v.threads = 2;
         let row = super::status_row(&v);
         assert!(
-            row.contains("partitions (applied/end, 2 threads)  0: 600,000/1,000,000  1: 0/2,200,000"),
+            row.contains(
+                "partitions (applied/end, 2 threads)  0: 600,000/1,000,000  1: 0/2,200,000"
+            ),
             "{row}"
         );
         let caught_up = version("caught_up", 0.into(), 1.0.into());

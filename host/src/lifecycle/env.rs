@@ -47,6 +47,12 @@ impl Env<'_> {
         super::owns(self.partitions, partition)
     }
 
+    /// The rank of `partition` among those this host processes, if it
+    /// processes it (see `super::rank`).
+    pub(super) fn rank(&self, partition: usize) -> Option<usize> {
+        super::rank(self.partitions, partition)
+    }
+
     /// Records the event at `offset` of `partition` as a dead letter of
     /// `id` (once, even if a crash makes the worker meet it again).
     pub(super) fn dead_letter(&self, id: &VersionId, partition: u32, offset: u64, message: &str) {

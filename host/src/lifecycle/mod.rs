@@ -304,6 +304,20 @@ fn owns(partitions: Option<&[u32]>, partition: usize) -> bool {
     partitions.is_none_or(|owned| owned.contains(&(partition as u32)))
 }
 
+/// The rank of `partition` among `partitions` (`None`: all, so its number),
+/// or none if it is not one of them: which lane of a version processes it.
+fn rank(partitions: Option<&[u32]>, partition: usize) -> Option<usize> {
+    match partitions {
+        None => Some(partition),
+        Some(owned) => {
+            let partition = u32::try_from(partition).ok()?;
+            owned
+                .contains(&partition)
+                .then(|| owned.iter().filter(|p| **p < partition).count())
+        }
+    }
+}
+
 fn unknown_version(id: &VersionId) -> Error {
     Error::not_found(format!("no version {id} is deployed"))
 }
@@ -311,5 +325,20 @@ fn unknown_version(id: &VersionId) -> Error {
 impl Drop for Host {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_host_given_some_partitions_ranks_them_so_lanes_share_them_evenly() {
+        assert_eq!(super::rank(None, 3), Some(3));
+        let owned = [0, 2];
+        assert_eq!(super::rank(Some(&owned), 0), Some(0));
+        assert_eq!(super::rank(Some(&owned), 1), None);
+        assert_eq!(super::rank(Some(&owned), 2), Some(1));
+        let unordered = [3, 1];
+        assert_eq!(super::rank(Some(&unordered), 3), Some(1));
+        assert_eq!(super::rank(Some(&unordered), 1), Some(0));
     }
 }

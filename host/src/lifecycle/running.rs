@@ -195,9 +195,14 @@ impl Host {
                         if caught_up == count {
                             env.caught_up(run);
                         }
-                        if let Err(fault) =
-                            spawn_lane(scope, &env, run, plugin, LaneStart::Live(worker), tx.clone())
-                        {
+                        if let Err(fault) = spawn_lane(
+                            scope,
+                            &env,
+                            run,
+                            plugin,
+                            LaneStart::Live(worker),
+                            tx.clone(),
+                        ) {
                             active -= 1;
                             fail_once(fault);
                         }

@@ -45,8 +45,10 @@ pub(super) enum Stop {
     CaughtUp(Box<Worker>),
 }
 
-/// Which of its version's partitions a worker processes: those whose number
-/// is `index` modulo `count`.
+/// Which of its version's partitions a worker processes: of the partitions
+/// this host processes, in order, those whose rank is `index` modulo `count`
+/// (so that a host given partitions 0 and 2 of four splits them over two
+/// lanes too).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Lane {
     /// This lane's number, below `count`.
@@ -56,10 +58,10 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    /// Whether `partition` is this lane's (whether this host processes it
-    /// or not: the lane reports its offsets either way).
-    fn has(self, partition: usize) -> bool {
-        partition % self.count == self.index
+    /// Whether `partition` is this lane's: processed by it when this host
+    /// processes the partition, else only reported by it (its offsets).
+    fn has(self, env: &Env<'_>, partition: usize) -> bool {
+        env.rank(partition).unwrap_or(partition) % self.count == self.index
     }
 }
 
@@ -210,7 +212,7 @@ impl Worker {
             Ok(false) => {}
             Err(fault) => return Stop::Failed(fault),
         }
-        if let Err(e) = self.sync_shards(View::sync) {
+        if let Err(e) = self.sync_shards(env, View::sync) {
             tracing::warn!(version = %self.id, "syncing the view on stop: {e}");
         }
         Stop::Requested
@@ -218,16 +220,20 @@ impl Worker {
 
     /// Whether this worker processes `partition`.
     fn processes(&self, env: &Env<'_>, partition: usize) -> bool {
-        self.lane.has(partition) && env.owns(partition)
+        env.owns(partition) && self.lane.has(env, partition)
     }
 
     /// Calls `sync` on the view (the shard of each of this lane's partitions,
     /// when the state is per partition).
-    fn sync_shards(&self, sync: fn(&View) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn sync_shards(
+        &self,
+        env: &Env<'_>,
+        sync: fn(&View) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         if self.run.view.layout() == Layout::Shared {
             return sync(&*self.run.view.shard(0)?);
         }
-        for p in (0..self.partitions.len()).filter(|p| self.lane.has(*p)) {
+        for p in (0..self.partitions.len()).filter(|p| self.processes(env, *p)) {
             #[expect(
                 clippy::cast_possible_truncation,
                 reason = "`p` indexes the topic's partitions, which a u32 counts"
@@ -267,7 +273,7 @@ impl Worker {
                         .collect();
                     let mut progress = run.progress.lock();
                     progress.start = start;
-                    self.report_applied(&mut progress.applied);
+                    self.report_applied(env, &mut progress.applied);
                     progress.log_error = None;
                     return Ok(true);
                 }
@@ -359,7 +365,7 @@ impl Worker {
             env.metrics.batch(&self.id, count, batch_started.elapsed());
             let mut progress = self.run.progress.lock();
             progress.record(count);
-            self.report_applied(&mut progress.applied);
+            self.report_applied(env, &mut progress.applied);
             worked = true;
         }
         Ok(Round::Done { worked })
@@ -587,7 +593,7 @@ impl Worker {
     /// for an append after `seen`.
     fn idle(&mut self, env: &Env<'_>, ends: &[u64], seen: u64) -> bool {
         self.run.progress.lock().idle();
-        if let Err(e) = self.sync_shards(View::sync_if_dirty) {
+        if let Err(e) = self.sync_shards(env, View::sync_if_dirty) {
             tracing::warn!(version = %self.id, "syncing the view: {e}");
         }
         if self.replaying
@@ -606,12 +612,12 @@ impl Worker {
 
     /// Writes this lane's partitions' next offsets into `applied` (the other
     /// lanes write theirs).
-    fn report_applied(&self, applied: &mut Vec<u64>) {
+    fn report_applied(&self, env: &Env<'_>, applied: &mut Vec<u64>) {
         if applied.len() < self.partitions.len() {
             applied.resize(self.partitions.len(), 0);
         }
         for (p, s) in self.partitions.iter().enumerate() {
-            if self.lane.has(p) {
+            if self.lane.has(env, p) {
                 applied[p] = s.next;
             }
         }
