@@ -579,6 +579,15 @@ impl Run {
             )
             .0 == 200;
         }
+        if !self.v2_deployed && tally.deploy >= MIN_PER_PHASE {
+            // Enough kills landed inside deploys; on a loaded machine the
+            // compile can outlast every kill delay, so deploy v2 whole now
+            // for the swap phase to have something to swap.
+            let path = "/v1/processors/payments/versions/2.0.0?topic=payments";
+            let (status, body) = http(&server.url, "POST", path, kappa_plugins::PAYMENTS_V2.bytes);
+            assert!(matches!(status, 200 | 201), "deploy 2.0.0: {status} {body}");
+            self.v2_deployed = true;
+        }
         self.check(&server, unknown, tally);
         server
     }
