@@ -228,6 +228,8 @@ struct Tally {
     unknown_absent: usize,
     acked_events: usize,
     views: usize,
+    /// Of `views`, those of versions replayed on several threads.
+    parallel_views: usize,
 }
 
 impl Tally {
@@ -714,7 +716,12 @@ fn run_seed(seed: u64, rounds: usize, tally: &mut Tally) {
             log.len()
         );
         seed_tally.views += 1;
+        seed_tally.parallel_views += usize::from(run.parallel.contains(version));
     }
+    assert!(
+        seed_tally.parallel_views >= 1,
+        "seed {seed}: no version replayed on several threads was left to check: {seed_tally:?}"
+    );
     seed_tally.acked_events = run.known.acked.len();
     assert!(
         seed_tally.acked_events > 100,
@@ -732,6 +739,7 @@ fn run_seed(seed: u64, rounds: usize, tally: &mut Tally) {
     tally.unknown_absent += seed_tally.unknown_absent;
     tally.acked_events += seed_tally.acked_events;
     tally.views += seed_tally.views;
+    tally.parallel_views += seed_tally.parallel_views;
 }
 
 #[test]
@@ -762,7 +770,8 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_applies_none_twice()
         "crash test: {} rounds, each a SIGKILL; kills inside a produce {}, a replay {} ({} of them \
          parallel), a deploy {}, \
          a promote or rollback {}; cut-off produce calls found all stored {} and all absent {} \
-         (each retried with its id); {} events acknowledged; {} views equal to a crash-free run",
+         (each retried with its id); {} events acknowledged; {} views ({} of them parallel) equal to \
+         a crash-free run",
         tally.rounds,
         tally.produce,
         tally.replay,
@@ -772,6 +781,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_event_and_applies_none_twice()
         tally.unknown_present,
         tally.unknown_absent,
         tally.acked_events,
-        tally.views
+        tally.views,
+        tally.parallel_views
     );
 }
