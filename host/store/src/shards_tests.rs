@@ -97,6 +97,11 @@ fn shards_digest_equal_to_a_shared_view_of_the_same_rows() {
     let per = Shards::open(&dir.path().join("per"), Layout::PerPartition, options()).unwrap();
     let shared = Shards::open(&dir.path().join("shared.redb"), Layout::Shared, options()).unwrap();
     let single = View::open_with(&dir.path().join("one.redb"), options()).unwrap();
+    // Empty, they digest equal too.
+    assert_eq!(
+        per.snapshot().unwrap().digest().unwrap(),
+        single.snapshot().unwrap().digest().unwrap()
+    );
     fill(&per, &single);
     fill(
         &shared,
@@ -415,6 +420,14 @@ fn two_shards_adding_one_key_at_once_never_both_succeed() {
         // Refused batches are undone: no key is left in two shards.
         shards.snapshot().unwrap().digest().unwrap();
     }
+}
+
+/// The host shares one `Shards` between the threads of a version.
+#[test]
+fn shards_are_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Shards>();
+    shared::<Layout>();
 }
 
 #[test]
