@@ -223,6 +223,20 @@ fn a_key_in_two_shards_fails_merged_reads() {
     assert!(conflict(rows[1].as_ref().unwrap_err()));
     // A scan that does not reach the key is fine.
     assert_eq!(keys(snap.scan(b"", Some(b"k"), 10).unwrap()), ["z"]);
+    // A get reads the hinted shard first, then the others in order.
+    assert_eq!(
+        shards.get(b"k", Some(2)).unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(
+        shards.get(b"k", Some(0)).unwrap().as_deref(),
+        Some(&b"0"[..])
+    );
+    assert_eq!(shards.get(b"k", None).unwrap().as_deref(), Some(&b"0"[..]));
+    assert_eq!(
+        shards.get(b"z", Some(0)).unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
 }
 
 /// A key written then deleted by one partition is free: another partition

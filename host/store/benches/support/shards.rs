@@ -7,7 +7,8 @@
 //! (a) The same 1M rows in 1, 2 and 4 shards (row `i` in partition
 //! `i % shards`, so that neighbouring keys are in different shards, as a
 //! hash partitioner places them): a full iteration of the merged snapshot
-//! and its digest, the best of five runs, against 1 shard.
+//! and its digest (five runs: the shortest elapsed, the mean CPU time),
+//! against 1 shard.
 //! (b) 1M new keys committed in batches of 16,384, alternately to
 //! partitions 0 and 1, through `Shards::commit` (the check) and through
 //! `View::commit` on the same shards (no check), including the final sync;
@@ -53,20 +54,20 @@ fn load(shards: &Shards, count: u32, ids: impl Iterator<Item = u64>) {
     shards.sync().expect("sync");
 }
 
-/// The shortest elapsed time and the least CPU time of the calling thread
-/// (which waiting for a core does not inflate) `f` took in `runs` runs, and
-/// its last result.
-fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, f64, T) {
+/// The shortest elapsed time of `runs` runs of `f`, the mean CPU time of
+/// the calling thread per run (which waiting for a core does not inflate;
+/// a mean, because the kernel counts it in ticks of 10 ms), and the last
+/// result.
+fn best<T>(runs: u32, mut f: impl FnMut() -> T) -> (Duration, f64, T) {
     let mut out = None;
-    let (mut elapsed, mut cpu) = (Duration::MAX, f64::MAX);
+    let mut elapsed = Duration::MAX;
+    let (_, cpu0) = cpu_seconds();
     for _ in 0..runs {
-        let (_, cpu0) = cpu_seconds();
         let started = Instant::now();
-        let value = f();
+        out = Some(f());
         elapsed = elapsed.min(started.elapsed());
-        cpu = cpu.min(cpu_seconds().1 - cpu0);
-        out = Some(value);
     }
+    let cpu = (cpu_seconds().1 - cpu0) / f64::from(runs);
     (elapsed, cpu, out.expect("one run"))
 }
 
@@ -104,7 +105,7 @@ fn merged_reads(base: &Path) {
             "the same rows digest equal in any number of shards"
         );
         println!(
-            "| {count} | {rows} | {iterate:.2?} | {iterate_cpu:.2} | {:.2} | {digest:.2?} | {digest_cpu:.2} | {:.2} |",
+            "| {count} | {rows} | {iterate:.2?} | {iterate_cpu:.3} | {:.2} | {digest:.2?} | {digest_cpu:.3} | {:.2} |",
             iterate_cpu / it1.max(0.001),
             digest_cpu / dg1.max(0.001),
         );
