@@ -457,3 +457,51 @@ fn only_canonical_shard_names_are_shards() {
         assert_eq!(shard_of(name), None, "{name}");
     }
 }
+
+/// `sync_if_dirty` makes the buffered commits of every shard durable, so a
+/// crash after it loses nothing.
+#[test]
+fn sync_if_dirty_reaches_every_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let shards = Shards::open(dir.path(), Layout::PerPartition, options()).unwrap();
+        for partition in 0..3 {
+            let key = format!("k{partition}");
+            shards
+                .commit(partition, 5, &writes(&[(&key, Some("v"))]), false)
+                .unwrap();
+        }
+        shards.sync_if_dirty().unwrap();
+        for partition in 0..3 {
+            shards.shard(partition).unwrap().lose_buffer();
+        }
+    }
+    let shards = Shards::open(dir.path(), Layout::PerPartition, options()).unwrap();
+    assert_eq!(
+        shards.offsets().unwrap(),
+        BTreeMap::from([(0, 5), (1, 5), (2, 5)])
+    );
+    assert_eq!(shards.snapshot().unwrap().len().unwrap(), 3);
+}
+
+/// Threads meeting a new partition at once all get its one shard.
+#[test]
+fn a_new_shard_is_created_once_under_contention() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = Arc::new(Shards::open(dir.path(), Layout::PerPartition, options()).unwrap());
+    let barrier = Arc::new(Barrier::new(4));
+    let views: Vec<Arc<View>> = (0..4)
+        .map(|_| {
+            let (shards, barrier) = (Arc::clone(&shards), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                shards.shard(3).unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(views.iter().all(|v| Arc::ptr_eq(v, &views[0])));
+    assert_eq!(views[0].path(), dir.path().join("partition-3.redb"));
+}
