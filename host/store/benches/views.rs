@@ -13,7 +13,9 @@
 //!
 //! Run: `cargo bench -p kappa-store --bench views` (`-- quick` for the 1k
 //! and 100k scenarios only, `-- NAME...` for the candidates named,
-//! `-- keys=1M` for the scenarios named).
+//! `-- keys=1M` for the scenarios named, `-- shards` for the section on
+//! views kept per partition alone, `support/shards.rs`, which a full run
+//! ends with).
 //! Throughput is given per second elapsed and per CPU-second (of the
 //! writing thread, and of the whole process: the reading thread and a
 //! store's background threads included), the latter being what a shared
@@ -29,6 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use kappa_store::{View, ViewOptions, Writes};
+
+#[path = "support/shards.rs"]
+mod shards;
 
 const BATCH: usize = 16_384;
 const MAX_EVENTS: u64 = 2_000_000;
@@ -421,6 +426,13 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let quick = args.iter().any(|a| a == "quick");
+    let base = std::env::var_os("KAPPA_STORE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    if args.iter().any(|a| a == "shards") {
+        shards::run(&base);
+        return;
+    }
     let only: Vec<&str> = args
         .iter()
         .filter_map(|a| a.strip_prefix("keys="))
@@ -464,9 +476,6 @@ fn main() {
             mix: Mix::Uniform,
         });
     }
-    let base = std::env::var_os("KAPPA_STORE_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
     println!(
         "| candidate | keys | events | events/s elapsed | per writer CPU-s | per process CPU-s | x today@1k | bytes/ev | wchar/ev | x change | disk MB | get p50 | get p99 |"
     );
@@ -504,5 +513,8 @@ fn main() {
                 f.p99,
             );
         }
+    }
+    if !quick && named.is_empty() && only.is_empty() {
+        shards::run(&base);
     }
 }

@@ -6,6 +6,10 @@
 //! parallel (redb has one writer per file), and because retiring a version is
 //! then just deleting its file.
 //!
+//! Under contract 0.3.0-rc.1 and later each input partition has a state of
+//! its own, so such a version's view is a directory of such files, one per
+//! partition, read together as one view ([`Shards`], `shards.rs`).
+//!
 //! The exactly-once guarantee lives here: a batch's row writes and the
 //! partition's next offset are committed together, so after a crash the view
 //! and its offsets always agree, and the worker resumes from exactly the first

@@ -97,6 +97,11 @@ fn shards_digest_equal_to_a_shared_view_of_the_same_rows() {
     let per = Shards::open(&dir.path().join("per"), Layout::PerPartition, options()).unwrap();
     let shared = Shards::open(&dir.path().join("shared.redb"), Layout::Shared, options()).unwrap();
     let single = View::open_with(&dir.path().join("one.redb"), options()).unwrap();
+    // Empty, they digest equal too.
+    assert_eq!(
+        per.snapshot().unwrap().digest().unwrap(),
+        single.snapshot().unwrap().digest().unwrap()
+    );
     fill(&per, &single);
     fill(
         &shared,
@@ -218,6 +223,20 @@ fn a_key_in_two_shards_fails_merged_reads() {
     assert!(conflict(rows[1].as_ref().unwrap_err()));
     // A scan that does not reach the key is fine.
     assert_eq!(keys(snap.scan(b"", Some(b"k"), 10).unwrap()), ["z"]);
+    // A get reads the hinted shard first, then the others in order.
+    assert_eq!(
+        shards.get(b"k", Some(2)).unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(
+        shards.get(b"k", Some(0)).unwrap().as_deref(),
+        Some(&b"0"[..])
+    );
+    assert_eq!(shards.get(b"k", None).unwrap().as_deref(), Some(&b"0"[..]));
+    assert_eq!(
+        shards.get(b"z", Some(0)).unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
 }
 
 /// A key written then deleted by one partition is free: another partition
@@ -417,6 +436,14 @@ fn two_shards_adding_one_key_at_once_never_both_succeed() {
     }
 }
 
+/// The host shares one `Shards` between the threads of a version.
+#[test]
+fn shards_are_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Shards>();
+    shared::<Layout>();
+}
+
 #[test]
 fn only_canonical_shard_names_are_shards() {
     assert_eq!(shard_of("partition-0.redb"), Some(0));
@@ -429,4 +456,52 @@ fn only_canonical_shard_names_are_shards() {
     ] {
         assert_eq!(shard_of(name), None, "{name}");
     }
+}
+
+/// `sync_if_dirty` makes the buffered commits of every shard durable, so a
+/// crash after it loses nothing.
+#[test]
+fn sync_if_dirty_reaches_every_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let shards = Shards::open(dir.path(), Layout::PerPartition, options()).unwrap();
+        for partition in 0..3 {
+            let key = format!("k{partition}");
+            shards
+                .commit(partition, 5, &writes(&[(&key, Some("v"))]), false)
+                .unwrap();
+        }
+        shards.sync_if_dirty().unwrap();
+        for partition in 0..3 {
+            shards.shard(partition).unwrap().lose_buffer();
+        }
+    }
+    let shards = Shards::open(dir.path(), Layout::PerPartition, options()).unwrap();
+    assert_eq!(
+        shards.offsets().unwrap(),
+        BTreeMap::from([(0, 5), (1, 5), (2, 5)])
+    );
+    assert_eq!(shards.snapshot().unwrap().len().unwrap(), 3);
+}
+
+/// Threads meeting a new partition at once all get its one shard.
+#[test]
+fn a_new_shard_is_created_once_under_contention() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = Arc::new(Shards::open(dir.path(), Layout::PerPartition, options()).unwrap());
+    let barrier = Arc::new(Barrier::new(4));
+    let views: Vec<Arc<View>> = (0..4)
+        .map(|_| {
+            let (shards, barrier) = (Arc::clone(&shards), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                shards.shard(3).unwrap()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(views.iter().all(|v| Arc::ptr_eq(v, &views[0])));
+    assert_eq!(views[0].path(), dir.path().join("partition-3.redb"));
 }

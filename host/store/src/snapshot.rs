@@ -9,6 +9,7 @@
 //! never hidden by a read.
 
 use std::cmp::Ordering;
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::iter::Peekable;
 use std::ops::Bound;
@@ -422,30 +423,39 @@ impl Iterator for Sharded {
             self.done = true;
             return Some(Err(e));
         }
-        let Some(head) = self.heads.pop() else {
-            self.done = true;
-            return None;
+        // The smallest row is replaced in place by its shard's next row, so
+        // the heap sifts once per row, not twice (pop and push).
+        let mut top = self.heads.peek_mut()?;
+        let part = top.part;
+        let (key, value) = match self.parts[part].next() {
+            Some(Ok((key, value))) => {
+                let row = (
+                    std::mem::replace(&mut top.key, key),
+                    std::mem::replace(&mut top.value, value),
+                );
+                // Sifts the shard's next row into place.
+                drop(top);
+                row
+            }
+            end => {
+                if let Some(Err(e)) = end {
+                    self.pending = Some(e);
+                }
+                let head = PeekMut::pop(top);
+                (head.key, head.value)
+            }
         };
-        match self.parts[head.part].next() {
-            Some(Ok((key, value))) => self.heads.push(Head {
-                key,
-                value,
-                part: head.part,
-            }),
-            Some(Err(e)) => self.pending = Some(e),
-            None => {}
-        }
         if let Some(next) = self.heads.peek()
-            && next.key == head.key
+            && next.key == key
         {
             self.done = true;
-            // Heads of equal keys pop in shard order: `head` is the first.
+            // Heads of equal keys sort in shard order: `part` is the first.
             return Some(Err(StoreError::Conflict {
-                key: head.key,
-                holder: self.shards[head.part],
+                key,
+                holder: self.shards[part],
                 writer: self.shards[next.part],
             }));
         }
-        Some(Ok((head.key, head.value)))
+        Some(Ok((key, value)))
     }
 }
