@@ -22,6 +22,8 @@ pub(super) struct Env<'h> {
     pub(super) batch_size: usize,
     /// See `HostOptions::batch_bytes`.
     pub(super) batch_bytes: usize,
+    /// See `HostOptions::lower_replay_priority`.
+    pub(super) lower_replay_priority: bool,
     /// The partitions this host processes; `None`: all of them.
     partitions: Option<&'h [u32]>,
 }
@@ -36,6 +38,7 @@ impl Host {
             metrics: &self.metrics,
             batch_size: self.options.batch_size,
             batch_bytes: self.options.batch_bytes,
+            lower_replay_priority: self.options.lower_replay_priority,
             partitions: self.options.partitions.as_deref(),
         }
     }

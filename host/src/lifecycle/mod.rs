@@ -73,6 +73,11 @@ pub struct HostOptions {
     /// contracts use one): one per partition this host processes, at most
     /// this many (`kappa serve --threads-per-version`; default: the cores).
     pub threads_per_version: usize,
+    /// Whether a replaying version's threads run at a lower scheduling
+    /// priority than caught-up ones (default: yes; see `lifecycle::priority`).
+    /// Off, a replay competes with live work as an equal (the benchmark
+    /// measures what the difference is).
+    pub lower_replay_priority: bool,
     /// Largest event (key + value + headers) `produce` accepts.
     pub max_event_bytes: usize,
     /// Options of the embedded log.
@@ -115,6 +120,7 @@ impl Default for HostOptions {
             view_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
             view_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             threads_per_version: std::thread::available_parallelism().map_or(1, usize::from),
+            lower_replay_priority: true,
             max_event_bytes: 1 << 20,
             log: LogOptions::default(),
             backend: LogBackend::Embedded,

@@ -288,7 +288,7 @@ fn spawn_lane<'scope>(
         .spawn_scoped(scope, move || {
             let worker = match start {
                 LaneStart::New(lane, replaying, instance) => {
-                    if replaying {
+                    if replaying && env.lower_replay_priority {
                         priority::lower_for_replay();
                     }
                     Worker::start(env, run.clone(), plugin.clone(), lane, replaying, instance)
