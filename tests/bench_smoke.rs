@@ -88,3 +88,34 @@ fn every_section_runs_and_views_match_the_native_baseline() {
             .any(|f| f.name.starts_with("p99") && f.unit == "ms")
     );
 }
+
+/// `--view-write-buffer-mb 0`: every view the benchmark writes, its own
+/// replays' and the product worker's, commits each batch as its own
+/// transaction, and all of them still give the same view.
+#[test]
+fn section_1_without_a_view_write_buffer_gives_the_same_views() {
+    let options = replay::Options {
+        events: 3_000,
+        keys: 100,
+        runs: 1,
+        polyglot: None,
+        batch_sweep: vec![256],
+        sections: vec![1],
+        view_write_buffer_bytes: 0,
+        ..replay::Options::quick()
+    };
+    let report = replay::run(&options);
+    assert!(
+        report.setup.contains("view write buffer 0 MiB"),
+        "{}",
+        report.setup
+    );
+    let section = &report.sections[0];
+    assert!(
+        section
+            .notes
+            .iter()
+            .any(|n| n.starts_with("views identical (sha256") && n.contains("host")),
+        "{section:?}"
+    );
+}

@@ -11,7 +11,7 @@ use kappa::eventlog::EventLog;
 use kappa::log::Record;
 use kappa::registry::{Settings, VersionId};
 use kappa::runtime::{Instance, Plugin, Runtime};
-use kappa::store::{Shards, Snapshot, View, Writes};
+use kappa::store::{Shards, Snapshot, View, ViewOptions, Writes};
 use kappa::{Host, HostOptions};
 
 use super::common::{fill, payments, sha256, thread_cpu_seconds, wait_applied};
@@ -169,6 +169,9 @@ pub(crate) struct Bench {
     pub(crate) settings: Settings,
     /// Numbers the views and versions the sections create.
     pub(crate) counter: AtomicU64,
+    /// The options of every view the benchmark's own replays write: those
+    /// of the host's views.
+    pub(crate) view_options: ViewOptions,
 }
 
 pub(crate) const ONE: &str = "one";
@@ -194,7 +197,11 @@ impl Bench {
 
     pub(crate) fn new(options: &Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let host = Host::open(&dir.path().join("host"), HostOptions::default()).unwrap();
+        let host_options = HostOptions {
+            view_write_buffer_bytes: options.view_write_buffer_bytes,
+            ..HostOptions::default()
+        };
+        let host = Host::open(&dir.path().join("host"), host_options.clone()).unwrap();
         let runtime = Runtime::new(&dir.path().join("compiled")).unwrap();
         let bytes = kappa_plugins::PAYMENTS_V2.bytes;
         let rust = Arc::new(runtime.load(bytes, &sha256(bytes)).unwrap());
@@ -222,13 +229,17 @@ impl Bench {
             rust,
             settings: Settings::default(),
             counter: AtomicU64::new(0),
+            view_options: host_options.view_options(),
         }
     }
 
     pub(crate) fn fresh_view(&self, label: &str) -> (View, PathBuf) {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join(format!("view-{label}-{n}.redb"));
-        (View::open(&path, Duration::from_millis(200)).unwrap(), path)
+        (
+            View::open_with(&path, self.view_options.clone()).unwrap(),
+            path,
+        )
     }
 
     pub(crate) fn wasm(&self, plugin: &Plugin) -> Wasm {

@@ -85,11 +85,13 @@ pub fn run(options: &Options) -> Report {
     // Quiet: the host logs every deploy and catch-up at info.
     let machine = machine();
     let setup = format!(
-        "{} mode: {} events of ~100 bytes over {} keys (payments v2 logic), median of {} run(s)",
+        "{} mode: {} events of ~100 bytes over {} keys (payments v2 logic), median of {} run(s), \
+         view write buffer {} MiB",
         if options.quick { "quick" } else { "full" },
         options.events,
         options.keys,
-        options.runs
+        options.runs,
+        options.view_write_buffer_bytes >> 20
     );
     println!("kappa replay benchmark\n{machine}\n{setup}");
     let bench = Bench::new(options);

@@ -44,6 +44,10 @@ pub struct Options {
     /// Partitions of the topic of section 3, and so the most threads it
     /// measures (default 2; more on a machine with more cores).
     pub scaling_partitions: u32,
+    /// Write buffer of every view the benchmark opens, its own replays' and
+    /// the product worker's (`--view-write-buffer-mb`, as `kappa serve`); 0
+    /// writes every batch's commit to the view file as its own transaction.
+    pub view_write_buffer_bytes: usize,
 }
 
 impl Options {
@@ -68,6 +72,7 @@ impl Options {
             zipf_exponent: 0.99,
             card_runs: 3,
             scaling_partitions: 2,
+            view_write_buffer_bytes: kappa::store::DEFAULT_WRITE_BUFFER_BYTES,
         }
     }
 
@@ -157,6 +162,12 @@ impl Options {
                         .filter(|s: &f64| s.is_finite() && *s >= 0.0)
                         .ok_or("--zipf-s needs a number of 0 or more")?
                 }
+                "--view-write-buffer-mb" => {
+                    let mb = number(arg, value(arg)?)?;
+                    options.view_write_buffer_bytes = mb
+                        .checked_mul(1 << 20)
+                        .ok_or("--view-write-buffer-mb: too large")?;
+                }
                 "--json" => json = Some(PathBuf::from(value(arg)?)),
                 "--only" => {
                     options.sections = value(arg)?
@@ -174,7 +185,7 @@ impl Options {
                          --keys N, --runs N, --rate N, --seconds S, --polyglot DIR, --only 1,2,.., \
                          --batches 256,1024,.. , --card-keys 1k,100k,1M,10M, --card-events N, \
                          --card-runs N, --zipf-keys N (0: none), --zipf-s S, \
-                         --scaling-partitions N, --json FILE"
+                         --scaling-partitions N, --view-write-buffer-mb N, --json FILE"
                     ));
                 }
             }

@@ -140,7 +140,7 @@ impl Bench {
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = self.dir.path().join(format!("threads-{n}"));
-        let view = Shards::open(&path, layout, kappa::store::ViewOptions::default()).unwrap();
+        let view = Shards::open(&path, layout, self.view_options.clone()).unwrap();
         let mut processors: Vec<_> = (0..partitions).map(|_| make()).collect();
         let log = self.host.log().as_ref();
         let started = Instant::now();
