@@ -93,7 +93,7 @@ const ACCOUNT_ROW = /^\{"txns":(\d+),"total_cents":(\d+),"flagged":(\d+)\}$/;
 const WINDOW_ROW = /^\[-?\d+(,-?\d+)*\]$/;
 
 function loadText(view, key) {
-  const raw = view.get(encoder.encode(key));
+  const raw = view.get(key);
   return raw === undefined || raw === null ? null : utf8.decode(raw);
 }
 
@@ -111,8 +111,17 @@ function storedTime(text) {
 function loadAccount(view, account) {
   const accountKey = `account/${account}`;
   const windowKey = `window/${account}`;
-  const state = { accountKey, windowKey, txns: 0, total: 0, flagged: 0, times: [], json: null };
-  const row = loadText(view, accountKey);
+  // The keys' bytes serve the reads here and the writes at the end.
+  const state = {
+    accountKey: encoder.encode(accountKey),
+    windowKey: encoder.encode(windowKey),
+    txns: 0,
+    total: 0,
+    flagged: 0,
+    times: [],
+    json: null,
+  };
+  const row = loadText(view, state.accountKey);
   if (row !== null) {
     const m = ACCOUNT_ROW.exec(row);
     if (m === null) throw corrupt(accountKey, row);
@@ -120,7 +129,7 @@ function loadAccount(view, account) {
     state.total = integer(m[2]);
     state.flagged = integer(m[3]);
   }
-  const times = loadText(view, windowKey);
+  const times = loadText(view, state.windowKey);
   if (times !== null) {
     if (!WINDOW_ROW.test(times)) throw corrupt(windowKey, times);
     state.times = times.slice(1, -1).split(',').map(storedTime);
@@ -284,8 +293,8 @@ function asciiText(data) {
 function writeAccounts(view, accounts) {
   for (const s of accounts.values()) {
     const row = `{"txns":${s.txns},"total_cents":${s.total},"flagged":${s.flagged}}`;
-    view.put(encoder.encode(s.accountKey), encoder.encode(row));
-    view.put(encoder.encode(s.windowKey), encoder.encode(`[${s.times.join(',')}]`));
+    view.put(s.accountKey, encoder.encode(row));
+    view.put(s.windowKey, encoder.encode(`[${s.times.join(',')}]`));
   }
 }
 
