@@ -73,19 +73,19 @@ install_js_tools() {
         "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
 }
 
-wit="$root/wit/processor-0.1.0"
 script="$root/plugins/build-polyglot.sh"
 
 py_src="$root/plugins/python/payments-v2"
 py_out="$out/payments-v2-python.wasm"
-if stale "$py_out" "$py_src" "$wit" "$script"; then
+# Each example's `wit` links to the contract it speaks.
+if stale "$py_out" "$py_src" "$script"; then
     install_python_tools
     say "building $py_out (componentize-py $COMPONENTIZE_PY_VERSION)"
     start=$SECONDS
     # No bytecode caches in the source tree, and no site-packages: the app
     # uses the standard library only.
     (cd "$py_src" && env -u VIRTUAL_ENV PYTHONDONTWRITEBYTECODE=1 "$venv/bin/componentize-py" \
-        -q -d "$wit" -w processor componentize app -p . -o "$py_out.tmp")
+        -q -d wit -w processor componentize app -p . -o "$py_out.tmp")
     mv "$py_out.tmp" "$py_out"
     say "built $py_out: $(wc -c <"$py_out") bytes in $((SECONDS - start)) s"
 else
@@ -94,7 +94,7 @@ fi
 
 js_src="$root/plugins/js/payments-v2"
 js_out="$out/payments-v2-js.wasm"
-if stale "$js_out" "$js_src" "$wit" "$script"; then
+if stale "$js_out" "$js_src" "$script"; then
     install_js_tools
     say "building $js_out (componentize-js $COMPONENTIZE_JS_VERSION)"
     start=$SECONDS
@@ -140,7 +140,7 @@ c_out="$out/payments-v2-c.wasm"
 # Installed even when the component is up to date: the C starter project of
 # tests/plugin_tooling.rs builds with the same tools.
 install_c_tools
-if stale "$c_out" "$c_src" "$wit" "$script"; then
+if stale "$c_out" "$c_src" "$script"; then
     say "building $c_out (clang-14, wit-bindgen $WIT_BINDGEN_VERSION, wasm-component-ld)"
     start=$SECONDS
     KAPPA_WIT_BINDGEN="$wit_bindgen" "$c_src/build.sh" "$c_out.tmp"

@@ -605,6 +605,23 @@ mod tests {
         assert!(readme.contains("src/range.rs") && readme.contains("src/columns.rs"));
     }
 
+    /// The Python and JavaScript example plugins read the batch with copies
+    /// of the starters' column readers (their build tools do not follow
+    /// symbolic links): a change to one must reach the other.
+    #[test]
+    fn the_example_plugins_read_columns_with_the_starters_readers() {
+        assert_eq!(
+            include_str!("../../plugins/python/payments-v2/columns.py"),
+            include_str!("../templates/python/0.2.0/columns.py"),
+            "copy host/templates/python/0.2.0/columns.py to plugins/python/payments-v2/"
+        );
+        assert_eq!(
+            include_str!("../../plugins/js/payments-v2/columns.js"),
+            include_str!("../templates/js/0.2.0/columns.js"),
+            "copy host/templates/js/0.2.0/columns.js to plugins/js/payments-v2/"
+        );
+    }
+
     #[test]
     fn a_contract_the_starter_lacks_is_refused_and_the_default_is_its_newest() {
         let dir = tempfile::tempdir().unwrap();

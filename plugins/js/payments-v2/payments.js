@@ -11,16 +11,17 @@
 // the account with an event time in (timestamp - window_ms, timestamp]
 // (default window 60000 ms).
 //
-// Every amount, total, time and limit is a BigInt: a JS number is exact only
-// up to 2^53, and the Rust version counts in 64-bit integers. Payloads are
-// accepted and refused exactly as the Rust version does (serde_json into a
-// struct with four required fields); only the error messages differ.
+// A JS number is exact only up to 2^53, and the Rust version counts in 64-bit
+// integers: amounts, totals and times are numbers while below 2^53 and
+// BigInts beyond (see batch.js, which holds the batch loop). Payloads are accepted and
+// refused exactly as the Rust version does (serde_json into a struct with four
+// required fields); only the error messages differ.
 //
 // This module imports no bindings, so it runs and is tested with plain Node.
 
 const I64_MIN = -(1n << 63n);
 const I64_MAX = (1n << 63n) - 1n;
-const U64_MAX = (1n << 64n) - 1n;
+export const U64_MAX = (1n << 64n) - 1n;
 const U32_MAX = (1n << 32n) - 1n;
 /** The largest window accepted: the largest integer every language of the examples represents exactly. */
 export const MAX_WINDOW_MS = (1n << 53n) - 1n;
@@ -49,10 +50,10 @@ export class EventFailure extends Error {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+export const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
-function decodeUtf8(bytes, what) {
+export function decodeUtf8(bytes, what) {
   try {
     return utf8.decode(bytes);
   } catch {
@@ -414,105 +415,4 @@ export function parseCheckedPayment(bytes) {
   const payment = parsePayment(bytes);
   if (payment.amount_cents < 0n) throw new Invalid(`amount_cents is negative: ${payment.amount_cents}`);
   return payment;
-}
-
-/**
- * Records a payment at `timestamp` in the ascending array `times` (BigInts)
- * and returns how many recorded payments, this one included, fall in
- * (timestamp - windowMs, timestamp]. A late time is inserted in order (after
- * equal times); then every time at or before newest - windowMs is dropped.
- */
-export function record(times, timestamp, windowMs) {
-  const at = upperBound(times, timestamp);
-  times.splice(at, 0, timestamp);
-  const count = at + 1 - upperBound(times, timestamp - windowMs);
-  times.splice(0, upperBound(times, times[times.length - 1] - windowMs));
-  return count;
-}
-
-/** The index of the first element greater than `x` in the ascending `a`. */
-function upperBound(a, x) {
-  let lo = 0;
-  let hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid] <= x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-const ACCOUNT_ROW = /^\{"txns":(\d+),"total_cents":(\d+),"flagged":(\d+)\}$/;
-const WINDOW_ROW = /^\[-?\d+(,-?\d+)*\]$/;
-
-function loadText(view, key) {
-  const raw = view.get(encoder.encode(key));
-  return raw === undefined || raw === null ? null : new TextDecoder().decode(raw);
-}
-
-function corrupt(key, text) {
-  return new Corrupt(`row ${key} of the view is corrupt: ${JSON.stringify(text)}`);
-}
-
-/**
- * Applies a batch of events ({offset, timestamp, key, value}, as the bindings
- * give them: BigInt offset and timestamp, Uint8Array key or undefined, and
- * value) to `view` ({get(Uint8Array), put(Uint8Array, Uint8Array)}). Throws
- * EventFailure or Corrupt.
- */
-export function processBatch(config, view, events) {
-  // account -> state, in first-touch order (Maps keep insertion order).
-  const accounts = new Map();
-  for (const event of events) {
-    let payment;
-    let account;
-    try {
-      payment = parseCheckedPayment(event.value);
-      account = event.key == null ? payment.account : decodeUtf8(event.key, 'the key');
-    } catch (e) {
-      if (e instanceof Invalid) throw new EventFailure(event.offset, e.message);
-      throw e;
-    }
-    let state = accounts.get(account);
-    if (state === undefined) {
-      const accountKey = `account/${account}`;
-      const windowKey = `window/${account}`;
-      state = { accountKey, windowKey, txns: 0n, total: 0n, flagged: 0n, times: [] };
-      const row = loadText(view, accountKey);
-      if (row !== null) {
-        const m = ACCOUNT_ROW.exec(row);
-        if (m === null) throw corrupt(accountKey, row);
-        state.txns = BigInt(m[1]);
-        state.total = BigInt(m[2]);
-        state.flagged = BigInt(m[3]);
-      }
-      const times = loadText(view, windowKey);
-      if (times !== null) {
-        if (!WINDOW_ROW.test(times)) throw corrupt(windowKey, times);
-        state.times = times.slice(1, -1).split(',').map(BigInt);
-      }
-      accounts.set(account, state);
-    }
-    const timestamp = event.timestamp;
-    const amount = payment.amount_cents;
-    const recent = record(state.times, timestamp, config.window_ms);
-    let rule = null;
-    if (amount >= config.large_cents) rule = 'large-amount';
-    else if (BigInt(recent) >= config.max_txns) rule = 'velocity';
-    if (state.total + amount > U64_MAX) {
-      throw new EventFailure(event.offset, 'total_cents would overflow a 64-bit integer');
-    }
-    state.txns += 1n;
-    state.total += amount;
-    if (rule !== null) {
-      state.flagged += 1n;
-      const flag = `{"account":${JSON.stringify(account)},"amount_cents":${amount},"rule":"${rule}","timestamp":${timestamp}}`;
-      view.put(encoder.encode(`flag/${payment.txn}`), encoder.encode(flag));
-    }
-  }
-  for (const s of accounts.values()) {
-    const row = `{"txns":${s.txns},"total_cents":${s.total},"flagged":${s.flagged}}`;
-    view.put(encoder.encode(s.accountKey), encoder.encode(row));
-    view.put(encoder.encode(s.windowKey), encoder.encode(`[${s.times.join(',')}]`));
-  }
 }

@@ -1,7 +1,9 @@
 """The payments v2 processor as a component: binds the `processor` world of
-wit/processor-0.1.0 to the rules in payments.py.
+wit/processor-0.2.0 (the batch in columns) to the rules in payments.py.
 
-Build: componentize-py -d wit -w processor componentize app -o payments-v2-python.wasm
+columns.py is the column reader of `kappa plugin new --lang python`.
+
+Build: componentize-py -d wit -w processor componentize app -p . -o payments-v2-python.wasm
 """
 
 import wit_world
@@ -14,17 +16,11 @@ from wit_world.imports.types import (
     EventError,
 )
 
+import columns
 import payments
 
 # Set by `init`: plain configuration, never state the view should hold.
 _config = None
-
-
-class _HostView:
-    """The view of this version, through the imported `view` interface."""
-
-    get = staticmethod(view.get)
-    put = staticmethod(view.put)
 
 
 class WitWorld(wit_world.WitWorld):
@@ -35,14 +31,23 @@ class WitWorld(wit_world.WitWorld):
         except payments.Invalid as e:
             raise Err(Error_InvalidConfig(str(e))) from None
 
-    def process(self, events) -> None:
+    def process(self, batch) -> None:
         if _config is None:
             raise Err(Error_Internal("process called before init"))
         try:
-            payments.process_batch(
+            columns.check(batch)
+        except columns.Malformed as e:
+            # Columns that disagree are a host bug, never the event's fault.
+            raise Err(Error_Internal(str(e))) from None
+        try:
+            payments.process_columns(
                 _config,
-                _HostView,
-                ((e.offset, e.timestamp, e.key, e.value) for e in events),
+                view,
+                batch.offsets,
+                batch.timestamps,
+                batch.key_lengths,
+                batch.value_lengths,
+                batch.data,
             )
         except payments.EventFailure as e:
             raise Err(Error_InvalidEvent(EventError(e.offset, e.message))) from None
