@@ -24,8 +24,10 @@ const TOPIC: &str = "scaling";
 struct Times {
     native_one: Vec<f64>,
     native_shared: Vec<f64>,
+    native_one_sharded: Vec<f64>,
     native_shards: Vec<f64>,
     wasm_one: Vec<f64>,
+    wasm_one_sharded: Vec<f64>,
     wasm_shards: Vec<f64>,
     product_shared: Vec<f64>,
     product_one: Vec<f64>,
@@ -60,6 +62,9 @@ impl Bench {
             let (x, d) = self.threads_replay(Layout::Shared, batch, || Box::new(Native::new()));
             t.native_shared.push(x);
             digests.push(("native 1 thread per partition, shared view", d));
+            let (x, d) = self.sharded_replay(batch, &mut Native::new());
+            t.native_one_sharded.push(x);
+            digests.push(("native 1 thread, shards", d));
             let (x, d) =
                 self.threads_replay(Layout::PerPartition, batch, || Box::new(Native::new()));
             t.native_shards.push(x);
@@ -67,6 +72,9 @@ impl Bench {
             let (x, d) = self.timed_replay(TOPIC, &all, batch, &mut self.wasm(&self.rust));
             t.wasm_one.push(x);
             digests.push(("wasm 1 thread", d));
+            let (x, d) = self.sharded_replay(batch, &mut self.wasm(&self.rust));
+            t.wasm_one_sharded.push(x);
+            digests.push(("wasm 1 thread, shards", d));
             let (x, d) = self.threads_replay(Layout::PerPartition, batch, || {
                 Box::new(self.wasm(&self.rust))
             });
@@ -84,23 +92,26 @@ impl Bench {
         }
         let m = |v: &[f64]| median(v.to_vec());
         let (n1, w1, p1) = (m(&t.native_one), m(&t.wasm_one), m(&t.product_one));
-        let rows: [(&str, f64, f64); 8] = [
+        let (ns1, ws1) = (m(&t.native_one_sharded), m(&t.wasm_one_sharded));
+        let rows: [(&str, f64, f64); 10] = [
             ("native, 1 thread", m(&t.native_one), n1),
             (
                 "native, 1 thread per partition, one shared view",
                 m(&t.native_shared),
                 n1,
             ),
+            ("native, 1 thread, one shard per partition", ns1, ns1),
             (
                 "native, 1 thread per partition, one shard each",
                 m(&t.native_shards),
-                n1,
+                ns1,
             ),
             ("Wasm, 1 thread", w1, w1),
+            ("Wasm, 1 thread, one shard per partition", ws1, ws1),
             (
                 "Wasm, 1 thread per partition, one shard each",
                 m(&t.wasm_shards),
-                w1,
+                ws1,
             ),
             (
                 "product, contract 0.2.0 (one shared view: 1 thread)",
@@ -124,6 +135,33 @@ impl Bench {
         ));
         check_same(&mut s, &digests);
         s
+    }
+
+    /// One thread replaying every partition of the section's topic,
+    /// round-robin, each into its shard (the checked commits of state per
+    /// partition): the baseline of the one-thread-per-shard rows.
+    fn sharded_replay(&self, batch: usize, processor: &mut dyn Processor) -> (f64, String) {
+        let partitions = self.host.log().topic(TOPIC).unwrap().partitions;
+        let all: Vec<u32> = (0..partitions).collect();
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.path().join(format!("sharded-{n}"));
+        let view = Shards::open(&path, Layout::PerPartition, self.view_options.clone()).unwrap();
+        let started = Instant::now();
+        replay(
+            self.host.log().as_ref(),
+            TOPIC,
+            &all,
+            &view,
+            batch,
+            processor,
+        );
+        let seconds = started.elapsed().as_secs_f64();
+        let digest = Shards::snapshot(&view).unwrap().digest().unwrap().sha256;
+        drop(view);
+        std::fs::remove_dir_all(&path).ok();
+        (seconds, digest)
     }
 
     /// One thread per partition of the section's topic, each with its own
