@@ -28,13 +28,15 @@
 //! sync), otherwise written with `Durability::None`, made durable by a later
 //! one. That keeps fsyncs off the per-batch path without weakening exactly-once.
 //!
-//! A full buffer is written in the background (`write.rs`): the commit that
-//! fills it hands it to a writing thread and returns, and the next commits
-//! fill a fresh buffer meanwhile. Readers see the fresh buffer, then the one
-//! being written, then the file, so a commit is visible from the moment it
-//! returns whatever is being written. One buffer is written at a time: a
-//! commit that fills the next one while the last is still being written waits
-//! for it, so a view holds at most two buffers.
+//! A full buffer can be written in the background (`write.rs`,
+//! [`View::with_background_writes`], off by default: it did not make replays
+//! measurably faster, BENCHMARKS.md, "Writing the buffer in the background"): the commit
+//! that fills it hands it to a writing thread and returns, and the next
+//! commits fill a fresh buffer meanwhile. Readers see the fresh buffer, then
+//! the one being written, then the file, so a commit is visible from the
+//! moment it returns whatever is being written. One buffer is written at a
+//! time: a commit that fills the next one while the last is still being
+//! written waits for it, so a view holds at most two buffers.
 
 // Strict lints for product code (not tests or benches): documented items, explained allows, no silent lossy casts.
 #![warn(
@@ -340,16 +342,19 @@ impl View {
         Ok(View {
             core: Arc::new(core),
             writer: Mutex::new(None),
-            background: true,
+            background: false,
         })
     }
 
     /// Whether a full write buffer is written to the file in the background
-    /// (the default, `true`) or on the thread of the commit that fills it,
-    /// which then waits for the write (`false`, as before background writes;
-    /// kept to measure one against the other: BENCHMARKS.md, "Writing the
-    /// buffer in the background"). Either way, durability and exactly-once
-    /// are the same.
+    /// (`true`: the commit that fills it returns at once) or on the thread of
+    /// the commit that fills it, which returns once it is written (`false`,
+    /// the default). Either way, reads, durability and exactly-once are the
+    /// same. Off by default because, measured at 1M keys on two shared
+    /// cores, it removed the commit's stall (the longest commit 2–3.5 s →
+    /// 0.16–0.31 s) but did not make the replay measurably faster: elapsed
+    /// time and CPU-seconds moved either way within the machine's noise
+    /// (BENCHMARKS.md, "Writing the buffer in the background").
     #[must_use]
     pub fn with_background_writes(mut self, background: bool) -> Self {
         self.background = background;
@@ -372,7 +377,7 @@ impl View {
 
     /// Applies one processed batch: the row writes and the partition's next
     /// offset, atomically, to the write buffer; the buffer goes to the file
-    /// when full, in the background (see [`View::with_background_writes`]),
+    /// when full (in the background if [`View::with_background_writes`]),
     /// durably if the sync interval has passed; `force_durable` writes the
     /// buffer now, durably, and returns once it is.
     ///

@@ -1,5 +1,6 @@
-//! Writing the write buffer to the file: a full buffer in the background, on
-//! a thread of its own, while the committing thread fills a fresh buffer;
+//! Writing the write buffer to the file: a full buffer in the background (if
+//! the view writes so, `View::with_background_writes`), on a thread of its
+//! own, while the committing thread fills a fresh buffer;
 //! everything at once, on the caller's thread, for a sync (or a commit that
 //! asks to be durable) and when the view is dropped.
 //!

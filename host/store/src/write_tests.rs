@@ -23,6 +23,7 @@ fn big() -> String {
     "v".repeat(BUFFER)
 }
 
+/// A view writing a full buffer in the background.
 fn open(path: &Path) -> View {
     View::open_with(
         path,
@@ -33,6 +34,7 @@ fn open(path: &Path) -> View {
         },
     )
     .unwrap()
+    .with_background_writes(true)
 }
 
 fn text(view: &View, key: &str) -> Option<String> {
@@ -296,23 +298,33 @@ fn a_view_dropped_during_a_background_write_keeps_everything() {
     assert_eq!(view.offsets().unwrap(), BTreeMap::from([(0, 2)]));
 }
 
-/// Without background writes, the commit that fills the buffer writes it
-/// before it returns (a hold of background writes does not stop it, and a
-/// crash right after keeps it).
+/// Without background writes, the default, the commit that fills the buffer
+/// writes it before it returns (a hold of background writes does not stop
+/// it, and a crash right after keeps it).
 #[test]
 fn without_background_writes_the_filling_commit_writes_the_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.redb");
-    {
-        let view = open(&path).with_background_writes(false);
-        view.hooks().hold();
-        view.commit(0, 1, &writes(&[("a", Some(&big()))]), false)
-            .unwrap();
-        assert!(view.writer.lock().is_none());
-        view.lose_buffer();
+    for (offset, background) in [(1, None), (2, Some(false))] {
+        {
+            let options = ViewOptions {
+                sync_interval: Duration::from_secs(3600),
+                write_buffer_bytes: BUFFER,
+                cache_bytes: 1 << 20,
+            };
+            let mut view = View::open_with(&path, options).unwrap();
+            if let Some(background) = background {
+                view = view.with_background_writes(background);
+            }
+            view.hooks().hold();
+            view.commit(0, offset, &writes(&[("a", Some(&big()))]), false)
+                .unwrap();
+            assert!(view.writer.lock().is_none());
+            view.lose_buffer();
+        }
+        let view = open(&path);
+        assert_eq!(view.offsets().unwrap(), BTreeMap::from([(0, offset)]));
     }
-    let view = open(&path);
-    assert_eq!(view.offsets().unwrap(), BTreeMap::from([(0, 1)]));
 }
 
 /// Readers on other threads, while commits fill the buffer and it is written
@@ -331,7 +343,8 @@ fn concurrent_snapshots_during_background_writes_are_of_one_moment() {
             cache_bytes: 1 << 20,
         },
     )
-    .unwrap();
+    .unwrap()
+    .with_background_writes(true);
     let done = std::sync::atomic::AtomicBool::new(false);
     let read = || {
         let mut reads = 0u64;
