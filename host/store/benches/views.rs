@@ -15,7 +15,8 @@
 //! and 100k scenarios only, `-- NAME...` for the candidates named,
 //! `-- keys=1M` for the scenarios named, `-- shards` for the section on
 //! views kept per partition alone, `support/shards.rs`, which a full run
-//! ends with).
+//! ends with; `-- background` for the comparison of writing a full buffer
+//! in the background or not, below).
 //! Throughput is given per second elapsed and per CPU-second (of the
 //! writing thread, and of the whole process: the reading thread and a
 //! store's background threads included), the latter being what a shared
@@ -48,6 +49,10 @@ trait Candidate: Send + Sync {
     fn get(&self, key: u64) -> Option<Vec<u8>>;
     /// Makes everything durable.
     fn sync(&self);
+    /// Time spent in the batches' commits, and the longest one.
+    fn commit_time(&self) -> (Duration, Duration) {
+        (Duration::ZERO, Duration::ZERO)
+    }
 }
 
 fn key(id: u64) -> Vec<u8> {
@@ -68,6 +73,17 @@ const CHANGE_BYTES: f64 = 15.0 + 24.0;
 
 struct Redb {
     view: View,
+    /// Time spent in commits, and the longest commit.
+    commits: parking_lot::Mutex<(Duration, Duration)>,
+}
+
+impl Redb {
+    fn new(view: View) -> Self {
+        Redb {
+            view,
+            commits: parking_lot::Mutex::new((Duration::ZERO, Duration::ZERO)),
+        }
+    }
 }
 
 impl Candidate for Redb {
@@ -94,7 +110,16 @@ impl Candidate for Redb {
             w.insert(k, Some(new));
         }
         drop(snap);
+        let started = Instant::now();
         self.view.commit(0, next, &w, false).expect("commit");
+        let took = started.elapsed();
+        let mut commits = self.commits.lock();
+        commits.0 += took;
+        commits.1 = commits.1.max(took);
+    }
+
+    fn commit_time(&self) -> (Duration, Duration) {
+        *self.commits.lock()
     }
 
     fn get(&self, id: u64) -> Option<Vec<u8>> {
@@ -317,9 +342,24 @@ struct Figures {
     p50: Duration,
     p99: Duration,
     events: u64,
+    elapsed: Duration,
+    process_cpu: f64,
+    writer_cpu: f64,
+    bytes: u64,
 }
 
 fn run(store: Arc<dyn Candidate>, scenario: &Scenario, path: &Path, budget: Duration) -> Figures {
+    run_for(store, scenario, path, budget, MAX_EVENTS)
+}
+
+/// Replays at most `max_events` events, for at most `budget`.
+fn run_for(
+    store: Arc<dyn Candidate>,
+    scenario: &Scenario,
+    path: &Path,
+    budget: Duration,
+    max_events: u64,
+) -> Figures {
     store.preload(scenario.keys);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -343,7 +383,7 @@ fn run(store: Arc<dyn Candidate>, scenario: &Scenario, path: &Path, budget: Dura
     let started = Instant::now();
     let mut events = 0u64;
     let mut ids = Vec::with_capacity(BATCH);
-    while events < MAX_EVENTS && started.elapsed() < budget {
+    while events < max_events && started.elapsed() < budget {
         ids.clear();
         ids.extend((0..BATCH).map(|_| keys.next()));
         events += BATCH as u64;
@@ -371,6 +411,10 @@ fn run(store: Arc<dyn Candidate>, scenario: &Scenario, path: &Path, budget: Dura
         p50: pct(0.50),
         p99: pct(0.99),
         events,
+        elapsed,
+        process_cpu: process1 - process0,
+        writer_cpu: writer1 - writer0,
+        bytes: bytes1 - bytes0,
     }
 }
 
@@ -383,9 +427,9 @@ fn redb(path: &Path, write_buffer_bytes: usize, cache_bytes: usize) -> Arc<dyn C
         write_buffer_bytes,
         cache_bytes,
     };
-    Arc::new(Redb {
-        view: View::open_with(&path.join("v.redb"), options).expect("open"),
-    })
+    Arc::new(Redb::new(
+        View::open_with(&path.join("v.redb"), options).expect("open"),
+    ))
 }
 
 fn candidates() -> Vec<(&'static str, bool, Opener)> {
@@ -395,8 +439,8 @@ fn candidates() -> Vec<(&'static str, bool, Opener)> {
         ("redb-today", true, |p| redb(p, 0, 1 << 30)),
         ("redb-today-cache64M", false, |p| redb(p, 0, 64 << 20)),
         ("redb-durable-every-commit", false, |p| {
-            Arc::new(Redb {
-                view: View::open_with(
+            Arc::new(Redb::new(
+                View::open_with(
                     &p.join("v.redb"),
                     ViewOptions {
                         sync_interval: Duration::ZERO,
@@ -405,7 +449,7 @@ fn candidates() -> Vec<(&'static str, bool, Opener)> {
                     },
                 )
                 .expect("open"),
-            })
+            ))
         }),
         // A write buffer of ~8 batches of distinct keys.
         ("redb-buffer16M", false, |p| redb(p, 16 << 20, 256 << 20)),
@@ -420,11 +464,107 @@ fn candidates() -> Vec<(&'static str, bool, Opener)> {
     ]
 }
 
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// `-- background`: the default view (64 MiB buffer, 256 MiB cache) at 1M
+/// keys, writing a full buffer in the background against on the committing
+/// thread, in pairs run back to back in alternating order, each on a fresh
+/// view. `KAPPA_STORE_BENCH_EVENTS` events per run (default 6,000,000, so
+/// the buffer fills about five times), `KAPPA_STORE_BENCH_RUNS` pairs
+/// (default 3).
+fn background_comparison() {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let events = env("KAPPA_STORE_BENCH_EVENTS", 6_000_000);
+    let runs = env("KAPPA_STORE_BENCH_RUNS", 3);
+    let base = std::env::var_os("KAPPA_STORE_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let scenario = Scenario {
+        name: "1M",
+        keys: 1_000_000,
+        mix: Mix::Uniform,
+    };
+    println!(
+        "| pair | writes | events | elapsed s | events/s elapsed | writer CPU-s | process CPU-s | events/writer CPU-s | in commit s | longest commit | bytes/ev | get p99 | load before/after |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let mut ratios = Vec::new();
+    for pair in 0..runs {
+        let order = if pair % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        let mut elapsed = [0.0; 2];
+        let mut writer = [0.0; 2];
+        for background in order {
+            let dir = tempfile::tempdir_in(&base).expect("temporary directory");
+            let view = View::open_with(&dir.path().join("v.redb"), ViewOptions::default())
+                .expect("open")
+                .with_background_writes(background);
+            let store = Arc::new(Redb::new(view));
+            let load = load_average();
+            let f = run_for(
+                Arc::clone(&store) as Arc<dyn Candidate>,
+                &scenario,
+                dir.path(),
+                Duration::from_secs(3600),
+                events,
+            );
+            let (in_commit, longest) = store.commit_time();
+            let i = usize::from(!background);
+            elapsed[i] = f.elapsed.as_secs_f64();
+            writer[i] = f.writer_cpu;
+            println!(
+                "| {pair} | {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2?} | {:.1} | {:.1?} | {load}/{} |",
+                if background {
+                    "background"
+                } else {
+                    "on the commit"
+                },
+                f.events,
+                f.elapsed.as_secs_f64(),
+                f.events_per_s,
+                f.writer_cpu,
+                f.process_cpu,
+                f.per_writer_cpu,
+                in_commit.as_secs_f64(),
+                longest,
+                f.bytes as f64 / f.events as f64,
+                f.p99,
+                load_average(),
+            );
+        }
+        ratios.push((elapsed[1] / elapsed[0], writer[1] / writer[0]));
+    }
+    for (pair, (elapsed, writer)) in ratios.iter().enumerate() {
+        println!(
+            "pair {pair}: on the commit / background: elapsed {elapsed:.2}, writer CPU-s {writer:.2}"
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    if args.iter().any(|a| a == "background") {
+        background_comparison();
+        return;
+    }
     let quick = args.iter().any(|a| a == "quick");
     let base = std::env::var_os("KAPPA_STORE_BENCH_DIR")
         .map(PathBuf::from)

@@ -31,6 +31,16 @@
 //! fsynced when `sync_interval` has passed since the last durable write (or on
 //! sync), otherwise written with `Durability::None`, made durable by a later
 //! one. That keeps fsyncs off the per-batch path without weakening exactly-once.
+//!
+//! A full buffer can be written in the background (`write.rs`,
+//! [`View::with_background_writes`], off by default: it did not make replays
+//! measurably faster, BENCHMARKS.md, "Writing the buffer in the background"): the commit
+//! that fills it hands it to a writing thread and returns, and the next
+//! commits fill a fresh buffer meanwhile. Readers see the fresh buffer, then
+//! the one being written, then the file, so a commit is visible from the
+//! moment it returns whatever is being written. One buffer is written at a
+//! time: a commit that fills the next one while the last is still being
+//! written waits for it, so a view holds at most two buffers.
 
 // Strict lints for product code (not tests or benches): documented items, explained allows, no silent lossy casts.
 #![warn(
@@ -42,10 +52,13 @@
     clippy::cast_possible_wrap
 )]
 
+#[cfg(test)]
+mod hooks;
 mod shards;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +66,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redb::{Builder, Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 pub use shards::{Layout, Shards};
 pub use snapshot::{KeyValue, RowIter, Snapshot};
@@ -80,6 +93,21 @@ pub enum StoreError {
         /// What redb reported.
         #[source]
         source: Box<redb::Error>,
+    },
+    /// Writing a full buffer to the file in the background failed. Nothing
+    /// of that buffer reached the file: its rows and offsets are kept in
+    /// memory, under the commits made since, and written by the next write
+    /// of the buffer (the next time it fills, or a sync).
+    #[error(
+        "writing a full buffer to the file in the background failed (its commits are kept in \
+         memory and written again by the next write): {source}"
+    )]
+    Background {
+        /// The view file.
+        path: PathBuf,
+        /// Why the write failed.
+        #[source]
+        source: Box<StoreError>,
     },
     /// The file was written by an incompatible version of kappa.
     #[error("view store {path} has format {found}, this kappa reads format {FORMAT_VERSION}")]
@@ -186,23 +214,43 @@ struct Buffer {
     writing_offsets: BTreeMap<u32, u64>,
     /// Bytes counted in `active`.
     bytes: usize,
+    /// Commits made since the view was opened.
+    commits: u64,
 }
 
 /// The view of one processor version.
 #[derive(Debug)]
 pub struct View {
+    core: Arc<Core>,
+    /// The write of a full buffer running in the background, if one was
+    /// started and not yet waited for. Whoever writes the buffer (a commit
+    /// that fills it, a sync) holds this lock, so writes of the buffer run
+    /// one at a time and reach the file in the order of their commits.
+    writer: Mutex<Option<write::Background>>,
+    /// Whether a full buffer is written in the background
+    /// ([`View::with_background_writes`]).
+    background: bool,
+}
+
+/// What a view shares with the thread writing its full buffer.
+#[derive(Debug)]
+struct Core {
     db: Database,
     path: PathBuf,
     options: ViewOptions,
     buffer: Mutex<Buffer>,
     sync: Mutex<SyncState>,
+    /// Test hooks into background writes.
+    #[cfg(test)]
+    hooks: hooks::Hooks,
 }
 
 #[derive(Debug)]
 struct SyncState {
     last_durable: Instant,
-    /// Whether commits were made since the last durable write.
-    dirty: bool,
+    /// How many of the view's commits (counted by `Buffer::commits`) are in
+    /// the file durably: the view is dirty while fewer than all.
+    durable_commits: u64,
 }
 
 /// Creates a new view file whole or not at all: redb writes its header and
@@ -257,19 +305,21 @@ impl View {
         } else {
             create_whole(path, &builder).map_err(err)?
         };
-        let view = View {
+        let core = Core {
             db,
             path: path.to_owned(),
             options,
             buffer: Mutex::new(Buffer::default()),
             sync: Mutex::new(SyncState {
                 last_durable: Instant::now(),
-                dirty: false,
+                durable_commits: 0,
             }),
+            #[cfg(test)]
+            hooks: hooks::Hooks::default(),
         };
         // Create the tables and the format marker so readers never meet a
         // file without them.
-        let txn = view.db.begin_write().map_err(|e| err(e.into()))?;
+        let txn = core.db.begin_write().map_err(|e| err(e.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
             let found = meta
@@ -293,36 +343,52 @@ impl View {
             txn.open_table(OFFSETS).map_err(|e| err(e.into()))?;
         }
         txn.commit().map_err(|e| err(e.into()))?;
-        Ok(view)
+        Ok(View {
+            core: Arc::new(core),
+            writer: Mutex::new(None),
+            background: false,
+        })
+    }
+
+    /// Whether a full write buffer is written to the file in the background
+    /// (`true`: the commit that fills it returns at once) or on the thread of
+    /// the commit that fills it, which returns once it is written (`false`,
+    /// the default). Either way, reads, durability and exactly-once are the
+    /// same. Off by default because, measured at 1M keys on two shared
+    /// cores, it removed the commit's stall (the longest commit 2–3.5 s →
+    /// 0.16–0.31 s) but did not make the replay measurably faster: elapsed
+    /// time and CPU-seconds moved either way within the machine's noise
+    /// (BENCHMARKS.md, "Writing the buffer in the background").
+    #[must_use]
+    pub fn with_background_writes(mut self, background: bool) -> Self {
+        self.background = background;
+        self
     }
 
     /// Path of the view file.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Forgets the buffered commits, as a crash would.
-    #[cfg(test)]
-    fn lose_buffer(&self) {
-        *self.buffer.lock() = Buffer::default();
+        &self.core.path
     }
 
     /// The options the view was opened with.
     pub fn options(&self) -> &ViewOptions {
-        &self.options
+        &self.core.options
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
-        StoreError::Db {
-            path: self.path.clone(),
-            source: Box::new(e.into()),
-        }
+        self.core.err(e)
     }
 
     /// Applies one processed batch: the row writes and the partition's next
     /// offset, atomically, to the write buffer; the buffer goes to the file
-    /// when full, durably if the sync interval has passed (or `force_durable`,
-    /// which also writes the buffer now).
+    /// when full (in the background if [`View::with_background_writes`]),
+    /// durably if the sync interval has passed; `force_durable` writes the
+    /// buffer now, durably, and returns once it is.
+    ///
+    /// An error means that a write of the buffer to the file failed (this
+    /// commit's or an earlier background one's): the batch is applied to
+    /// the buffer all the same, and every buffered commit is kept for the
+    /// next write.
     pub fn commit(
         &self,
         partition: u32,
@@ -331,7 +397,7 @@ impl View {
         force_durable: bool,
     ) -> Result<(), StoreError> {
         let full = {
-            let mut buffer = self.buffer.lock();
+            let mut buffer = self.core.buffer.lock();
             let buffer = &mut *buffer;
             let rows = Arc::make_mut(&mut buffer.active);
             for (key, value) in writes {
@@ -345,101 +411,32 @@ impl View {
                 }
             }
             buffer.offsets.insert(partition, next_offset);
-            buffer.bytes >= self.options.write_buffer_bytes
+            buffer.commits += 1;
+            buffer.bytes >= self.core.options.write_buffer_bytes
         };
-        self.sync.lock().dirty = true;
-        if full || force_durable {
-            self.write_buffer(force_durable)?;
+        if force_durable {
+            self.write_now(true)
+        } else if full {
+            self.write_full()
+        } else {
+            Ok(())
         }
-        Ok(())
-    }
-
-    /// Writes the buffered commits to the file in one transaction, durable if
-    /// `force_durable` or the sync interval has passed. Snapshots taken
-    /// meanwhile read the rows being written from memory, so readers never
-    /// wait for the write.
-    fn write_buffer(&self, force_durable: bool) -> Result<(), StoreError> {
-        let (rows, offsets) = {
-            let mut buffer = self.buffer.lock();
-            let rows = std::mem::take(&mut buffer.active);
-            let offsets = std::mem::take(&mut buffer.offsets);
-            buffer.writing_offsets.clone_from(&offsets);
-            buffer.writing = Some(Arc::clone(&rows));
-            buffer.bytes = 0;
-            (rows, offsets)
-        };
-        let result = self.write_rows(&rows, &offsets, force_durable);
-        let mut buffer = self.buffer.lock();
-        buffer.writing = None;
-        buffer.writing_offsets.clear();
-        if result.is_err() {
-            // Nothing was written: the rows stay buffered, older than the
-            // commits made since.
-            let mut merged = Rows::clone(&rows);
-            merged.extend(buffer.active.iter().map(|(k, v)| (k.clone(), v.clone())));
-            buffer.active = Arc::new(merged);
-            let mut all = offsets;
-            all.extend(std::mem::take(&mut buffer.offsets));
-            buffer.offsets = all;
-        }
-        result
-    }
-
-    fn write_rows(
-        &self,
-        rows: &Rows,
-        offsets: &BTreeMap<u32, u64>,
-        force_durable: bool,
-    ) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let durable = {
-            let mut sync = self.sync.lock();
-            let due = force_durable || sync.last_durable.elapsed() >= self.options.sync_interval;
-            if due {
-                sync.last_durable = Instant::now();
-            }
-            due
-        };
-        if !durable {
-            txn.set_durability(Durability::None)
-                .map_err(|e| self.err(e))?;
-        }
-        {
-            let mut table = txn.open_table(ROWS).map_err(|e| self.err(e))?;
-            for (key, value) in rows {
-                match value {
-                    Some(v) => {
-                        table
-                            .insert(key.as_slice(), v.as_slice())
-                            .map_err(|e| self.err(e))?;
-                    }
-                    None => {
-                        table.remove(key.as_slice()).map_err(|e| self.err(e))?;
-                    }
-                }
-            }
-            let mut table = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
-            for (partition, next) in offsets {
-                table.insert(partition, next).map_err(|e| self.err(e))?;
-            }
-        }
-        txn.commit().map_err(|e| self.err(e))?;
-        if durable {
-            self.sync.lock().dirty = false;
-        }
-        Ok(())
     }
 
     /// Makes every commit so far durable (used on clean shutdown and before a
-    /// version reports itself caught up).
+    /// version reports itself caught up): waits for a background write in
+    /// progress, then writes the rest of the buffer, durably. An error of the
+    /// background write is returned (its commits kept in memory, written by
+    /// the next sync).
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.write_buffer(true)
+        self.write_now(true)
     }
 
     /// Makes the commits so far durable if some are not yet: called when a
     /// worker runs out of events, so that a quiet view is on disk whole.
     pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
-        if self.sync.lock().dirty {
+        let commits = self.core.buffer.lock().commits;
+        if self.core.sync.lock().durable_commits < commits {
             self.sync()?;
         }
         Ok(())
@@ -450,8 +447,8 @@ impl View {
         // Under the buffer's lock, so the file's state and the buffer's are
         // of one moment: a write of the buffer commits between two snapshots,
         // never inside one.
-        let buffer = self.buffer.lock();
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let buffer = self.core.buffer.lock();
+        let txn = self.core.db.begin_read().map_err(|e| self.err(e))?;
         let mut layers = Vec::with_capacity(2);
         if !buffer.active.is_empty() {
             layers.push(Arc::clone(&buffer.active));
@@ -469,7 +466,7 @@ impl View {
             file_offsets,
             layers,
             offsets,
-            self.path.clone(),
+            self.core.path.clone(),
         ))
     }
 
@@ -478,7 +475,7 @@ impl View {
     /// commit copy the buffer.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = {
-            let buffer = self.buffer.lock();
+            let buffer = self.core.buffer.lock();
             let layers = [Some(&buffer.active), buffer.writing.as_ref()];
             for layer in layers.into_iter().flatten() {
                 if let Some(value) = layer.get(key) {
@@ -486,7 +483,7 @@ impl View {
                 }
             }
             // Begun under the lock: the file as of the buffer just read.
-            self.db.begin_read().map_err(|e| self.err(e))?
+            self.core.db.begin_read().map_err(|e| self.err(e))?
         };
         let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
         Ok(rows
@@ -509,7 +506,7 @@ impl View {
         let mut found = vec![None; keys.len()];
         let mut in_file = Vec::new();
         let txn = {
-            let buffer = self.buffer.lock();
+            let buffer = self.core.buffer.lock();
             for (i, key) in keys.iter().enumerate() {
                 let buffered = buffer
                     .active
@@ -524,7 +521,7 @@ impl View {
                 return Ok(found);
             }
             // Begun under the lock: the file as of the buffer just read.
-            self.db.begin_read().map_err(|e| self.err(e))?
+            self.core.db.begin_read().map_err(|e| self.err(e))?
         };
         let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
         for i in in_file {
@@ -541,6 +538,6 @@ impl Drop for View {
     /// A view closed in an orderly way keeps its buffered commits (a crash,
     /// which runs no code, loses them with their offsets).
     fn drop(&mut self) {
-        let _ = self.write_buffer(true);
+        self.write_on_drop();
     }
 }
