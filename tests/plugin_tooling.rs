@@ -398,8 +398,20 @@ fn check_refuses_each_wrong_file_with_the_precise_reason() {
 
 /// The contracts `kappa plugin new --contract` writes, the default first.
 const CONTRACTS: [&str; 2] = ["0.2.0", "0.1.0"];
-/// Those of a Rust starter: the same and the release candidate.
-const RUST_CONTRACTS: [&str; 3] = ["0.2.0", "0.1.0", "0.3.0-rc.1"];
+/// Those of a Rust, Python, JavaScript or C starter: the same and the
+/// release candidate.
+const ALL_CONTRACTS: [&str; 3] = ["0.2.0", "0.1.0", "0.3.0-rc.1"];
+/// The release candidate.
+const CANDIDATE: &str = "0.3.0-rc.1";
+
+/// The row `deploy_and_count` expects for events without a key.
+fn no_key(contract: &str) -> &'static str {
+    if contract == CANDIDATE {
+        "(no key)/1"
+    } else {
+        "(no key)"
+    }
+}
 
 /// `kappa plugin new NAME --lang LANG --contract C --dir DIR --json` (no
 /// `--contract` for the default, the newest): the files written.
@@ -560,7 +572,7 @@ fn rebuilt_is_a_new_version(server: &Server, deployed: &Path, rebuilt: &Path, na
 #[test]
 fn a_new_rust_project_builds_passes_the_check_and_counts_events() {
     let dir = tempfile::tempdir().unwrap();
-    for contract in RUST_CONTRACTS {
+    for contract in ALL_CONTRACTS {
         let project = dir.path().join(format!("counter-{contract}"));
         let files = sorted(plugin_new("tally-counter", "rust", contract, &project));
         let mut expected = vec![".gitignore", "Cargo.toml", "README.md"];
@@ -752,11 +764,14 @@ fn run_ok(command: &mut Command) -> Output {
 fn a_new_python_project_is_written_and_builds_with_componentize_py() {
     let dir = tempfile::tempdir().unwrap();
     let tools = polyglot_tools();
-    for contract in CONTRACTS {
+    for contract in ALL_CONTRACTS {
         let project = dir.path().join(format!("py-counter-{contract}"));
         let files = sorted(plugin_new("py-counter", "python", contract, &project));
         let mut expected = vec![".gitignore", "README.md", "app.py", "build.py"];
         expected.extend(contract_files(contract, &[], &["columns.py"]));
+        if contract == CANDIDATE {
+            expected.push("ranges.py");
+        }
         expected.extend(["requirements.txt", "wit/processor.wit"]);
         assert_eq!(
             files,
@@ -771,12 +786,22 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
         compile
             .env("PYTHONPYCACHEPREFIX", dir.path().join("pycache"))
             .args(["-m", "py_compile"]);
-        for file in ["build.py", "app.py", "columns.py"] {
+        for file in ["build.py", "app.py", "columns.py", "ranges.py"] {
             if project.join(file).exists() {
                 compile.arg(project.join(file));
             }
         }
         run_ok(&mut compile);
+        if contract == CANDIDATE {
+            // The range reader pages as the Rust one does, under CPython.
+            let out = run_ok(
+                Command::new("python3")
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .arg(repo().join("tests").join("guest").join("ranges_test.py"))
+                    .arg(&project),
+            );
+            assert_eq!(text(&out.stdout), "ok\n");
+        }
 
         let Some(tools) = &tools else {
             continue;
@@ -800,7 +825,7 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
         let bytes = build(&component);
         accepted(&component, contract);
         if contract != CONTRACTS[0] {
-            deploy_and_count(&component, "py-counter", "(no key)", None);
+            deploy_and_count(&component, "py-counter", no_key(contract), None);
             continue;
         }
         // The pinned componentize-py does not build the same bytes
@@ -819,11 +844,14 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
 fn a_new_js_project_is_written_and_builds_with_componentize_js() {
     let dir = tempfile::tempdir().unwrap();
     let tools = polyglot_tools();
-    for contract in CONTRACTS {
+    for contract in ALL_CONTRACTS {
         let project = dir.path().join(format!("js-counter-{contract}"));
         let files = sorted(plugin_new("js-counter", "js", contract, &project));
         let mut expected = vec![".gitignore", "README.md", "build.mjs", "index.js"];
         expected.extend(contract_files(contract, &[], &["columns.js"]));
+        if contract == CANDIDATE {
+            expected.push("range.js");
+        }
         expected.extend(["package.json", "wit/processor.wit"]);
         assert_eq!(
             files,
@@ -837,10 +865,19 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
             package["devDependencies"]["@bytecodealliance/componentize-js"],
             COMPONENTIZE_JS_VERSION
         );
-        for file in ["build.mjs", "index.js", "columns.js"] {
+        for file in ["build.mjs", "index.js", "columns.js", "range.js"] {
             if project.join(file).exists() {
                 run_ok(Command::new("node").arg("--check").arg(project.join(file)));
             }
+        }
+        if contract == CANDIDATE {
+            // The range reader pages as the Rust one does, under node.
+            let out = run_ok(
+                Command::new("node")
+                    .arg(repo().join("tests").join("guest").join("range_test.mjs"))
+                    .arg(project.join("range.js")),
+            );
+            assert_eq!(text(&out.stdout), "ok\n");
         }
 
         let Some(tools) = &tools else {
@@ -866,7 +903,7 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
         let bytes = build(&component);
         accepted(&component, contract);
         if contract != CONTRACTS[0] {
-            deploy_and_count(&component, "js-counter", "(no key)", None);
+            deploy_and_count(&component, "js-counter", no_key(contract), None);
             continue;
         }
         // The pinned componentize-js does not build the same bytes
@@ -884,45 +921,78 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
 #[test]
 fn a_new_c_project_is_written_and_builds_with_clang_and_wit_bindgen() {
     let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("c-counter");
-    // The C starter speaks 0.1.0 only (no column reader in C yet).
-    let mut files = plugin_new("c-counter", "c", "0.1.0", &project);
-    files.sort();
-    assert_eq!(
-        files,
-        [
-            ".gitignore",
-            "README.md",
-            "build.sh",
-            "plugin.c",
-            "wit/processor.wit"
-        ]
-    );
-    // The README gives the build command, and the script is valid shell.
-    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
-    assert!(readme.contains("sh build.sh"), "{readme}");
-    assert!(
-        readme.contains(&format!("wit-bindgen-cli@{WIT_BINDGEN_VERSION}")),
-        "{readme}"
-    );
-    run_ok(Command::new("sh").arg("-n").arg(project.join("build.sh")));
+    let tools = polyglot_tools();
+    for contract in ALL_CONTRACTS {
+        let project = dir.path().join(format!("c-counter-{contract}"));
+        let files = sorted(plugin_new("c-counter", "c", contract, &project));
+        let mut expected = vec![".gitignore", "README.md", "build.sh", "plugin.c"];
+        expected.extend(contract_files(contract, &[], &["columns.c", "columns.h"]));
+        if contract == CANDIDATE {
+            expected.extend(["range.c", "range.h"]);
+        }
+        expected.push("wit/processor.wit");
+        assert_eq!(
+            files,
+            sorted(expected.iter().map(|f| (*f).to_owned()).collect())
+        );
+        // The README gives the build command, and the script is valid shell.
+        let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+        assert!(readme.contains("sh build.sh"), "{readme}");
+        assert!(
+            readme.contains(&format!("wit-bindgen-cli@{WIT_BINDGEN_VERSION}")),
+            "{readme}"
+        );
+        run_ok(Command::new("sh").arg("-n").arg(project.join("build.sh")));
 
-    let Some(tools) = polyglot_tools() else {
-        return;
-    };
-    let wit_bindgen = tools
-        .join(format!("wit-bindgen-cli-{WIT_BINDGEN_VERSION}"))
-        .join("bin")
-        .join("wit-bindgen");
-    assert!(wit_bindgen.is_file(), "{}", wit_bindgen.display());
-    // The documented command, run from the project, with the pinned tool.
+        let Some(tools) = &tools else {
+            continue;
+        };
+        let wit_bindgen = tools
+            .join(format!("wit-bindgen-cli-{WIT_BINDGEN_VERSION}"))
+            .join("bin")
+            .join("wit-bindgen");
+        assert!(wit_bindgen.is_file(), "{}", wit_bindgen.display());
+        // The documented command, run from the project, with the pinned tool.
+        run_ok(
+            Command::new("sh")
+                .current_dir(&project)
+                .env("WIT_BINDGEN", &wit_bindgen)
+                .arg("build.sh"),
+        );
+        let component = project.join("c-counter.wasm");
+        accepted(&component, contract);
+        if contract != "0.1.0" {
+            passes_native_test(&project, "columns", dir.path());
+        }
+        if contract == CANDIDATE {
+            passes_native_test(&project, "range", dir.path());
+        }
+        deploy_and_count(&component, "c-counter", no_key(contract), None);
+    }
+}
+
+/// Compiles `READER.c` of the C starter in `project` (after its build wrote
+/// the bindings) natively with `tests/guest/READER_test.c`, and runs that:
+/// for `columns`, events with and without keys, headers, and malformed
+/// batches; for `range`, the pages of a range over a view of its own.
+fn passes_native_test(project: &Path, reader: &str, scratch: &Path) {
+    let program = scratch.join(format!("{reader}_test"));
     run_ok(
-        Command::new("sh")
-            .current_dir(&project)
-            .env("WIT_BINDGEN", &wit_bindgen)
-            .arg("build.sh"),
+        Command::new("clang-14")
+            .args(["-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(project)
+            .arg("-I")
+            .arg(project.join("bindings"))
+            .arg("-o")
+            .arg(&program)
+            .arg(
+                repo()
+                    .join("tests")
+                    .join("guest")
+                    .join(format!("{reader}_test.c")),
+            )
+            .arg(project.join(format!("{reader}.c"))),
     );
-    let component = project.join("c-counter.wasm");
-    accepted(&component, "0.1.0");
-    deploy_and_count(&component, "c-counter", "(no key)", None);
+    let out = run_ok(&mut Command::new(&program));
+    assert_eq!(text(&out.stdout), "ok\n", "{reader}_test");
 }

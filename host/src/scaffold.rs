@@ -1,7 +1,6 @@
 //! `kappa plugin new`: writes a starter project for a processor plugin in
 //! Rust, Python, JavaScript or C, against contract 0.1.0 or 0.2.0 (the
-//! newest the language's starter has by default; C has 0.1.0 only), or, in
-//! Rust only, the release candidate 0.3.0-rc.1 (never the default; with a
+//! default), or the release candidate 0.3.0-rc.1 (never the default; with a
 //! reader of the view by key range too). Each project holds a copy of the contract
 //! (`wit/processor.wit`), a processor that counts the events of each key with
 //! comments explaining the contract, for 0.2.0 a reader of the batch's
@@ -222,9 +221,22 @@ const PYTHON: Language = Language {
             include_str!("../templates/python/0.2.0/columns.py"),
         ),
     ],
-    v0_3_0_rc1: &[],
+    v0_3_0_rc1: &[
+        (
+            "app.py",
+            include_str!("../templates/python/0.3.0-rc.1/app.py"),
+        ),
+        (
+            "columns.py",
+            include_str!("../templates/python/0.2.0/columns.py"),
+        ),
+        (
+            "ranges.py",
+            include_str!("../templates/python/0.3.0-rc.1/ranges.py"),
+        ),
+    ],
     columns_note: "- `columns.py`: reads the batch's columns event by event.\n",
-    range_note: "",
+    range_note: "- `ranges.py`: reads the view by key range in pages.\n",
     build: &[
         "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt",
         "python3 build.py",
@@ -252,9 +264,22 @@ const JS: Language = Language {
             include_str!("../templates/js/0.2.0/columns.js"),
         ),
     ],
-    v0_3_0_rc1: &[],
+    v0_3_0_rc1: &[
+        (
+            "index.js",
+            include_str!("../templates/js/0.3.0-rc.1/index.js"),
+        ),
+        (
+            "columns.js",
+            include_str!("../templates/js/0.2.0/columns.js"),
+        ),
+        (
+            "range.js",
+            include_str!("../templates/js/0.3.0-rc.1/range.js"),
+        ),
+    ],
     columns_note: "- `columns.js`: reads the batch's columns event by event.\n",
-    range_note: "",
+    range_note: "- `range.js`: reads the view by key range in pages.\n",
     build: &["npm install", "npm run build"],
     component: "{{name}}.wasm",
     newest: Contract::V0_2_0,
@@ -268,14 +293,26 @@ const C: Language = Language {
         (".gitignore", include_str!("../templates/c/gitignore")),
     ],
     v0_1_0: &[("plugin.c", include_str!("../templates/c/plugin.c"))],
-    // No column reader in C yet: the starter speaks 0.1.0 only.
-    v0_2_0: &[],
-    v0_3_0_rc1: &[],
-    columns_note: "",
-    range_note: "",
+    v0_2_0: &[
+        ("plugin.c", include_str!("../templates/c/0.2.0/plugin.c")),
+        ("columns.h", include_str!("../templates/c/0.2.0/columns.h")),
+        ("columns.c", include_str!("../templates/c/0.2.0/columns.c")),
+    ],
+    v0_3_0_rc1: &[
+        (
+            "plugin.c",
+            include_str!("../templates/c/0.3.0-rc.1/plugin.c"),
+        ),
+        ("columns.h", include_str!("../templates/c/0.2.0/columns.h")),
+        ("columns.c", include_str!("../templates/c/0.2.0/columns.c")),
+        ("range.h", include_str!("../templates/c/0.3.0-rc.1/range.h")),
+        ("range.c", include_str!("../templates/c/0.3.0-rc.1/range.c")),
+    ],
+    columns_note: "- `columns.h`, `columns.c`: read the batch's columns event by event.\n",
+    range_note: "- `range.h`, `range.c`: read the view by key range in pages.\n",
     build: &["sh build.sh"],
     component: "{{name}}.wasm",
-    newest: Contract::V0_1_0,
+    newest: Contract::V0_2_0,
     cargo: false,
 };
 
@@ -289,8 +326,8 @@ pub struct Options {
     #[arg(long, value_enum)]
     pub lang: Lang,
     /// Contract to write the project against (default: the newest one the
-    /// language's starter has: 0.2.0, or 0.1.0 for C; the release candidate
-    /// 0.3.0-rc.1 is for Rust only, and only when asked for).
+    /// language's starter has: 0.2.0; the release candidate
+    /// 0.3.0-rc.1 only when asked for).
     #[arg(long, value_enum)]
     pub contract: Option<Contract>,
     /// Rust: give the project a `[workspace]` of its own even inside a Cargo
@@ -321,8 +358,8 @@ impl Options {
             None => Ok(newest),
             Some(Contract::V0_3_0Rc1) if language.v0_3_0_rc1.is_empty() => {
                 Err(Error::invalid(format!(
-                    "a {} starter is not written against the release candidate 0.3.0-rc.1 \
-                     (only a Rust one is, for now): use --contract {newest}",
+                    "a {} starter is not written against the release candidate 0.3.0-rc.1: \
+                     use --contract {newest}",
                     self.lang
                 )))
             }
@@ -553,7 +590,7 @@ mod tests {
             for contract in [Contract::V0_1_0, Contract::V0_2_0, Contract::V0_3_0Rc1] {
                 let candidate = contract == Contract::V0_3_0Rc1;
                 if (!candidate && contract > Language::of(lang).newest)
-                    || (candidate && lang != Lang::Rust)
+                    || (candidate && Language::of(lang).v0_3_0_rc1.is_empty())
                 {
                     continue;
                 }
@@ -623,25 +660,17 @@ mod tests {
     }
 
     #[test]
-    fn a_contract_the_starter_lacks_is_refused_and_the_default_is_its_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = Options {
-            contract: Some(Contract::V0_2_0),
-            ..Options::new(Lang::C)
-        };
-        let err = new_project("counter", &options, &dir.path().join("c")).unwrap_err();
-        assert!(err.to_string().contains("--contract 0.1.0"), "{err}");
-        assert!(!dir.path().join("c").exists());
-        assert_eq!(Options::new(Lang::C).contract().unwrap(), Contract::V0_1_0);
-        // The release candidate: Rust only, never the default.
-        for lang in [Lang::Python, Lang::Js, Lang::C] {
+    fn every_starter_has_the_release_candidate_and_the_default_is_the_newest() {
+        // The release candidate: in every language, never the default.
+        for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
             let options = Options {
                 contract: Some(Contract::V0_3_0Rc1),
                 ..Options::new(lang)
             };
-            let err = options.contract().unwrap_err().to_string();
-            assert!(err.contains("only a Rust one is"), "{err}");
+            assert_eq!(options.contract().unwrap(), Contract::V0_3_0Rc1);
         }
+        // The default is the newest released contract, in every language.
+        assert_eq!(Options::new(Lang::C).contract().unwrap(), Contract::V0_2_0);
         assert_eq!(
             Options::new(Lang::Rust).contract().unwrap(),
             Contract::V0_2_0

@@ -1,11 +1,12 @@
 #!/bin/sh
-# Builds the component {{name}}.wasm from plugin.c:
+# Builds the component {{name}}.wasm from plugin.c (and the project's other
+# .c files, such as the column reader columns.c):
 #
 #   sh build.sh [OUT.wasm]
 #
 # 1. wit-bindgen c writes the bindings of the `processor` world into
 #    bindings/ (processor.h declares what plugin.c implements and calls);
-# 2. clang compiles plugin.c and the bindings for wasm32-wasi, as a reactor
+# 2. clang compiles the project's .c files and the bindings for wasm32-wasi, as a reactor
 #    (no main: the host calls the exports);
 # 3. wasm-component-ld, the component linker that ships with Rust, links the
 #    module with wasi-libc and turns it into a component.
@@ -31,6 +32,6 @@ rm -rf "$here/bindings"
 "$wit_bindgen" c --world processor --out-dir "$here/bindings" "$here/wit" >/dev/null
 "$cc" --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra \
     -fuse-ld="$ld" -Wl,--wasm-ld-path="$wasm_ld" -Wl,--wasi-adapter=reactor \
-    -I "$here/bindings" -o "$out" \
-    "$here/plugin.c" "$here/bindings/processor.c" "$here/bindings/processor_component_type.o"
+    -I "$here" -I "$here/bindings" -o "$out" \
+    "$here"/*.c "$here/bindings/processor.c" "$here/bindings/processor_component_type.o"
 echo "built $out ($(wc -c <"$out") bytes)"
