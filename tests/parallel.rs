@@ -23,6 +23,17 @@ fn start(dir: &std::path::Path, threads: usize) -> Server {
     Server::start_with(dir, &["--threads-per-version", &threads.to_string()], &[])
 }
 
+/// Creates the topic `payments` with `PARTITIONS` partitions.
+fn create_topic(server: &Server) {
+    server.json(&[
+        "topic",
+        "create",
+        "payments",
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ]);
+}
+
 fn produce(server: &Server, dir: &std::path::Path, payments: &[kappa::workload::Payment]) {
     let file = dir.join("payments.jsonl");
     write_jsonl(&file, payments);
@@ -37,13 +48,7 @@ fn one_two_and_four_threads_build_the_view_one_shared_view_builds() {
     for threads in [1, 2, 4] {
         let dir = tempfile::tempdir().unwrap();
         let server = start(dir.path(), threads);
-        server.json(&[
-            "topic",
-            "create",
-            "payments",
-            "--partitions",
-            &PARTITIONS.to_string(),
-        ]);
+        create_topic(&server);
         produce(&server, dir.path(), &payments);
         server.deploy_payments(kappa_plugins::PAYMENTS_V2.path, "2.0.0", &[]);
         server.deploy_payments(kappa_plugins::PAYMENTS_V3.path, "3.0.0", &[]);
@@ -107,13 +112,7 @@ fn a_restart_on_another_thread_count_carries_on_with_the_same_view() {
     let mut generator = PaymentGenerator::new(23, 300, 1_767_225_600_000);
     let mut payments = generator.take(20_000);
     let server = start(dir.path(), 4);
-    server.json(&[
-        "topic",
-        "create",
-        "payments",
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ]);
+    create_topic(&server);
     produce(&server, dir.path(), &payments);
     server.deploy_payments(kappa_plugins::PAYMENTS_V3.path, "3.0.0", &[]);
     server.wait_applied(PER_PARTITION);

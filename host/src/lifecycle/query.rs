@@ -55,6 +55,15 @@ impl Host {
         }
     }
 
+    /// The topic `id` reads: from its worker when it runs (no registry read
+    /// on the path of every `get`), else from the registry.
+    fn topic_of(&self, id: &VersionId) -> Result<Option<String>> {
+        if let Some(run) = self.running.lock().get(id) {
+            return Ok(Some(run.record.topic.clone()));
+        }
+        Ok(self.registry.version(id)?.map(|rec| rec.topic))
+    }
+
     /// The value under `key` in the view of `spec`.
     pub fn get(&self, spec: &str, key: &[u8]) -> Result<(VersionId, Option<Vec<u8>>)> {
         let id = self.resolve(spec)?;
@@ -65,9 +74,8 @@ impl Host {
         let hint = match view.layout() {
             Layout::Shared => None,
             Layout::PerPartition => self
-                .registry
-                .version(&id)?
-                .and_then(|rec| self.log.partition_for(&rec.topic, Some(key)).ok()),
+                .topic_of(&id)?
+                .and_then(|topic| self.log.partition_for(&topic, Some(key)).ok()),
         };
         let value = view.get(key, hint)?;
         Ok((id, value))
