@@ -19,7 +19,14 @@
 //! plus [`ROW_OVERHEAD`], and one read may take what the memories, tables
 //! and pending writes leave of the limit ([`InstanceMemory::allowed_for_reads`]).
 //! Once copied, they count as the guest's linear memory.
+//!
+//! Under contract 0.3.0 the host may take back the writes of one call into
+//! a batch (to cut the batch where a timer fires): a journal keeps the value
+//! each key had before the call's first write of it
+//! ([`PendingWrites::begin_journal`]), so it holds at most one old value per
+//! pending key, and at most what the pending writes themselves cost.
 
+use std::collections::HashMap;
 use std::collections::btree_map::Entry;
 use std::ops::Bound;
 
@@ -54,6 +61,9 @@ pub struct PendingWrites {
     data_bytes: usize,
     /// Host bytes: data plus [`ENTRY_OVERHEAD`] per entry.
     cost: usize,
+    /// While a journal is kept: each key written since it began, with its
+    /// pending state then (`None`: not written by the batch).
+    journal: Option<HashMap<Vec<u8>, Option<Option<Vec<u8>>>>>,
 }
 
 /// A write refused because the pending writes would cost more than allowed.
@@ -130,6 +140,11 @@ impl PendingWrites {
     ) -> Result<(), OverBudget> {
         let value_len = value.as_ref().map_or(0, Vec::len);
         let entries = self.writes.len();
+        if let Some(journal) = &mut self.journal
+            && !journal.contains_key(&key)
+        {
+            journal.insert(key.clone(), self.writes.get(&key).cloned());
+        }
         match self.writes.entry(key) {
             Entry::Occupied(mut slot) => {
                 let old_len = slot.get().as_ref().map_or(0, Vec::len);
@@ -158,6 +173,36 @@ impl PendingWrites {
     /// The writes, for the commit.
     pub fn into_writes(self) -> Writes {
         self.writes
+    }
+
+    /// Starts keeping what [`rollback`](Self::rollback) needs to take back
+    /// the writes from now on (a journal kept already is dropped).
+    pub fn begin_journal(&mut self) {
+        self.journal = Some(HashMap::new());
+    }
+
+    /// Stops keeping the journal: the writes since it began stay.
+    pub fn end_journal(&mut self) {
+        self.journal = None;
+    }
+
+    /// Takes back every write since [`begin_journal`](Self::begin_journal),
+    /// costs included, and stops keeping the journal.
+    pub fn rollback(&mut self) {
+        for (key, before) in self.journal.take().unwrap_or_default() {
+            // A refused write is in the journal too, and changed nothing.
+            if let Some(now) = self.writes.remove(&key) {
+                let len = key.len() + now.map_or(0, |v| v.len());
+                self.data_bytes -= len;
+                self.cost -= ENTRY_OVERHEAD + len;
+            }
+            if let Some(value) = before {
+                let len = key.len() + value.as_ref().map_or(0, Vec::len);
+                self.data_bytes += len;
+                self.cost += ENTRY_OVERHEAD + len;
+                self.writes.insert(key, value);
+            }
+        }
     }
 }
 
@@ -330,6 +375,38 @@ mod tests {
             PendingWrites::entry_cost(b"aaaa", Some(b"v")),
             ENTRY_OVERHEAD + 5
         );
+    }
+
+    #[test]
+    fn a_rollback_takes_back_the_writes_since_the_journal_began() {
+        let mut w = PendingWrites::new();
+        w.set(b"kept".to_vec(), Some(b"1".to_vec()), usize::MAX)
+            .unwrap();
+        w.set(b"changed".to_vec(), Some(b"22".to_vec()), usize::MAX)
+            .unwrap();
+        w.set(b"gone".to_vec(), None, usize::MAX).unwrap();
+        let before = (w.cost(), w.data_bytes(), w.writes.clone());
+        w.begin_journal();
+        w.set(b"changed".to_vec(), Some(b"333".to_vec()), usize::MAX)
+            .unwrap();
+        w.set(b"changed".to_vec(), None, usize::MAX).unwrap();
+        w.set(b"gone".to_vec(), Some(b"back".to_vec()), usize::MAX)
+            .unwrap();
+        w.set(b"new".to_vec(), Some(b"4444".to_vec()), usize::MAX)
+            .unwrap();
+        w.rollback();
+        assert_eq!((w.cost(), w.data_bytes(), w.writes.clone()), before);
+        // The journal ended with the rollback: later writes stay.
+        w.set(b"new".to_vec(), Some(b"5".to_vec()), usize::MAX)
+            .unwrap();
+        w.rollback();
+        assert_eq!(w.get(b"new"), Some(&Some(b"5".to_vec())));
+        // Ended without a rollback, the writes stay too.
+        w.begin_journal();
+        w.set(b"kept".to_vec(), None, usize::MAX).unwrap();
+        w.end_journal();
+        w.rollback();
+        assert_eq!(w.get(b"kept"), Some(&None));
     }
 
     #[test]

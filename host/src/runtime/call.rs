@@ -10,11 +10,12 @@ use wasmtime::Trap;
 use wasmtime::component::ResourceTableError;
 
 use super::MAX_GUEST_MESSAGE_BYTES;
-use super::bindings::{v0_1, v0_2, v0_3_rc1};
-use super::budget::PendingWrites;
+use super::bindings::{v0_1, v0_2, v0_3, v0_3_rc1};
 use super::convert::{to_columns, to_columns_v0_3_rc1, to_event};
-use super::host::Batch;
+use super::host::{Batch, TimerCall};
 use super::instance::{Bindings, Instance};
+use super::timed::{self, Refused};
+use super::timers::Keys;
 use crate::log::Record;
 use crate::store::{Snapshot, Writes};
 
@@ -154,6 +155,7 @@ macro_rules! guest_error_from {
 guest_error_from!(v0_1);
 guest_error_from!(v0_2);
 guest_error_from!(v0_3_rc1);
+guest_error_from!(v0_3);
 
 pub(super) fn describe_guest_error(e: &GuestError) -> String {
     match e {
@@ -191,47 +193,61 @@ impl Instance {
     /// view as of `snapshot`, and returns the batch's writes, for the caller
     /// to commit with the batch's offsets. They are held in host memory until
     /// then, counted against the memory limit: a batch whose writes would
-    /// exceed it fails.
+    /// exceed it fails. Every event is of the version's first topic; see
+    /// [`process_topics`](Self::process_topics).
     pub fn process(
         &mut self,
         snapshot: Snapshot,
         events: Vec<Record>,
     ) -> Result<Writes, CallFailure> {
-        self.store.data_mut().begin_call(Some(Batch {
-            snapshot,
-            writes: PendingWrites::new(),
-        }));
+        self.process_topics(snapshot, events, &[])
+    }
+
+    /// [`process`](Self::process) of events of several topics: `topics[i]`
+    /// is the index of the topic of `events[i]` (0 past the end of
+    /// `topics`), which contract 0.3.0 passes to the plugin. Under 0.3.0 the
+    /// batch may become several calls of `process` and `fire`, as timers fall
+    /// due (`super::timed`); the writes of all of them are returned together.
+    pub fn process_topics(
+        &mut self,
+        snapshot: Snapshot,
+        events: Vec<Record>,
+        topics: &[u32],
+    ) -> Result<Writes, CallFailure> {
+        let timers = match (&self.bindings, events.first()) {
+            (Some(Bindings::V0_3(_)), Some(first)) => Some(TimerCall {
+                keys: Keys::new(first.partition),
+                events: 0,
+                sets: Vec::new(),
+            }),
+            _ => None,
+        };
+        self.store
+            .data_mut()
+            .begin_call(Some(Batch::new(snapshot, timers)));
         self.store.set_epoch_deadline(self.timeout_ticks);
         let Some(bindings) = self.bindings.as_ref() else {
             return Err(CallFailure::host("the instance was not initialized"));
         };
-        // A batch no guest could address fails as the guest's error would,
-        // but is the host's: the kind says so.
-        let mut kind = FailureKind::GuestError;
         let result = match bindings {
             Bindings::V0_1(b) => {
                 let events: Vec<v0_1::Event> = events.into_iter().map(to_event).collect();
                 b.call_process(&mut self.store, &events)
-                    .map(|r| r.map_err(GuestError::from))
+                    .map(|r| r.map_err(Refused::guest))
             }
             Bindings::V0_2(b) => match to_columns(events) {
                 Ok(batch) => b
                     .call_process(&mut self.store, &batch)
-                    .map(|r| r.map_err(GuestError::from)),
-                Err(message) => {
-                    kind = FailureKind::Host;
-                    Ok(Err(GuestError::Internal(message)))
-                }
+                    .map(|r| r.map_err(Refused::guest)),
+                Err(message) => Ok(Err(Refused::host(message))),
             },
             Bindings::V0_3Rc1(b) => match to_columns_v0_3_rc1(events) {
                 Ok(batch) => b
                     .call_process(&mut self.store, &batch)
-                    .map(|r| r.map_err(GuestError::from)),
-                Err(message) => {
-                    kind = FailureKind::Host;
-                    Ok(Err(GuestError::Internal(message)))
-                }
+                    .map(|r| r.map_err(Refused::guest)),
+                Err(message) => Ok(Err(Refused::host(message))),
             },
+            Bindings::V0_3(b) => timed::run(b, &mut self.store, &events, topics),
         };
         let batch = self.store.data_mut().end_call();
         let printed = self.output.take();
@@ -241,15 +257,30 @@ impl Instance {
         match (result, batch) {
             (Ok(Ok(())), Some(batch)) => Ok(batch.writes.into_writes()),
             (Ok(Ok(())), None) => Err(CallFailure::host("internal error: batch state lost")),
-            (Ok(Err(e)), _) => {
-                let offset = match &e {
+            (Ok(Err(refused)), _) => {
+                let offset = match &refused.error {
                     GuestError::InvalidEvent { offset, .. } => Some(*offset),
-                    _ => None,
+                    _ => refused.at,
+                };
+                // A batch no guest could address fails as the guest's error
+                // would, but is the host's: the kind says so.
+                let kind = if refused.host {
+                    FailureKind::Host
+                } else {
+                    FailureKind::GuestError
+                };
+                let during = if refused.at.is_some() {
+                    " while timers fired"
+                } else {
+                    ""
                 };
                 Err(CallFailure {
                     kind,
                     offset,
-                    message: format!("returned an error: {}", describe_guest_error(&e)),
+                    message: format!(
+                        "returned an error{during}: {}",
+                        describe_guest_error(&refused.error)
+                    ),
                 })
             }
             (Err(e), _) => Err(CallFailure {

@@ -1,8 +1,9 @@
 //! Events as each contract version takes them: one `event` record per
 //! event (0.1.0, [`to_event`]), or the batch laid out in columns (0.2.0,
-//! [`to_columns`]; 0.3.0-rc.1, the same columns, [`to_columns_v0_3_rc1`]).
+//! [`to_columns`]; 0.3.0-rc.1, the same columns, [`to_columns_v0_3_rc1`];
+//! 0.3.0, with the topic of each event, [`to_columns_v0_3`]).
 
-use super::bindings::{v0_1, v0_2, v0_3_rc1};
+use super::bindings::{v0_1, v0_2, v0_3, v0_3_rc1};
 use crate::log::Record;
 
 /// An event as contract 0.1.0's `event` record.
@@ -94,6 +95,62 @@ pub fn to_columns_v0_3_rc1(events: Vec<Record>) -> Result<v0_3_rc1::EventBatch, 
     })
 }
 
+/// Lays events out in the columns of contract 0.3.0: those of 0.2.0 with
+/// the topic index of each event (`topics[i]` for `events[i]`, 0 for each
+/// event past the end of `topics`). Takes the events by reference, since the
+/// host may pass the first events of a batch to the plugin on their own (to
+/// fire timers after them) and then the rest.
+pub fn to_columns_v0_3(events: &[Record], topics: &[u32]) -> Result<v0_3::EventBatch, String> {
+    let n = events.len();
+    let data_len: usize = events
+        .iter()
+        .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.len())
+        .sum();
+    if u32::try_from(data_len).is_err() {
+        return Err(format!(
+            "a batch of {n} events holds {data_len} bytes of keys and values, over the 4 GiB \
+             a guest can address"
+        ));
+    }
+    let mut batch = v0_3::EventBatch {
+        partition: events.first().map_or(0, |r| r.partition),
+        topics: (0..n)
+            .map(|i| topics.get(i).copied().unwrap_or(0))
+            .collect(),
+        offsets: Vec::with_capacity(n),
+        timestamps: Vec::with_capacity(n),
+        key_lengths: Vec::with_capacity(n),
+        value_lengths: Vec::with_capacity(n),
+        data: Vec::with_capacity(data_len),
+        headers: Vec::new(),
+    };
+    for (index, r) in events.iter().enumerate() {
+        let too_large = || format!("the event at offset {} is too large for a batch", r.offset);
+        batch.offsets.push(r.offset);
+        batch.timestamps.push(r.timestamp);
+        batch.key_lengths.push(match &r.key {
+            Some(key) => i32::try_from(key.len()).map_err(|_| too_large())?,
+            None => -1,
+        });
+        batch
+            .value_lengths
+            .push(u32::try_from(r.value.len()).map_err(|_| too_large())?);
+        if let Some(key) = &r.key {
+            batch.data.extend_from_slice(key);
+        }
+        batch.data.extend_from_slice(&r.value);
+        let event = u32::try_from(index).map_err(|_| too_large())?;
+        batch
+            .headers
+            .extend(r.headers.iter().map(|(name, value)| v0_3::EventHeader {
+                event,
+                name: name.clone(),
+                value: value.clone(),
+            }));
+    }
+    Ok(batch)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 #[allow(
@@ -166,5 +223,39 @@ mod tests {
             (h.event, h.name.as_str(), h.value.as_slice()),
             (0, "h", &b"x"[..])
         );
+    }
+
+    #[test]
+    fn the_release_takes_the_same_columns_with_each_events_topic() {
+        let record = |offset, key: Option<&[u8]>| Record {
+            partition: 1,
+            offset,
+            timestamp: 7,
+            key: key.map(<[u8]>::to_vec),
+            value: b"val".to_vec(),
+            headers: vec![("h".into(), vec![u8::try_from(offset).unwrap()])],
+        };
+        let events = vec![
+            record(5, Some(b"ab")),
+            record(2, None),
+            record(6, Some(b"c")),
+        ];
+        let old = to_columns(events.clone()).unwrap();
+        let new = to_columns_v0_3(&events, &[0, 1]).unwrap();
+        assert_eq!(new.topics, [0, 1, 0], "a topic past the list is 0");
+        assert_eq!(
+            (new.partition, &new.offsets, &new.timestamps, &new.data),
+            (old.partition, &old.offsets, &old.timestamps, &old.data)
+        );
+        assert_eq!(
+            (&new.key_lengths, &new.value_lengths),
+            (&old.key_lengths, &old.value_lengths)
+        );
+        let headers: Vec<(u32, &[u8])> = new
+            .headers
+            .iter()
+            .map(|h| (h.event, h.value.as_slice()))
+            .collect();
+        assert_eq!(headers, [(0, &[5][..]), (1, &[2][..]), (2, &[6][..])]);
     }
 }

@@ -6,7 +6,7 @@
 use wasmtime::Store;
 
 use super::EPOCH_TICK;
-use super::bindings::{v0_1, v0_2, v0_3_rc1};
+use super::bindings::{v0_1, v0_2, v0_3, v0_3_rc1};
 use super::call::{CallFailure, FailureKind, GuestError, describe_guest_error};
 use super::engine::{Plugin, Runtime};
 use super::host::HostState;
@@ -19,6 +19,7 @@ pub(super) enum Bindings {
     V0_1(v0_1::Processor),
     V0_2(v0_2::Processor),
     V0_3Rc1(v0_3_rc1::Processor),
+    V0_3(v0_3::Processor),
 }
 
 /// One live instance of a plugin. Not reusable after a failure: the worker
@@ -66,6 +67,7 @@ impl Runtime {
             Pre::V0_1(pre) => pre.instantiate(&mut instance.store).map(Bindings::V0_1),
             Pre::V0_2(pre) => pre.instantiate(&mut instance.store).map(Bindings::V0_2),
             Pre::V0_3Rc1(pre) => pre.instantiate(&mut instance.store).map(Bindings::V0_3Rc1),
+            Pre::V0_3(pre) => pre.instantiate(&mut instance.store).map(Bindings::V0_3),
         }
         .map_err(|e| instance.failure("failed to instantiate", None, &e))?;
         instance.store.set_epoch_deadline(timeout_ticks);
@@ -78,6 +80,9 @@ impl Runtime {
                 .call_init(&mut instance.store, &settings.config)
                 .map(|r| r.map_err(GuestError::from)),
             Bindings::V0_3Rc1(b) => b
+                .call_init(&mut instance.store, &settings.config)
+                .map(|r| r.map_err(GuestError::from)),
+            Bindings::V0_3(b) => b
                 .call_init(&mut instance.store, &settings.config)
                 .map(|r| r.map_err(GuestError::from)),
         };

@@ -40,6 +40,8 @@ pub mod engine;
 mod host;
 pub mod instance;
 mod sandbox;
+mod timed;
+pub mod timers;
 pub mod validate;
 
 use std::time::Duration;

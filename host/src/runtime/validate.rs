@@ -13,7 +13,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 use super::CONTRACT_PACKAGE;
-use super::bindings::{v0_1, v0_2, v0_3_rc1};
+use super::bindings::{v0_1, v0_2, v0_3, v0_3_rc1};
 use super::host::HostState;
 use crate::error::{Error, Result};
 
@@ -50,6 +50,8 @@ contracts! {
     V0_2_0 => "0.2.0",
     /// A batch in columns, a state per partition, and range reads.
     V0_3_0Rc1 => "0.3.0-rc.1",
+    /// 0.3.0-rc.1 with event-time timers and several input topics.
+    V0_3_0 => "0.3.0",
 }
 
 impl Contract {
@@ -74,8 +76,16 @@ impl Contract {
     pub const fn state_per_partition(self) -> bool {
         match self {
             Contract::V0_1_0 | Contract::V0_2_0 => false,
-            Contract::V0_3_0Rc1 => true,
+            Contract::V0_3_0Rc1 | Contract::V0_3_0 => true,
         }
+    }
+
+    /// Whether the version has event-time timers and reads several topics
+    /// (0.3.0 on): its batches may be cut where timers fire, and the host's
+    /// rows of the shard (from [`crate::runtime::timers::RESERVED`] on) are
+    /// kept from the processor.
+    pub const fn has_timers(self) -> bool {
+        matches!(self, Contract::V0_3_0)
     }
 
     /// Links this version's imports (`view`, `logging`, `types`).
@@ -90,6 +100,9 @@ impl Contract {
             Contract::V0_3_0Rc1 => {
                 v0_3_rc1::Processor::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
             }
+            Contract::V0_3_0 => {
+                v0_3::Processor::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+            }
         }
     }
 
@@ -100,6 +113,7 @@ impl Contract {
             Contract::V0_1_0 => v0_1::ProcessorPre::new(pre.clone()).map(Pre::V0_1),
             Contract::V0_2_0 => v0_2::ProcessorPre::new(pre.clone()).map(Pre::V0_2),
             Contract::V0_3_0Rc1 => v0_3_rc1::ProcessorPre::new(pre.clone()).map(Pre::V0_3Rc1),
+            Contract::V0_3_0 => v0_3::ProcessorPre::new(pre.clone()).map(Pre::V0_3),
         }
     }
 }
@@ -121,6 +135,7 @@ pub(super) enum Pre {
     V0_1(v0_1::ProcessorPre<HostState>),
     V0_2(v0_2::ProcessorPre<HostState>),
     V0_3Rc1(v0_3_rc1::ProcessorPre<HostState>),
+    V0_3(v0_3::ProcessorPre<HostState>),
 }
 
 /// Refuses what is not a component before compiling it, saying what it is.
@@ -209,8 +224,9 @@ fn check_imports(engine: &Engine, component: &Component) -> Result<Option<Contra
         } else if !name.starts_with("wasi:") {
             return Err(Error::invalid(format!(
                 "the component imports `{name}`, which kappa does not grant to plugins: \
-                 a processor may import only {CONTRACT_PACKAGE}/view and \
-                 {CONTRACT_PACKAGE}/logging (plus WASI 0.2, made inert)"
+                 a processor may import only {CONTRACT_PACKAGE}/view, \
+                 {CONTRACT_PACKAGE}/logging and (from 0.3.0 on) {CONTRACT_PACKAGE}/timers \
+                 (plus WASI 0.2, made inert)"
             )));
         }
     }
@@ -249,20 +265,22 @@ mod tests {
             assert_eq!(contract.to_string(), contract.version());
         }
         assert_eq!(Contract::from_version("0.9.0"), None);
-        assert_eq!(Contract::VERSIONS, ["0.1.0", "0.2.0", "0.3.0-rc.1"]);
         assert_eq!(
-            Contract::from_version("0.3.0"),
-            None,
-            "a candidate is not the release"
+            Contract::VERSIONS,
+            ["0.1.0", "0.2.0", "0.3.0-rc.1", "0.3.0"]
         );
+        assert_eq!(Contract::from_version("0.3.0"), Some(Contract::V0_3_0));
+        assert_eq!(Contract::from_version("0.3.0-rc.2"), None);
     }
 
     #[test]
-    fn only_the_candidate_has_a_state_per_partition() {
+    fn state_per_partition_from_the_candidate_on_and_timers_from_the_release_on() {
         let per_partition: Vec<bool> = Contract::ALL
             .iter()
             .map(|c| c.state_per_partition())
             .collect();
-        assert_eq!(per_partition, [false, false, true]);
+        assert_eq!(per_partition, [false, false, true, true]);
+        let timers: Vec<bool> = Contract::ALL.iter().map(|c| c.has_timers()).collect();
+        assert_eq!(timers, [false, false, false, true]);
     }
 }

@@ -2,7 +2,7 @@
 //! log under the target `kappa::plugin` with the version's label, at most
 //! `LOG_BUDGET_PER_CALL` a call and each cut to `MAX_GUEST_MESSAGE_BYTES`.
 
-use super::super::bindings::{v0_1, v0_2, v0_3_rc1};
+use super::super::bindings::{v0_1, v0_2, v0_3, v0_3_rc1};
 use super::super::call::cut;
 use super::HostState;
 
@@ -45,3 +45,4 @@ macro_rules! logging_host {
 logging_host!(v0_1);
 logging_host!(v0_2);
 logging_host!(v0_3_rc1);
+logging_host!(v0_3);

@@ -1,7 +1,8 @@
 //! What a plugin instance is given by the host: its per-instance state
 //! ([`HostState`]: WASI context, memory limit, the batch in progress) and
 //! the imports of the contract, one file per interface: [`view`] (with
-//! the range reads of 0.3.0-rc.1 in [`range`]) and [`logging`] (`types` has no functions; WASI is in `super::sandbox`).
+//! the range reads of 0.3.0-rc.1 in [`range`]), [`timers`] (0.3.0) and
+//! [`logging`] (`types` has no functions; WASI is in `super::sandbox`).
 //!
 //! Every contract version so far has the same `logging` interface and the
 //! same `get`, `put` and `delete` in `view` (0.3.0-rc.1 adds `range`), so
@@ -10,14 +11,16 @@
 
 mod logging;
 mod range;
+mod timers;
 mod view;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{v0_1, v0_2, v0_3_rc1};
+use super::bindings::{v0_1, v0_2, v0_3, v0_3_rc1};
 use super::budget::{InstanceMemory, PendingWrites};
 use super::sandbox::{self, CapturedOutput};
+use super::timers::Keys;
 use super::{LOG_BUDGET_PER_CALL, MAX_WASI_HANDLES};
 use crate::registry::Settings;
 use crate::store::Snapshot;
@@ -26,6 +29,32 @@ use crate::store::Snapshot;
 pub(super) struct Batch {
     pub(super) snapshot: Snapshot,
     pub(super) writes: PendingWrites,
+    /// Under contract 0.3.0: the partition's timers.
+    pub(super) timers: Option<TimerCall>,
+}
+
+impl Batch {
+    /// A batch reading `snapshot`, with no writes yet.
+    pub(super) fn new(snapshot: Snapshot, timers: Option<TimerCall>) -> Self {
+        Batch {
+            snapshot,
+            writes: PendingWrites::new(),
+            timers,
+        }
+    }
+}
+
+/// What the host tracks of the timers while it runs a call into a batch of
+/// contract 0.3.0 (see `super::timed`).
+pub(super) struct TimerCall {
+    /// The keys of the partition's host rows.
+    pub(super) keys: Keys,
+    /// Events of the `process` call in progress; 0 while timers fire, when
+    /// the event `timers.set` names is ignored.
+    pub(super) events: u32,
+    /// The event (within the call) and moment of each timer set by the
+    /// call in progress.
+    pub(super) sets: Vec<(u32, i64)>,
 }
 
 /// Per-instance host state: WASI, limits, and the batch in progress.
@@ -87,6 +116,7 @@ impl WasiView for HostState {
 impl v0_1::kappa::processor::types::Host for HostState {}
 impl v0_2::kappa::processor::types::Host for HostState {}
 impl v0_3_rc1::kappa::processor::types::Host for HostState {}
+impl v0_3::kappa::processor::types::Host for HostState {}
 
 #[cfg(test)]
 mod tests {
