@@ -32,13 +32,14 @@ const BENCHMARK_PLUGINS: &[(&str, &str)] = &[
     ("key-totals-v3", "KEY_TOTALS_V3"),
 ];
 
-/// Plugins of contract 0.3.0-rc.1 and test plugins, embedded for the host's
+/// Plugins of contract 0.3.0-rc.1 and 0.3.0 and test plugins, embedded for the host's
 /// tests and benchmarks: constants like the others, not in `ALL`.
 const TEST_PLUGINS: &[(&str, &str)] = &[
     ("payments-v3", "PAYMENTS_V3"),
     ("recent-window", "RECENT_WINDOW"),
     ("global-count", "GLOBAL_COUNT"),
     ("range-probe", "RANGE_PROBE"),
+    ("timer-probe", "TIMER_PROBE"),
 ];
 
 fn main() -> ExitCode {

@@ -63,8 +63,12 @@ pub struct PendingWrites {
     cost: usize,
     /// While a journal is kept: each key written since it began, with its
     /// pending state then (`None`: not written by the batch).
-    journal: Option<HashMap<Vec<u8>, Option<Option<Vec<u8>>>>>,
+    journal: Option<Journal>,
 }
+
+/// The pending state of each key written since a journal began (`None`: not
+/// written by the batch then).
+type Journal = HashMap<Vec<u8>, Option<Option<Vec<u8>>>>;
 
 /// A write refused because the pending writes would cost more than allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

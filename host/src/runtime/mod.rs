@@ -82,6 +82,8 @@ pub const MAX_WASI_HANDLES: usize = 10_000;
 mod range_tests;
 #[cfg(test)]
 mod shard_tests;
+#[cfg(test)]
+mod timer_tests;
 
 #[cfg(test)]
 mod tests {

@@ -84,7 +84,7 @@ pub(super) fn run(
     let mut pos = 0;
     let mut window = events.len();
     while pos < events.len() {
-        let mut cut = (pos + window).min(events.len()) - 1;
+        let mut cut = pos.saturating_add(window).min(events.len()) - 1;
         if let Some(due) = store.data_mut().next_due()?
             && let Some(at) = fire_point(&times, pos, due)
         {

@@ -22,8 +22,8 @@ pub struct Plugin {
 // by build.rs; also KEY_TOTALS, the processor of the key cardinality
 // benchmark, which is not an example and so not in ALL, with KEY_TOTALS_V3,
 // the same on contract 0.3.0-rc.1; and, not in ALL either, the plugins of
-// contract 0.3.0-rc.1 and the test plugins: PAYMENTS_V3, RECENT_WINDOW,
-// GLOBAL_COUNT and RANGE_PROBE.
+// contracts 0.3.0-rc.1 and 0.3.0 and the test plugins: PAYMENTS_V3,
+// RECENT_WINDOW, GLOBAL_COUNT, RANGE_PROBE and TIMER_PROBE.
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
 #[cfg(test)]
@@ -55,6 +55,7 @@ mod tests {
             RECENT_WINDOW,
             GLOBAL_COUNT,
             RANGE_PROBE,
+            TIMER_PROBE,
         ];
         for plugin in ALL.iter().chain(&others) {
             // A component's preamble: magic, then version 0x0d and layer 1

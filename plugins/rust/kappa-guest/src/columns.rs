@@ -1,5 +1,5 @@
-//! Reads a batch of `kappa:processor@0.2.0` or `@0.3.0-rc.1` in place, event
-//! by event.
+//! Reads a batch of `kappa:processor@0.2.0`, `@0.3.0-rc.1` or `@0.3.0` in
+//! place, event by event.
 //!
 //! Contract 0.2.0 (and 0.3.0-rc.1, whose batch is the same) hands `process` its events in columns (`event-batch`): one
 //! list per field, and the keys and values of all events back to back in one
@@ -25,6 +25,10 @@
 //! # Ok::<(), kappa_guest::Malformed>(())
 //! ```
 //!
+//! A batch of 0.3.0 also says each event's topic: [`columns_topics!`]
+//! borrows that column too, and [`EventRef::topic`] gives it (0 for the
+//! batches of the contracts without it).
+//!
 //! Headers are not columns of their own: `event-batch.headers` is already a
 //! list of `(event index, name, value)`, ordered by event.
 
@@ -36,6 +40,25 @@ macro_rules! columns {
         let batch = &$batch;
         $crate::Columns {
             partition: batch.partition,
+            topics: &[],
+            offsets: &batch.offsets,
+            timestamps: &batch.timestamps,
+            key_lengths: &batch.key_lengths,
+            value_lengths: &batch.value_lengths,
+            data: &batch.data,
+        }
+    }};
+}
+
+/// The [`Columns`] of a generated `EventBatch` of contract 0.3.0 (which has
+/// `topics`), borrowed from it, each event's topic included.
+#[macro_export]
+macro_rules! columns_topics {
+    ($batch:expr) => {{
+        let batch = &$batch;
+        $crate::Columns {
+            partition: batch.partition,
+            topics: &batch.topics,
             offsets: &batch.offsets,
             timestamps: &batch.timestamps,
             key_lengths: &batch.key_lengths,
@@ -50,6 +73,8 @@ macro_rules! columns {
 pub struct Columns<'a> {
     /// Partition of every event of the batch.
     pub partition: u32,
+    /// `event-batch.topics` (0.3.0), or empty: every event of topic 0.
+    pub topics: &'a [u32],
     /// `event-batch.offsets`.
     pub offsets: &'a [u64],
     /// `event-batch.timestamps`.
@@ -69,7 +94,10 @@ pub struct EventRef<'a> {
     pub index: u32,
     /// Partition of the event.
     pub partition: u32,
-    /// Offset of the event in its partition.
+    /// Index of the event's topic among the version's topics (0.3.0; 0 for
+    /// the contracts without the column).
+    pub topic: u32,
+    /// Offset of the event in its topic's partition.
     pub offset: u64,
     /// Event time, in milliseconds since the Unix epoch.
     pub timestamp: i64,
@@ -105,11 +133,13 @@ impl<'a> Columns<'a> {
         ]
         .iter()
         .any(|&len| len != n)
+            || !(self.topics.is_empty() || self.topics.len() == n)
         {
             return Err(Malformed(format!(
-                "columns of different lengths: {} offsets, {} timestamps, {} key lengths, \
-                 {} value lengths",
+                "columns of different lengths: {} offsets, {} topics, {} timestamps, {} key \
+                 lengths, {} value lengths",
                 n,
+                self.topics.len(),
                 self.timestamps.len(),
                 self.key_lengths.len(),
                 self.value_lengths.len()
@@ -176,6 +206,7 @@ impl<'a> Iterator for Events<'a> {
             Ok(EventRef {
                 index: u32::try_from(i).unwrap_or(u32::MAX),
                 partition: c.partition,
+                topic: c.topics.get(i).copied().unwrap_or(0),
                 offset,
                 timestamp,
                 key,
@@ -210,6 +241,7 @@ mod tests {
         let n = key_lengths.len();
         Columns {
             partition: 3,
+            topics: &[],
             offsets: &OFFSETS[..n],
             timestamps: &TIMES[..n],
             key_lengths,
@@ -242,6 +274,20 @@ mod tests {
     }
 
     #[test]
+    fn each_event_has_its_topic_when_the_batch_says_it() {
+        let mut c = columns(&[1, 1], &[0, 0], b"ab");
+        let topics = |c: &Columns<'_>| -> Vec<u32> {
+            c.events()
+                .expect("same lengths")
+                .map(|e| e.expect("in range").topic)
+                .collect()
+        };
+        assert_eq!(topics(&c), [0, 0], "no column: topic 0");
+        c.topics = &[1, 0];
+        assert_eq!(topics(&c), [1, 0]);
+    }
+
+    #[test]
     fn an_empty_batch_has_no_events() {
         assert_eq!(columns(&[], &[], b"").events().expect("ok").count(), 0);
     }
@@ -251,7 +297,14 @@ mod tests {
         let mut c = columns(&[1], &[1], b"ab");
         c.timestamps = &[];
         let err = c.events().expect_err("lengths differ");
-        assert!(err.to_string().contains("1 offsets, 0 timestamps"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("1 offsets, 0 topics, 0 timestamps"),
+            "{err}"
+        );
+        let mut c = columns(&[1], &[1], b"ab");
+        c.topics = &[0, 1];
+        assert!(c.events().is_err(), "a topic column of another length");
 
         let past = columns(&[1, 5], &[1, 1], b"abc");
         let results: Vec<_> = past.events().expect("same lengths").collect();
