@@ -427,7 +427,7 @@ impl Run {
                 self.replay_phases += 1;
                 let plugin = if self.replay_phases.is_multiple_of(2) {
                     self.parallel.insert(version.clone());
-                    &kappa_plugins::PAYMENTS_V3
+                    &kappa_plugins::PAYMENTS_V2_SHARDS
                 } else {
                     &kappa_plugins::PAYMENTS_V1
                 };

@@ -51,7 +51,7 @@ fn one_two_and_four_threads_build_the_view_one_shared_view_builds() {
         create_topic(&server);
         produce(&server, dir.path(), &payments);
         server.deploy_payments(kappa_plugins::PAYMENTS_V2.path, "2.0.0", &[]);
-        server.deploy_payments(kappa_plugins::PAYMENTS_V3.path, "3.0.0", &[]);
+        server.deploy_payments(kappa_plugins::PAYMENTS_V2_SHARDS.path, "3.0.0", &[]);
         let shared = server.wait_applied(SHARED);
         let sharded = server.wait_applied(PER_PARTITION);
         // An earlier contract keeps one shared view on one thread; state per
@@ -90,7 +90,7 @@ fn one_two_and_four_threads_build_the_view_one_shared_view_builds() {
         // A deploy bounds its own threads below the server's.
         if threads == 4 {
             server.deploy_payments(
-                kappa_plugins::PAYMENTS_V3.path,
+                kappa_plugins::PAYMENTS_V2_SHARDS.path,
                 "3.0.1",
                 &["--threads", "2"],
             );
@@ -114,7 +114,7 @@ fn a_restart_on_another_thread_count_carries_on_with_the_same_view() {
     let server = start(dir.path(), 4);
     create_topic(&server);
     produce(&server, dir.path(), &payments);
-    server.deploy_payments(kappa_plugins::PAYMENTS_V3.path, "3.0.0", &[]);
+    server.deploy_payments(kappa_plugins::PAYMENTS_V2_SHARDS.path, "3.0.0", &[]);
     server.wait_applied(PER_PARTITION);
     server.stop();
 

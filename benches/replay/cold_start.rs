@@ -66,11 +66,16 @@ impl Bench {
         for run in 0..self.options.runs {
             let dir = self.dir.path().join(format!("cold-threads-{run}"));
             // Compiled once, then timed from the cache like the row above.
-            first_event(&dir.join("first"), kappa_plugins::PAYMENTS_V3.bytes, 1);
+            first_event(
+                &dir.join("first"),
+                kappa_plugins::PAYMENTS_V2_SHARDS.bytes,
+                1,
+            );
             let second = dir.join("second");
             std::fs::create_dir_all(&second).unwrap();
             std::fs::rename(dir.join("first").join("compiled"), second.join("compiled")).unwrap();
-            let (t, report) = first_event(&second, kappa_plugins::PAYMENTS_V3.bytes, threads);
+            let (t, report) =
+                first_event(&second, kappa_plugins::PAYMENTS_V2_SHARDS.bytes, threads);
             assert!(report.compiled_from_cache);
             every.push(t);
             std::fs::remove_dir_all(&dir).ok();

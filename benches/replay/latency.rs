@@ -161,7 +161,7 @@ impl Bench {
             host.deploy(
                 &id,
                 BESIDE,
-                kappa_plugins::PAYMENTS_V3.bytes,
+                kappa_plugins::PAYMENTS_V2_SHARDS.bytes,
                 self.settings.clone(),
             )
             .unwrap();

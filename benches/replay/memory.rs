@@ -94,7 +94,7 @@ impl Bench {
             parallel,
             payments(15, self.options.keys, events),
         );
-        let bytes = kappa_plugins::PAYMENTS_V3.bytes;
+        let bytes = kappa_plugins::PAYMENTS_V2_SHARDS.bytes;
         let first = VersionId::parse("memthreads@0.0.1").unwrap();
         self.host
             .deploy(&first, parallel, bytes, self.settings.clone())

@@ -52,7 +52,7 @@ impl Bench {
             threads: n,
             ..self.settings.clone()
         };
-        let v3 = kappa_plugins::PAYMENTS_V3.bytes;
+        let v3 = kappa_plugins::PAYMENTS_V2_SHARDS.bytes;
         let mut digests = Vec::new();
         let mut t = Times::default();
         for _ in 0..self.options.runs {

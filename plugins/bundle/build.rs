@@ -23,6 +23,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("faulty", "FAULTY"),
     ("echo-v1", "ECHO_V1"),
     ("echo-v2", "ECHO_V2"),
+    ("payments-v3", "PAYMENTS_V3"),
 ];
 
 /// Plugins embedded for the benchmarks only: constants like the others, but
@@ -35,7 +36,7 @@ const BENCHMARK_PLUGINS: &[(&str, &str)] = &[
 /// Plugins of contract 0.3.0-rc.1 and 0.3.0 and test plugins, embedded for the host's
 /// tests and benchmarks: constants like the others, not in `ALL`.
 const TEST_PLUGINS: &[(&str, &str)] = &[
-    ("payments-v3", "PAYMENTS_V3"),
+    ("payments-v2-shards", "PAYMENTS_V2_SHARDS"),
     ("recent-window", "RECENT_WINDOW"),
     ("global-count", "GLOBAL_COUNT"),
     ("range-probe", "RANGE_PROBE"),

@@ -164,8 +164,8 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
     /// Write the example components built into this binary (payments-v1,
-    /// payments-v2, starter, faulty, echo-v1, echo-v2) as .wasm files into a
-    /// directory.
+    /// payments-v2, starter, faulty, echo-v1, echo-v2, payments-v3) as .wasm
+    /// files into a directory.
     Examples {
         /// Directory to write into (created if missing).
         dir: PathBuf,

@@ -79,6 +79,8 @@ pub const MAX_GUEST_MESSAGE_BYTES: usize = 4096;
 pub const MAX_WASI_HANDLES: usize = 10_000;
 
 #[cfg(test)]
+mod payments_v3_tests;
+#[cfg(test)]
 mod range_tests;
 #[cfg(test)]
 mod shard_tests;

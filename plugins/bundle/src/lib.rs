@@ -18,11 +18,11 @@ pub struct Plugin {
     pub bytes: &'static [u8],
 }
 
-// PAYMENTS_V1, PAYMENTS_V2, STARTER, FAULTY, ECHO_V1, ECHO_V2 and ALL, written
-// by build.rs; also KEY_TOTALS, the processor of the key cardinality
+// PAYMENTS_V1, PAYMENTS_V2, STARTER, FAULTY, ECHO_V1, ECHO_V2, PAYMENTS_V3
+// (contract 0.3.0) and ALL, written by build.rs; also KEY_TOTALS, the processor of the key cardinality
 // benchmark, which is not an example and so not in ALL, with KEY_TOTALS_V3,
 // the same on contract 0.3.0-rc.1; and, not in ALL either, the plugins of
-// contracts 0.3.0-rc.1 and 0.3.0 and the test plugins: PAYMENTS_V3,
+// contracts 0.3.0-rc.1 and 0.3.0 and the test plugins: PAYMENTS_V2_SHARDS,
 // RECENT_WINDOW, GLOBAL_COUNT, RANGE_PROBE and TIMER_PROBE.
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 
@@ -41,7 +41,8 @@ mod tests {
                 "starter",
                 "faulty",
                 "echo-v1",
-                "echo-v2"
+                "echo-v2",
+                "payments-v3"
             ]
         );
         assert!(
@@ -51,7 +52,7 @@ mod tests {
         let others = [
             KEY_TOTALS,
             KEY_TOTALS_V3,
-            PAYMENTS_V3,
+            PAYMENTS_V2_SHARDS,
             RECENT_WINDOW,
             GLOBAL_COUNT,
             RANGE_PROBE,

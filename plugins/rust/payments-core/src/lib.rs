@@ -172,8 +172,8 @@ impl AccountRow {
     }
 }
 
-/// The fraud rule that flagged a payment, written as `large-amount` or
-/// `velocity`.
+/// The fraud rule that flagged a payment, written as `large-amount`,
+/// `velocity` or (payments v3) `over-limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
@@ -181,6 +181,8 @@ pub enum Rule {
     LargeAmount,
     /// The account made too many payments in a short time.
     Velocity,
+    /// The account's payments in a short time passed its limit.
+    OverLimit,
 }
 
 /// A flagged payment, under `flag/<txn>`:

@@ -1,6 +1,6 @@
 // The component of the payments v2 rules: its configuration and its view,
 // through the bindings generated where this file is included (payments-v2
-// for contract 0.2.0, payments-v3 for 0.3.0-rc.1, whose `get`, `put` and
+// for contract 0.2.0, payments-v2-shards for 0.3.0-rc.1, whose `get`, `put` and
 // batch are the same).
 
 use std::cell::Cell;

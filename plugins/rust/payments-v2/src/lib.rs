@@ -15,7 +15,7 @@
 //!
 //! The rules live in [`process_batch`] and [`Window::record`] (`rules.rs`),
 //! which need no bindings, so they are tested natively; the component around
-//! them is `component.rs`. `payments-v3` is the same two files on contract
+//! them is `component.rs`. `payments-v2-shards` is the same two files on contract
 //! 0.3.0-rc.1.
 //!
 //! It speaks contract `kappa:processor@0.2.0`, which passes a batch in

@@ -1,5 +1,5 @@
 //! The rules of payments v2: the configuration, the velocity window and
-//! [`process_batch`], which need no bindings. `payments-v3` includes this
+//! [`process_batch`], which need no bindings. `payments-v2-shards` includes this
 //! file as it is, so that both versions write the same rows.
 
 use std::collections::VecDeque;
