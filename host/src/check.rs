@@ -24,15 +24,22 @@ use crate::runtime::{CONTRACT_PACKAGE, DEFAULT_CONTRACT, Runtime, SUPPORTED_CONT
 
 /// The exports of the processor world of contract `version` and their
 /// types, as `describe_item` writes them.
-pub fn expected_exports(version: &str) -> [(&'static str, &'static str); 2] {
+pub fn expected_exports(version: &str) -> Vec<(&'static str, &'static str)> {
     let process = match version {
         "0.1.0" => "func(events: list<event>) -> result<_, error>",
         _ => "func(batch: event-batch) -> result<_, error>",
     };
-    [
+    let mut exports = vec![
         ("init", "func(config: string) -> result<_, error>"),
         ("process", process),
-    ]
+    ];
+    if version == "0.3.0" {
+        exports.push((
+            "fire",
+            "func(partition: u32, time: s64, fired: list<timer>) -> result<_, error>",
+        ));
+    }
+    exports
 }
 
 /// The named types of the contract, in the structural form `describe_type`
@@ -55,7 +62,19 @@ const NAMED_TYPES: &[(&str, &str)] = &[
          key-lengths: list<s32>, value-lengths: list<u32>, data: list<u8>, \
          headers: list<event-header> }",
     ),
+    // Contract 0.3.0's batch and error, with the topic of each event.
+    (
+        "event-batch",
+        "record { partition: u32, topics: list<u32>, offsets: list<u64>, \
+         timestamps: list<s64>, key-lengths: list<s32>, value-lengths: list<u32>, \
+         data: list<u8>, headers: list<event-header> }",
+    ),
     ("event-error", "record { offset: u64, message: string }"),
+    (
+        "event-error",
+        "record { topic: u32, offset: u64, message: string }",
+    ),
+    ("timer", "record { key: list<u8>, at: s64 }"),
     (
         "error",
         "variant { invalid-config(string), invalid-event(event-error), internal(string) }",
@@ -494,6 +513,27 @@ mod tests {
         assert_eq!(exports, expected_exports("0.1.0"));
         assert_eq!(report.contract.as_deref(), Some("0.1.0"));
         assert!(report.imports.refused.is_empty());
+    }
+
+    #[test]
+    fn a_plugin_of_contract_0_3_0_is_reported_with_its_timers() {
+        let report = check(kappa_plugins::PAYMENTS_V3.bytes).unwrap();
+        assert!(report.valid, "{report:?}");
+        assert_eq!(report.contract.as_deref(), Some("0.3.0"));
+        let exports: Vec<(&str, &str)> = report
+            .exports
+            .iter()
+            .map(|e| (e.name.as_str(), e.ty.as_str()))
+            .collect();
+        assert_eq!(exports, expected_exports("0.3.0"));
+        assert!(
+            report
+                .imports
+                .kappa
+                .iter()
+                .any(|name| name == "kappa:processor/timers@0.3.0"),
+            "{report:?}"
+        );
     }
 
     #[test]

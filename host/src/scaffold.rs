@@ -36,6 +36,11 @@ pub enum Contract {
     #[value(name = "0.3.0-rc.1")]
     #[serde(rename = "0.3.0-rc.1")]
     V0_3_0Rc1,
+    /// `kappa:processor@0.3.0`: 0.3.0-rc.1 with event-time timers and
+    /// several input topics.
+    #[value(name = "0.3.0")]
+    #[serde(rename = "0.3.0")]
+    V0_3_0,
 }
 
 impl Contract {
@@ -49,6 +54,7 @@ impl Contract {
             Contract::V0_1_0 => "0.1.0",
             Contract::V0_2_0 => "0.2.0",
             Contract::V0_3_0Rc1 => "0.3.0-rc.1",
+            Contract::V0_3_0 => "0.3.0",
         }
     }
 
@@ -60,6 +66,7 @@ impl Contract {
             Contract::V0_3_0Rc1 => {
                 include_str!("../../wit/processor-0.3.0-rc.1/processor.wit")
             }
+            Contract::V0_3_0 => include_str!("../../wit/processor-0.3.0/processor.wit"),
         }
     }
 }
@@ -110,6 +117,9 @@ struct Language {
     /// Files of a 0.3.0-rc.1 project; empty when the language's starter is
     /// not written for the release candidate.
     v0_3_0_rc1: &'static [Template],
+    /// Files of a 0.3.0 project; empty when the language's starter is not
+    /// written for it yet.
+    v0_3_0: &'static [Template],
     /// The newest contract the language's starter is written for, and the
     /// default one.
     newest: Contract,
@@ -141,6 +151,7 @@ impl Language {
             Contract::V0_1_0 => self.v0_1_0,
             Contract::V0_2_0 => self.v0_2_0,
             Contract::V0_3_0Rc1 => self.v0_3_0_rc1,
+            Contract::V0_3_0 => self.v0_3_0,
         };
         self.common.iter().chain(own)
     }
@@ -174,6 +185,26 @@ const RUST: Language = Language {
         (
             "src/lib.rs",
             include_str!("../templates/rust/0.3.0-rc.1/src/lib.rs"),
+        ),
+        (
+            "src/columns.rs",
+            concat!(
+                include_str!("../templates/rust/0.2.0/columns-header.rs"),
+                include_str!("../../plugins/rust/kappa-guest/src/columns.rs")
+            ),
+        ),
+        (
+            "src/range.rs",
+            concat!(
+                include_str!("../templates/rust/0.3.0-rc.1/range-header.rs"),
+                include_str!("../../plugins/rust/kappa-guest/src/range.rs")
+            ),
+        ),
+    ],
+    v0_3_0: &[
+        (
+            "src/lib.rs",
+            include_str!("../templates/rust/0.3.0/src/lib.rs"),
         ),
         (
             "src/columns.rs",
@@ -235,6 +266,7 @@ const PYTHON: Language = Language {
             include_str!("../templates/python/0.3.0-rc.1/ranges.py"),
         ),
     ],
+    v0_3_0: &[],
     columns_note: "- `columns.py`: reads the batch's columns event by event.\n",
     range_note: "- `ranges.py`: reads the view by key range in pages.\n",
     build: &[
@@ -278,6 +310,7 @@ const JS: Language = Language {
             include_str!("../templates/js/0.3.0-rc.1/range.js"),
         ),
     ],
+    v0_3_0: &[],
     columns_note: "- `columns.js`: reads the batch's columns event by event.\n",
     range_note: "- `range.js`: reads the view by key range in pages.\n",
     build: &["npm install", "npm run build"],
@@ -308,6 +341,7 @@ const C: Language = Language {
         ("range.h", include_str!("../templates/c/0.3.0-rc.1/range.h")),
         ("range.c", include_str!("../templates/c/0.3.0-rc.1/range.c")),
     ],
+    v0_3_0: &[],
     columns_note: "- `columns.h`, `columns.c`: read the batch's columns event by event.\n",
     range_note: "- `range.h`, `range.c`: read the view by key range in pages.\n",
     build: &["sh build.sh"],
@@ -364,6 +398,12 @@ impl Options {
                 )))
             }
             Some(Contract::V0_3_0Rc1) => Ok(Contract::V0_3_0Rc1),
+            Some(Contract::V0_3_0) if language.v0_3_0.is_empty() => Err(Error::invalid(format!(
+                "a {} starter is not written against contract 0.3.0 yet: use --contract \
+                 {newest} (or write the processor from wit/processor-0.3.0/processor.wit)",
+                self.lang
+            ))),
+            Some(Contract::V0_3_0) => Ok(Contract::V0_3_0),
             Some(c) if c <= newest => Ok(c),
             Some(c) => Err(Error::invalid(format!(
                 "a {} starter is written against contract {newest} at most, not {c}: \
@@ -391,7 +431,9 @@ impl Fill<'_> {
         let columns = match self.contract {
             Contract::V0_1_0 => String::new(),
             Contract::V0_2_0 => self.language.columns_note.to_owned(),
-            Contract::V0_3_0Rc1 => [self.language.columns_note, self.language.range_note].concat(),
+            Contract::V0_3_0Rc1 | Contract::V0_3_0 => {
+                [self.language.columns_note, self.language.range_note].concat()
+            }
         };
         let (target, standalone) = match &self.workspace {
             None => ("target/".to_owned(), RUST_STANDALONE.to_owned()),
@@ -587,10 +629,15 @@ mod tests {
     #[test]
     fn every_template_is_filled_in() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js, Lang::C] {
-            for contract in [Contract::V0_1_0, Contract::V0_2_0, Contract::V0_3_0Rc1] {
-                let candidate = contract == Contract::V0_3_0Rc1;
-                if (!candidate && contract > Language::of(lang).newest)
-                    || (candidate && Language::of(lang).v0_3_0_rc1.is_empty())
+            for contract in [
+                Contract::V0_1_0,
+                Contract::V0_2_0,
+                Contract::V0_3_0Rc1,
+                Contract::V0_3_0,
+            ] {
+                let candidate = contract >= Contract::V0_3_0Rc1;
+                if Language::of(lang).files(contract).count() == Language::of(lang).common.len()
+                    || (!candidate && contract > Language::of(lang).newest)
                 {
                     continue;
                 }
@@ -640,6 +687,21 @@ mod tests {
         assert!(range.contains("pub fn prefix_end"));
         let readme = &files.iter().find(|(p, _)| *p == "README.md").unwrap().1;
         assert!(readme.contains("src/range.rs") && readme.contains("src/columns.rs"));
+        let release = Options {
+            contract: Some(Contract::V0_3_0),
+            ..Options::new(Lang::Rust)
+        };
+        let files = project_files("my-counter", &release);
+        let lib = &files.iter().find(|(p, _)| *p == "src/lib.rs").unwrap().1;
+        assert!(lib.contains("fn fire(") && lib.contains("columns_topics!"));
+        for lang in [Lang::Python, Lang::Js, Lang::C] {
+            let options = Options {
+                contract: Some(Contract::V0_3_0),
+                ..Options::new(lang)
+            };
+            let err = options.contract().unwrap_err().to_string();
+            assert!(err.contains("not written against contract 0.3.0"), "{err}");
+        }
     }
 
     /// The Python and JavaScript example plugins read the batch with copies
