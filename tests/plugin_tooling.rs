@@ -468,6 +468,23 @@ fn plugin_new(name: &str, lang: &str, contract: &str, dir: &Path) -> Vec<String>
 /// build of the same project, other bytes), checks that it is refused under
 /// the deployed version, and builds the same view as a new version.
 fn deploy_and_count(component: &Path, name: &str, no_key: &str, rebuilt: Option<&Path>) {
+    deploy_and_count_timed(component, name, no_key, rebuilt, false);
+}
+
+/// The key of a host row in a scan: 0xff 0xff "kappa/" in hex.
+const HOST_ROWS: &str = "0xffff6b617070612f";
+/// `/timer/` in hex: in the key of a timer's row.
+const TIMER_ROW: &str = "2f74696d65722f";
+
+/// [`deploy_and_count`] of a starter that sets a timer per key (`timed`),
+/// as the 0.3.0 starters do.
+fn deploy_and_count_timed(
+    component: &Path,
+    name: &str,
+    no_key: &str,
+    rebuilt: Option<&Path>,
+    timed: bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     server.json(&["topic", "create", "events", "--partitions", "3"]);
@@ -499,12 +516,22 @@ fn deploy_and_count(component: &Path, name: &str, no_key: &str, rebuilt: Option<
         Some("{\"key\":\"c\",\"value\":1}\n"),
     );
     server.wait_applied(&format!("{name}@0.1.0"));
-    let rows = server.rows(name);
+    // A starter of 0.3.0 sets a timer per key: the host's rows of the shard
+    // (keys from 0xff 0xff "kappa/" on, shown in hex) hold them.
+    let (host_rows, rows): (Vec<_>, Vec<_>) = server
+        .rows(name)
+        .into_iter()
+        .partition(|(k, _)| k.starts_with(HOST_ROWS));
     let expected: Vec<(String, String)> = [(no_key, "1"), ("a", "3"), ("b", "2"), ("c", "2")]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    assert_eq!(rows.into_iter().collect::<Vec<_>>(), expected, "{name}");
+    assert_eq!(rows, expected, "{name}");
+    let timers = host_rows
+        .iter()
+        .filter(|(k, _)| k.contains(TIMER_ROW))
+        .count();
+    assert_eq!(timers, if timed { 4 } else { 0 }, "{host_rows:?}");
     if let Some(rebuilt) = rebuilt {
         rebuilt_is_a_new_version(&server, component, rebuilt, name);
     }
@@ -598,7 +625,13 @@ fn a_new_rust_project_builds_passes_the_check_and_counts_events() {
         let release = cargo_build_wasm(&project.join("Cargo.toml"));
         let component = release.join("tally_counter.wasm");
         accepted(&component, contract);
-        deploy_and_count(&component, "tally-counter", no_key, None);
+        deploy_and_count_timed(
+            &component,
+            "tally-counter",
+            no_key,
+            None,
+            contract == "0.3.0",
+        );
     }
     let project = dir.path().join("counter-0.2.0");
 

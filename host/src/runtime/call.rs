@@ -215,11 +215,9 @@ impl Instance {
         topics: &[u32],
     ) -> Result<Writes, CallFailure> {
         let timers = match (&self.bindings, events.first()) {
-            (Some(Bindings::V0_3(_)), Some(first)) => Some(TimerCall {
-                keys: Keys::new(first.partition),
-                events: 0,
-                sets: Vec::new(),
-            }),
+            (Some(Bindings::V0_3(_)), Some(first)) => {
+                Some(TimerCall::new(Keys::new(first.partition)))
+            }
             _ => None,
         };
         self.store
@@ -247,7 +245,9 @@ impl Instance {
                     .map(|r| r.map_err(Refused::guest)),
                 Err(message) => Ok(Err(Refused::host(message))),
             },
-            Bindings::V0_3(b) => timed::run(b, &mut self.store, &events, topics),
+            Bindings::V0_3(b) => {
+                timed::run(b, &mut self.store, &events, topics, self.timeout_ticks)
+            }
         };
         let batch = self.store.data_mut().end_call();
         let printed = self.output.take();

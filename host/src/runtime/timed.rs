@@ -75,6 +75,7 @@ pub(super) fn run(
     store: &mut Store<HostState>,
     events: &[Record],
     topics: &[u32],
+    timeout_ticks: u64,
 ) -> wasmtime::Result<Result<(), Refused>> {
     let Some(partition) = events.first().map(|r| r.partition) else {
         return Ok(Ok(()));
@@ -99,6 +100,9 @@ pub(super) fn run(
             let count = u32::try_from(given.len()).unwrap_or(u32::MAX);
             store.data_mut().begin_timer_call(count)?;
             store.data_mut().begin_journal()?;
+            // The time limit is per call into the plugin, however many calls
+            // a batch becomes.
+            store.set_epoch_deadline(timeout_ticks);
             if let Err(e) = b.call_process(&mut *store, &batch)? {
                 return Ok(Err(Refused::guest(e)));
             }
@@ -120,7 +124,8 @@ pub(super) fn run(
                 }
             }
         }
-        if let Err(refused) = fire(b, store, partition, times[cut], events[cut].offset)? {
+        let after = (partition, times[cut], events[cut].offset);
+        if let Err(refused) = fire(b, store, after, timeout_ticks)? {
             return Ok(Err(refused));
         }
         pos = cut + 1;
@@ -135,14 +140,13 @@ pub(super) fn run(
 }
 
 /// Fires every timer due at event time `time`, right after the event at
-/// `offset` of `partition`, including those the firing sets for moments
-/// already reached.
+/// `offset` of `partition` (`after`), including those the firing sets for
+/// moments already reached.
 fn fire(
     b: &v0_3::Processor,
     store: &mut Store<HostState>,
-    partition: u32,
-    time: i64,
-    offset: u64,
+    (partition, time, offset): (u32, i64, u64),
+    timeout_ticks: u64,
 ) -> wasmtime::Result<Result<(), Refused>> {
     for _ in 0..MAX_FIRE_CALLS {
         let due = store.data_mut().take_due(time, FIRE_CALL_TIMERS)?;
@@ -150,6 +154,7 @@ fn fire(
             return Ok(Ok(()));
         }
         store.data_mut().begin_timer_call(0)?;
+        store.set_epoch_deadline(timeout_ticks);
         if let Err(e) = b.call_fire(&mut *store, partition, time, &due)? {
             return Ok(Err(Refused {
                 error: e.into(),

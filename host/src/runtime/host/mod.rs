@@ -55,6 +55,25 @@ pub(super) struct TimerCall {
     /// The event (within the call) and moment of each timer set by the
     /// call in progress.
     pub(super) sets: Vec<(u32, i64)>,
+    /// The first firing-order key the batch has not fired yet: every one
+    /// before it was fired (and deleted) by the batch, unless a timer was set
+    /// before it since, which resets it. Reading from here rather than from
+    /// the first key keeps each read of the next timer from stepping over
+    /// the deletions of all the timers fired before it.
+    pub(super) unfired: Option<Vec<u8>>,
+}
+
+impl TimerCall {
+    /// The timers of the partition whose host rows `keys` name, for a new
+    /// batch.
+    pub(super) fn new(keys: Keys) -> Self {
+        TimerCall {
+            keys,
+            events: 0,
+            sets: Vec::new(),
+            unfired: None,
+        }
+    }
 }
 
 /// Per-instance host state: WASI, limits, and the batch in progress.

@@ -79,7 +79,12 @@ impl HostState {
         }
         self.remove_timer(&name)?;
         let keys = self.timer_call()?.keys.clone();
-        self.pend(keys.due(at, &name), Some(Vec::new()))?;
+        let due = keys.due(at, &name);
+        let call = self.timer_call()?;
+        if call.unfired.as_ref().is_some_and(|unfired| due < *unfired) {
+            call.unfired = None;
+        }
+        self.pend(due, Some(Vec::new()))?;
         self.pend(keys.timer(&name), Some(encode_time(at).to_vec()))?;
         // While timers fire, `events` is 0 and the timer counts from the
         // event the firing follows, which is where the host checks it.
@@ -129,7 +134,8 @@ impl HostState {
     /// The moment of the partition's next timer, as the batch sees it.
     pub(in super::super) fn next_due(&mut self) -> wasmtime::Result<Option<i64>> {
         let keys = self.keys()?;
-        let (start, end) = keys.due_range();
+        let (first_key, end) = keys.due_range();
+        let start = self.timer_call()?.unfired.clone().unwrap_or(first_key);
         let first = self.view_range(start, Some(end), 1)?;
         Ok(first
             .first()
@@ -144,7 +150,8 @@ impl HostState {
         limit: u32,
     ) -> wasmtime::Result<Vec<v0_3::Timer>> {
         let keys = self.keys()?;
-        let (start, _) = keys.due_range();
+        let (first_key, _) = keys.due_range();
+        let start = self.timer_call()?.unfired.clone().unwrap_or(first_key);
         // The due rows of moments up to `time`: before the first key of the
         // moment after it (none after i64::MAX).
         let end = match time.checked_add(1) {
@@ -164,6 +171,11 @@ impl HostState {
         for timer in &due {
             self.pend(keys.due(timer.at, &timer.key), None)?;
             self.pend(keys.timer(&timer.key), None)?;
+        }
+        if let Some(last) = due.last() {
+            let mut after = keys.due(last.at, &last.key);
+            after.push(0);
+            self.timer_call()?.unfired = Some(after);
         }
         Ok(due)
     }
