@@ -33,7 +33,7 @@ fn every_section_runs_and_views_match_the_native_baseline() {
     // `run` panics if two views differ.
     let report = replay::run(&options);
     let ids: Vec<u8> = report.sections.iter().map(|s| s.id).collect();
-    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert!(report.machine.contains("cores"), "{}", report.machine);
     for section in &report.sections {
         assert!(section.figures.len() >= 2, "{section:?}");

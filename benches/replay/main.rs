@@ -34,6 +34,8 @@
 //!    read and one write per event) over 1 k to 1 M distinct keys (10 M on
 //!    request) and a skewed mix, native and Wasm: events/s, bytes written to
 //!    disk per event and the view's size, as ratios to the 1 k-key figures.
+//! 9. What contract 0.3.0's range reads and timers cost per event, in the
+//!    product's worker, as ratios to the same aggregation on 0.3.0-rc.1.
 //!
 //! Every figure is the median of `--runs` runs; the machine may be shared, so
 //! nothing here asserts a speed. What it does check: every way of computing a
@@ -42,6 +44,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bench;
+mod capabilities;
 mod cardinality;
 mod cold_start;
 mod common;
@@ -106,7 +109,8 @@ pub fn run(options: &Options) -> Report {
             6 => bench.cold_start(),
             7 => bench.memory(),
             8 => bench.cardinality(),
-            other => panic!("no section {other}; sections are 1 to 8"),
+            9 => bench.capabilities(),
+            other => panic!("no section {other}; sections are 1 to 9"),
         };
         section.print();
         sections.push(section);

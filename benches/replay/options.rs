@@ -15,7 +15,7 @@ pub struct Options {
     pub keys: u64,
     /// Runs per figure; the median is reported.
     pub runs: usize,
-    /// Sections to run (1..=8).
+    /// Sections to run (1..=9).
     pub sections: Vec<u8>,
     /// Directory holding payments-v2-python.wasm and payments-v2-js.wasm.
     pub polyglot: Option<PathBuf>,
@@ -59,7 +59,7 @@ impl Options {
             polyglot_events: 20_000,
             keys: 1_000,
             runs: 5,
-            sections: (1..=8).collect(),
+            sections: (1..=9).collect(),
             polyglot: None,
             live_rate: 10_000,
             live_seconds: 5.0,

@@ -31,6 +31,7 @@ const PLUGINS: &[(&str, &str)] = &[
 const BENCHMARK_PLUGINS: &[(&str, &str)] = &[
     ("key-totals", "KEY_TOTALS"),
     ("key-totals-v3", "KEY_TOTALS_V3"),
+    ("key-totals-timed", "KEY_TOTALS_TIMED"),
 ];
 
 /// Plugins of contract 0.3.0-rc.1 and 0.3.0 and test plugins, embedded for the host's

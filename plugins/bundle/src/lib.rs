@@ -21,7 +21,8 @@ pub struct Plugin {
 // PAYMENTS_V1, PAYMENTS_V2, STARTER, FAULTY, ECHO_V1, ECHO_V2, PAYMENTS_V3
 // (contract 0.3.0) and ALL, written by build.rs; also KEY_TOTALS, the processor of the key cardinality
 // benchmark, which is not an example and so not in ALL, with KEY_TOTALS_V3,
-// the same on contract 0.3.0-rc.1; and, not in ALL either, the plugins of
+// the same on contract 0.3.0-rc.1, and KEY_TOTALS_TIMED, on 0.3.0 with range
+// reads and timers; and, not in ALL either, the plugins of
 // contracts 0.3.0-rc.1 and 0.3.0 and the test plugins: PAYMENTS_V2_SHARDS,
 // RECENT_WINDOW, GLOBAL_COUNT, RANGE_PROBE and TIMER_PROBE.
 include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
@@ -52,6 +53,7 @@ mod tests {
         let others = [
             KEY_TOTALS,
             KEY_TOTALS_V3,
+            KEY_TOTALS_TIMED,
             PAYMENTS_V2_SHARDS,
             RECENT_WINDOW,
             GLOBAL_COUNT,
