@@ -181,3 +181,100 @@ fn a_key_written_by_two_partitions_stops_the_version_naming_both() {
     let digest = server.json(&["digest", "counts@1.0.0"]);
     assert!(digest["rows"].as_u64().unwrap() <= 1, "{digest}");
 }
+
+/// The niceness of each thread of process `pid` named `name` (Linux: the
+/// `comm` of `/proc/PID/task/TID`, at most 15 bytes), by thread id.
+#[cfg(target_os = "linux")]
+fn nice_of_threads(pid: u32, name: &str) -> Vec<(u32, i64)> {
+    let mut found = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return found;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        if let Some(nice) = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .as_deref()
+            .and_then(nice_in_stat)
+        {
+            let tid = task.file_name().to_string_lossy().parse().unwrap();
+            found.push((tid, nice));
+        }
+    }
+    found
+}
+
+/// The `nice` field (the 19th) of a `/proc/.../stat` line; the name, in
+/// parentheses, may hold spaces.
+#[cfg(target_os = "linux")]
+fn nice_in_stat(stat: &str) -> Option<i64> {
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split(' ').nth(16)?.parse().ok()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_replaying_versions_threads_run_below_the_host_and_carry_on_at_its_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 2);
+    server.json(&["topic", "create", "payments", "--partitions", "2"]);
+    let payments = PaymentGenerator::new(29, 300, 1_767_225_600_000).take(60_000);
+    produce(&server, dir.path(), &payments);
+    let pid = server.pid();
+    let base =
+        nice_in_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap()).unwrap();
+    // Names of at most 15 bytes: the lanes are `kappa-p@1.0.0-0` and `-1`,
+    // the coordinator `kappa-p@1.0.0`.
+    server.json(&[
+        "deploy",
+        kappa_plugins::PAYMENTS_V2_SHARDS.path,
+        "--name",
+        "p",
+        "--version",
+        "1.0.0",
+        "--topic",
+        "payments",
+    ]);
+    let lanes = ["kappa-p@1.0.0-0", "kappa-p@1.0.0-1"];
+    let mut lowered = [false, false];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while lowered != [true, true] && server.version("p@1.0.0")["state"] == "replaying" {
+        for (lane, seen) in lanes.iter().zip(&mut lowered) {
+            if nice_of_threads(pid, lane)
+                .iter()
+                .any(|(_, nice)| *nice == (base + 10).min(19))
+            {
+                *seen = true;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay lasted over a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(
+        lowered,
+        [true, true],
+        "a replaying lane ran at the host's priority"
+    );
+    for (_, nice) in nice_of_threads(pid, "kappa-p@1.0.0") {
+        assert_eq!(nice, base, "the coordinator keeps the host's priority");
+    }
+    // Caught up, each lane carries on on a thread at the host's priority.
+    let caught_up = server.wait_applied("p@1.0.0");
+    assert_eq!(caught_up["threads"], 2, "{caught_up}");
+    for lane in lanes {
+        let threads = nice_of_threads(pid, lane);
+        assert_eq!(threads.len(), 1, "{lane}: {threads:?}");
+        assert_eq!(
+            threads[0].1, base,
+            "{lane} runs live below the host's priority"
+        );
+    }
+    server.stop();
+}
