@@ -23,12 +23,19 @@
 //! so at least one of them sees the other's row, and a duplicate is always
 //! reported ([`StoreError::Conflict`]) and its batch undone. Merged reads
 //! report a duplicate too, so it can never be read as if it were one row.
+//!
+//! Finding the keys a commit adds costs a look-up of each key it writes in
+//! its own shard; the keys a shard is known to hold (written by its earlier
+//! commits, up to [`KNOWN_KEYS`] per shard) are kept in memory and need none,
+//! so a partition that keeps writing the same rows (an account's total)
+//! pays a hash look-up per key instead. The batch is undone from a snapshot
+//! of the shard taken before the commit, read only when it is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::{Snapshot, StoreError, View, ViewOptions, Writes};
 
@@ -54,7 +61,18 @@ pub struct Shards {
     /// The shards by partition, when per partition. Read on every commit,
     /// written only when a partition commits for the first time.
     shards: RwLock<BTreeMap<u32, Arc<View>>>,
+    /// The keys each shard is known to hold, by partition.
+    known: RwLock<BTreeMap<u32, Arc<Known>>>,
 }
+
+/// Most keys a shard is remembered to hold (about 100 bytes each for keys of
+/// some 20 bytes): past it the memory is cleared and refills with the keys
+/// written next, so hot keys stay known whatever the number of cold ones.
+pub const KNOWN_KEYS: usize = 1 << 17;
+
+/// The keys one shard is known to hold: each was in a commit of the shard
+/// that succeeded, and was not deleted since.
+type Known = Mutex<HashSet<Vec<u8>>>;
 
 /// The file of `partition`'s shard in the directory of a view kept per partition.
 fn shard_file(partition: u32) -> String {
@@ -116,6 +134,7 @@ impl Shards {
             options,
             shared,
             shards: RwLock::new(shards),
+            known: RwLock::new(BTreeMap::new()),
         })
     }
 
@@ -189,35 +208,73 @@ impl Shards {
     ) -> Result<(), StoreError> {
         let shard = self.shard(partition)?;
         if self.shared.is_some() || !writes.values().any(Option::is_some) {
-            return shard.commit(partition, next_offset, writes, force_durable);
+            shard.commit(partition, next_offset, writes, force_durable)?;
+            if self.shared.is_none() {
+                self.remember(partition, writes);
+            }
+            return Ok(());
         }
-        // The shard as the batch found it: a key it holds already was
-        // checked when it was added, and the rest is what an undo restores.
-        // Only this partition's batches write this shard, so this holds
-        // until the commit below.
-        let keys: Vec<&[u8]> = writes.keys().map(Vec::as_slice).collect();
-        let before = shard.get_many(&keys)?;
-        let added: Vec<&[u8]> = writes
+        // The shard as the batch found it, to undo the batch if refused: only
+        // this partition's batches write this shard, so it holds until the
+        // commit below.
+        let before = shard.snapshot()?;
+        let unknown: Vec<&[u8]> = {
+            let known = self.known(partition);
+            let known = known.lock();
+            writes
+                .iter()
+                .filter(|(key, value)| value.is_some() && !known.contains(*key))
+                .map(|(key, _)| key.as_slice())
+                .collect()
+        };
+        let found = shard.get_many(&unknown)?;
+        let added: Vec<&[u8]> = unknown
             .iter()
-            .zip(&before)
-            .filter(|((_, value), old)| value.is_some() && old.is_none())
-            .map(|((key, _), _)| key.as_slice())
+            .zip(&found)
+            .filter(|(_, old)| old.is_none())
+            .map(|(key, _)| *key)
             .collect();
-        let offset_before = if added.is_empty() {
-            0
-        } else {
-            shard.offsets()?.get(&partition).copied().unwrap_or(0)
-        };
         shard.commit(partition, next_offset, writes, force_durable)?;
-        if added.is_empty() {
-            return Ok(());
+        if !added.is_empty()
+            && let Some(conflict) = self.held_elsewhere(partition, &added)?
+        {
+            let mut undo = Writes::new();
+            for key in writes.keys() {
+                undo.insert(key.clone(), before.get(key)?);
+            }
+            let offset_before = before.offsets()?.get(&partition).copied().unwrap_or(0);
+            shard.commit(partition, offset_before, &undo, force_durable)?;
+            return Err(conflict);
         }
-        let Some(conflict) = self.held_elsewhere(partition, &added)? else {
-            return Ok(());
-        };
-        let undo: Writes = keys.iter().map(|k| k.to_vec()).zip(before).collect();
-        shard.commit(partition, offset_before, &undo, force_durable)?;
-        Err(conflict)
+        self.remember(partition, writes);
+        Ok(())
+    }
+
+    /// The keys `partition`'s shard is known to hold.
+    fn known(&self, partition: u32) -> Arc<Known> {
+        if let Some(known) = self.known.read().get(&partition) {
+            return Arc::clone(known);
+        }
+        Arc::clone(self.known.write().entry(partition).or_default())
+    }
+
+    /// Notes what a commit of `partition` that succeeded leaves its shard
+    /// holding: the keys it wrote, less those it deleted.
+    fn remember(&self, partition: u32, writes: &Writes) {
+        let known = self.known(partition);
+        let mut known = known.lock();
+        for (key, value) in writes {
+            if value.is_some() {
+                if !known.contains(key) {
+                    known.insert(key.clone());
+                }
+            } else {
+                known.remove(key);
+            }
+        }
+        if known.len() > KNOWN_KEYS {
+            known.clear();
+        }
     }
 
     /// The first of `keys` (new to `partition`'s shard) that another shard

@@ -259,6 +259,42 @@ fn a_deleted_key_can_be_written_by_another_partition() {
         .commit(1, 2, &writes(&[("k", Some("2"))]), false)
         .unwrap();
     assert_eq!(shards.snapshot().unwrap().len().unwrap(), 1);
+    // The partition that deleted it no longer holds it: writing it again is
+    // adding it, refused while the other holds it.
+    let err = shards
+        .commit(0, 3, &writes(&[("k", Some("3"))]), false)
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { key, holder: 1, writer: 0 } if key == b"k"),
+        "{err:?}"
+    );
+}
+
+/// The keys a shard is known to hold are bounded: past the bound they are
+/// forgotten, and the rule holds all the same.
+#[test]
+fn the_keys_a_shard_is_known_to_hold_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let shards = Shards::open(dir.path(), Layout::PerPartition, options()).unwrap();
+    let many: Writes = (0..=super::KNOWN_KEYS)
+        .map(|i| (format!("k{i:07}").into_bytes(), Some(Vec::new())))
+        .collect();
+    shards.commit(0, 1, &many, false).unwrap();
+    assert!(
+        shards.known(0).lock().is_empty(),
+        "forgotten past the bound"
+    );
+    shards
+        .commit(0, 2, &writes(&[("k0000001", Some("again"))]), false)
+        .unwrap();
+    assert_eq!(shards.known(0).lock().len(), 1);
+    let err = shards
+        .commit(1, 1, &writes(&[("k0000002", Some("x"))]), false)
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { holder: 0, .. }),
+        "{err:?}"
+    );
 }
 
 /// Reopened after an orderly close, every shard keeps its rows and its
