@@ -14,6 +14,7 @@ use crate::store::View;
 fn guest_strings_are_cut_to_the_limit() {
     let long = "é".repeat(MAX_GUEST_MESSAGE_BYTES);
     let described = describe_guest_error(&GuestError::InvalidEvent {
+        topic: None,
         offset: 3,
         message: long.clone(),
     });
