@@ -122,6 +122,21 @@ else
     say "$js_out is up to date"
 fi
 
+# Payments v3 (contract 0.3.0) in JavaScript; it imports payments v2's
+# payments.js, so a change there rebuilds it too.
+js3_src="$root/plugins/js/payments-v3"
+js3_out="$out/payments-v3-js.wasm"
+if stale "$js3_out" "$js3_src" "$js_src/payments.js" "$script"; then
+    install_js_tools
+    say "building $js3_out (componentize-js $COMPONENTIZE_JS_VERSION)"
+    start=$SECONDS
+    KAPPA_COMPONENTIZE_JS="$componentize_js" node "$js3_src/build.mjs" "$js3_out.tmp"
+    mv "$js3_out.tmp" "$js3_out"
+    say "built $js3_out: $(wc -c <"$js3_out") bytes in $((SECONDS - start)) s"
+else
+    say "$js3_out is up to date"
+fi
+
 # The C toolchain: clang-14 for wasm32-wasi (Debian's finds wasi-libc under
 # /usr by itself), wit-bindgen for the bindings, wasm-component-ld for the link.
 c_tools_present() {
