@@ -1,14 +1,16 @@
 //! Payments v3 (contract 0.3.0: a windowed rule over a range read, rows
-//! expired by event-time timers, limits from a second topic) written in Rust
-//! and in Python: the same two-topic log, in batches of several sizes, gives
-//! byte-identical views, every row included, down to the host's own timer
-//! rows from `\xff\xffkappa/` on; and a malformed payment and a malformed
-//! limit are refused by both with an `invalid-event` naming the same topic
-//! and offset. It also prints the events per second of each (not asserted).
+//! expired by event-time timers, limits from a second topic) written in
+//! Rust, Python and JavaScript: the same two-topic log, in batches of several
+//! sizes, gives byte-identical views, every row included, down to the host's
+//! own timer rows from `\xff\xffkappa/` on; and a malformed payment and a
+//! malformed limit are refused by each with an `invalid-event` naming the
+//! same topic and offset. It also prints the events per second of each (not
+//! asserted).
 //!
-//! The Python component is built by `plugins/build-polyglot.sh DIR` (which
-//! `scripts/test` runs), found through `KAPPA_POLYGLOT_DIR=DIR`. Without it
-//! the test is skipped with a notice, unless `CI` is set, where it fails.
+//! The Python and JavaScript components are built by
+//! `plugins/build-polyglot.sh DIR` (which `scripts/test` runs), found through
+//! `KAPPA_POLYGLOT_DIR=DIR`. Without it the test is skipped with a notice,
+//! unless `CI` is set, where it fails.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -25,9 +27,9 @@ const CONFIG: &str = r#"{"large_cents":900,"window_ms":1000,"max_txns":4}"#;
 /// Where the host's rows start: the partition's timers and event time.
 const HOST_ROWS: &[u8] = b"\xff\xffkappa/";
 
-/// The Python component's path, or `None` (after a notice) when the polyglot
-/// components were not built.
-fn python_component() -> Option<PathBuf> {
+/// The paths of the Python and JavaScript components, or `None` (after a
+/// notice) when the polyglot components were not built.
+fn components() -> Option<[(&'static str, PathBuf); 2]> {
     let Some(dir) = std::env::var_os("KAPPA_POLYGLOT_DIR") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -39,14 +41,20 @@ fn python_component() -> Option<PathBuf> {
         );
         return None;
     };
-    let path = PathBuf::from(&dir).join("payments-v3-python.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run plugins/build-polyglot.sh {}",
-        path.display(),
-        PathBuf::from(dir).display()
-    );
-    Some(path)
+    let built = |file: &str| {
+        let path = PathBuf::from(&dir).join(file);
+        assert!(
+            path.is_file(),
+            "{} is missing: run plugins/build-polyglot.sh {}",
+            path.display(),
+            PathBuf::from(&dir).display()
+        );
+        path
+    };
+    Some([
+        ("python", built("payments-v3-python.wasm")),
+        ("js", built("payments-v3-js.wasm")),
+    ])
 }
 
 /// One event of the merged log and the index of its topic (0 payments,
@@ -127,32 +135,44 @@ fn merged_log(n: usize, seed: u64) -> Vec<Event> {
     log
 }
 
-/// The two implementations, loaded once into one runtime.
+/// The implementations, Rust's first, loaded once into one runtime.
 struct Implementations {
     _dir: tempfile::TempDir,
     runtime: Runtime,
-    rust: Plugin,
-    python: Plugin,
+    plugins: Vec<(&'static str, Plugin)>,
 }
 
 impl Implementations {
-    fn load(python: &std::path::Path) -> Self {
+    fn load(others: &[(&'static str, PathBuf)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let runtime = Runtime::new(&dir.path().join("compiled")).unwrap();
-        let rust = runtime
-            .load(kappa_plugins::PAYMENTS_V3.bytes, "payments-v3-rust")
-            .unwrap();
-        let bytes = std::fs::read(python).unwrap();
-        let python = runtime.load(&bytes, "payments-v3-python").unwrap();
-        for plugin in [&rust, &python] {
-            assert_eq!(plugin.contract(), Contract::V0_3_0);
+        let mut plugins = vec![(
+            "rust",
+            runtime
+                .load(kappa_plugins::PAYMENTS_V3.bytes, "payments-v3-rust")
+                .unwrap(),
+        )];
+        for (language, path) in others {
+            let bytes = std::fs::read(path).unwrap();
+            let digest = format!("payments-v3-{language}");
+            plugins.push((*language, runtime.load(&bytes, &digest).unwrap()));
+        }
+        for (language, plugin) in &plugins {
+            assert_eq!(plugin.contract(), Contract::V0_3_0, "{language}");
         }
         Implementations {
             _dir: dir,
             runtime,
-            rust,
-            python,
+            plugins,
         }
+    }
+
+    /// Runs `log` through each implementation; the outcomes, Rust's first.
+    fn run(&self, log: &[Event], size: usize) -> Vec<(&'static str, Outcome)> {
+        self.plugins
+            .iter()
+            .map(|(language, plugin)| (*language, run(&self.runtime, plugin, log, size)))
+            .collect()
     }
 }
 
@@ -194,33 +214,36 @@ fn text(bytes: &[u8]) -> String {
 
 /// Asserts that two views hold the same rows, byte for byte, naming the
 /// first row that differs.
-fn assert_same_rows(rust: &[(Vec<u8>, Vec<u8>)], python: &[(Vec<u8>, Vec<u8>)], what: &str) {
-    for (i, (r, p)) in rust.iter().zip(python).enumerate() {
+fn assert_same_rows(want: &[(Vec<u8>, Vec<u8>)], got: &[(Vec<u8>, Vec<u8>)], what: &str) {
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
         assert!(
-            r == p,
-            "{what}: row {i} differs: rust {} = {}, python {} = {}",
-            text(&r.0),
-            text(&r.1),
-            text(&p.0),
-            text(&p.1)
+            w == g,
+            "{what}: row {i} differs: want {} = {}, got {} = {}",
+            text(&w.0),
+            text(&w.1),
+            text(&g.0),
+            text(&g.1)
         );
     }
-    assert_eq!(rust.len(), python.len(), "{what}: rows in all");
+    assert_eq!(want.len(), got.len(), "{what}: rows in all");
 }
 
 #[test]
-fn rust_and_python_payments_v3_build_identical_views_and_refuse_alike() {
-    let Some(path) = python_component() else {
+fn rust_python_and_js_payments_v3_build_identical_views_and_refuse_alike() {
+    let Some(components) = components() else {
         return;
     };
-    let plugins = Implementations::load(&path);
+    let plugins = Implementations::load(&components);
     let log = merged_log(1_200, 0x2545_f491_4f6c_dd1d);
 
     let mut first: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
     for size in [1, 7, 100, log.len()] {
-        let rust = run(&plugins.runtime, &plugins.rust, &log, size).unwrap();
-        let python = run(&plugins.runtime, &plugins.python, &log, size).unwrap();
-        assert_same_rows(&rust, &python, &format!("batches of {size}"));
+        let outcomes = plugins.run(&log, size);
+        let rust = outcomes[0].1.clone().unwrap();
+        for (language, outcome) in &outcomes[1..] {
+            let rows = outcome.as_ref().unwrap();
+            assert_same_rows(&rust, rows, &format!("{language} in batches of {size}"));
+        }
         // Where the host cuts the log changes nothing either.
         if let Some(first) = &first {
             assert_same_rows(
@@ -290,7 +313,7 @@ fn rust_and_python_payments_v3_build_identical_views_and_refuse_alike() {
 }
 
 /// A malformed payment and a malformed limit, in the middle of the log:
-/// both implementations refuse them with an `invalid-event` of the same
+/// every implementation refuses them with an `invalid-event` of the same
 /// topic and offset, in batches of every size.
 fn refusals(plugins: &Implementations, log: &[Event]) {
     let prefix = &log[..200];
@@ -341,9 +364,8 @@ fn refusals(plugins: &Implementations, log: &[Event]) {
         let mut events = prefix.to_vec();
         events.push(event);
         for size in [13, events.len()] {
-            for (language, plugin) in [("rust", &plugins.rust), ("python", &plugins.python)] {
-                let failure = run(&plugins.runtime, plugin, &events, size)
-                    .expect_err("a malformed event is refused");
+            for (language, outcome) in plugins.run(&events, size) {
+                let failure = outcome.expect_err("a malformed event is refused");
                 assert_eq!(
                     (failure.kind, failure.topic, failure.offset),
                     (FailureKind::GuestError, Some(topic), Some(offset)),
@@ -364,19 +386,17 @@ fn refusals(plugins: &Implementations, log: &[Event]) {
 /// batches of 500, commits included: printed, not asserted.
 fn speed(plugins: &Implementations) {
     let log = merged_log(2_000, 0x9e37_79b9_7f4a_7c15);
-    let mut rates = Vec::new();
-    for (language, plugin) in [("rust", &plugins.rust), ("python", &plugins.python)] {
+    let mut rust = None;
+    for (language, plugin) in &plugins.plugins {
         let start = Instant::now();
         run(&plugins.runtime, plugin, &log, 500).unwrap();
         let rate = log.len() as f64 / start.elapsed().as_secs_f64();
+        let rust = *rust.get_or_insert(rate);
         println!(
-            "payments v3 {language}: {} events in batches of 500: {rate:.0} events/s",
-            log.len()
+            "payments v3 {language}: {} events in batches of 500: {rate:.0} events/s, {:.3} of \
+             rust's",
+            log.len(),
+            rate / rust
         );
-        rates.push(rate);
     }
-    println!(
-        "payments v3: python at {:.1}% of rust's events/s",
-        100.0 * rates[1] / rates[0]
-    );
 }
