@@ -168,10 +168,10 @@ impl Implementations {
     }
 
     /// Runs `log` through each implementation; the outcomes, Rust's first.
-    fn run(&self, log: &[Event], size: usize) -> Vec<(&'static str, Outcome)> {
+    fn run(&self, log: &[Event], size: usize, flush: bool) -> Vec<(&'static str, Outcome)> {
         self.plugins
             .iter()
-            .map(|(language, plugin)| (*language, run(&self.runtime, plugin, log, size)))
+            .map(|(language, plugin)| (*language, run(&self.runtime, plugin, log, size, flush)))
             .collect()
     }
 }
@@ -181,8 +181,9 @@ impl Implementations {
 type Outcome = Result<Vec<(Vec<u8>, Vec<u8>)>, CallFailure>;
 
 /// Runs `log` through `plugin` in batches of `size`, committing each batch
-/// as the host does; the view's rows, or the first failure.
-fn run(runtime: &Runtime, plugin: &Plugin, log: &[Event], size: usize) -> Outcome {
+/// as the host does (to the view's write buffer, or, with `flush`, to its
+/// file); the view's rows, or the first failure.
+fn run(runtime: &Runtime, plugin: &Plugin, log: &[Event], size: usize, flush: bool) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let view = View::open(&dir.path().join("view.redb"), Duration::from_secs(3600)).unwrap();
     let settings = Settings {
@@ -196,7 +197,7 @@ fn run(runtime: &Runtime, plugin: &Plugin, log: &[Event], size: usize) -> Outcom
         let topics: Vec<u32> = batch.iter().map(|(t, _)| *t).collect();
         let events = batch.iter().map(|(_, r)| r.clone()).collect();
         let writes = instance.process_topics(view.snapshot().unwrap(), events, &topics)?;
-        view.commit(0, n as u64 + 1, &writes, false).unwrap();
+        view.commit(0, n as u64 + 1, &writes, flush).unwrap();
     }
     let rows = view
         .snapshot()
@@ -237,8 +238,10 @@ fn rust_python_and_js_payments_v3_build_identical_views_and_refuse_alike() {
     let log = merged_log(1_200, 0x2545_f491_4f6c_dd1d);
 
     let mut first: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
+    // Commits to the view's write buffer, or (batches of 1 and 100) to its
+    // file: the host reads rows from both.
     for size in [1, 7, 100, log.len()] {
-        let outcomes = plugins.run(&log, size);
+        let outcomes = plugins.run(&log, size, size == 1 || size == 100);
         let rust = outcomes[0].1.clone().unwrap();
         for (language, outcome) in &outcomes[1..] {
             let rows = outcome.as_ref().unwrap();
@@ -364,7 +367,7 @@ fn refusals(plugins: &Implementations, log: &[Event]) {
         let mut events = prefix.to_vec();
         events.push(event);
         for size in [13, events.len()] {
-            for (language, outcome) in plugins.run(&events, size) {
+            for (language, outcome) in plugins.run(&events, size, false) {
                 let failure = outcome.expect_err("a malformed event is refused");
                 assert_eq!(
                     (failure.kind, failure.topic, failure.offset),
@@ -382,14 +385,19 @@ fn refusals(plugins: &Implementations, log: &[Event]) {
     }
 }
 
-/// Events per second of each implementation over the same larger log, in
-/// batches of 500, commits included: printed, not asserted.
+/// Events per second of each implementation over the same larger log
+/// (`KAPPA_V3_SPEED_EVENTS` events, 2,000 unless set), in batches of 500,
+/// each committed to the view's file: printed, not asserted.
 fn speed(plugins: &Implementations) {
-    let log = merged_log(2_000, 0x9e37_79b9_7f4a_7c15);
+    let events = std::env::var("KAPPA_V3_SPEED_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000);
+    let log = merged_log(events, 0x9e37_79b9_7f4a_7c15);
     let mut rust = None;
     for (language, plugin) in &plugins.plugins {
         let start = Instant::now();
-        run(&plugins.runtime, plugin, &log, 500).unwrap();
+        run(&plugins.runtime, plugin, &log, 500, true).unwrap();
         let rate = log.len() as f64 / start.elapsed().as_secs_f64();
         let rust = *rust.get_or_insert(rate);
         println!(
