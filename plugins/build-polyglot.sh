@@ -92,6 +92,23 @@ else
     say "$py_out is up to date"
 fi
 
+# Payments v3 (contract 0.3.0) in Python. It reads payloads with payments
+# v2's payments.py, from v2's directory, second on the module path (so v3's own
+# app.py and columns.py come first); a change there rebuilds it too.
+py3_src="$root/plugins/python/payments-v3"
+py3_out="$out/payments-v3-python.wasm"
+if stale "$py3_out" "$py3_src" "$py_src/payments.py" "$script"; then
+    install_python_tools
+    say "building $py3_out (componentize-py $COMPONENTIZE_PY_VERSION)"
+    start=$SECONDS
+    (cd "$py3_src" && env -u VIRTUAL_ENV PYTHONDONTWRITEBYTECODE=1 "$venv/bin/componentize-py" \
+        -q -d wit -w processor componentize app -p . -p "$py_src" -o "$py3_out.tmp")
+    mv "$py3_out.tmp" "$py3_out"
+    say "built $py3_out: $(wc -c <"$py3_out") bytes in $((SECONDS - start)) s"
+else
+    say "$py3_out is up to date"
+fi
+
 js_src="$root/plugins/js/payments-v2"
 js_out="$out/payments-v2-js.wasm"
 if stale "$js_out" "$js_src" "$script"; then
@@ -103,6 +120,21 @@ if stale "$js_out" "$js_src" "$script"; then
     say "built $js_out: $(wc -c <"$js_out") bytes in $((SECONDS - start)) s"
 else
     say "$js_out is up to date"
+fi
+
+# Payments v3 (contract 0.3.0) in JavaScript; it imports payments v2's
+# payments.js, so a change there rebuilds it too.
+js3_src="$root/plugins/js/payments-v3"
+js3_out="$out/payments-v3-js.wasm"
+if stale "$js3_out" "$js3_src" "$js_src/payments.js" "$script"; then
+    install_js_tools
+    say "building $js3_out (componentize-js $COMPONENTIZE_JS_VERSION)"
+    start=$SECONDS
+    KAPPA_COMPONENTIZE_JS="$componentize_js" node "$js3_src/build.mjs" "$js3_out.tmp"
+    mv "$js3_out.tmp" "$js3_out"
+    say "built $js3_out: $(wc -c <"$js3_out") bytes in $((SECONDS - start)) s"
+else
+    say "$js3_out is up to date"
 fi
 
 # The C toolchain: clang-14 for wasm32-wasi (Debian's finds wasi-libc under

@@ -719,6 +719,16 @@ mod tests {
             include_str!("../templates/js/0.2.0/columns.js"),
             "copy host/templates/js/0.2.0/columns.js to plugins/js/payments-v2/"
         );
+        assert_eq!(
+            include_str!("../../plugins/python/payments-v3/ranges.py"),
+            include_str!("../templates/python/0.3.0-rc.1/ranges.py"),
+            "copy host/templates/python/0.3.0-rc.1/ranges.py to plugins/python/payments-v3/"
+        );
+        assert_eq!(
+            include_str!("../../plugins/js/payments-v3/range.js"),
+            include_str!("../templates/js/0.3.0-rc.1/range.js"),
+            "copy host/templates/js/0.3.0-rc.1/range.js to plugins/js/payments-v3/"
+        );
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub struct CallFailure {
     pub kind: FailureKind,
     /// The offending event's offset, when known.
     pub offset: Option<u64>,
+    /// The index of the offending event's topic among the version's topics,
+    /// when the guest reported one (an `invalid-event` error of contract
+    /// 0.3.0, whose `event-error` has a topic).
+    pub topic: Option<u32>,
     /// What happened, including what the guest printed just before.
     pub message: String,
 }
@@ -78,6 +82,7 @@ impl CallFailure {
         CallFailure {
             kind: FailureKind::Host,
             offset: None,
+            topic: None,
             message: message.into(),
         }
     }
@@ -126,24 +131,32 @@ pub(super) fn classify(e: &wasmtime::Error) -> FailureKind {
     FailureKind::Trap
 }
 
-/// A guest's `error`, whatever the contract version (they are the same type
-/// in every version so far).
+/// A guest's `error`, whatever the contract version (the same type in every
+/// version but for the topic of 0.3.0's `event-error`).
 pub(super) enum GuestError {
     InvalidConfig(String),
-    InvalidEvent { offset: u64, message: String },
+    InvalidEvent {
+        topic: Option<u32>,
+        offset: u64,
+        message: String,
+    },
     Internal(String),
 }
 
 /// Reads a contract version's `error` as a [`GuestError`].
 macro_rules! guest_error_from {
     ($v:ident) => {
+        guest_error_from!($v, _ev => None);
+    };
+    ($v:ident, $ev:ident => $topic:expr) => {
         impl From<$v::GuestError> for GuestError {
             fn from(e: $v::GuestError) -> Self {
                 match e {
                     $v::GuestError::InvalidConfig(m) => GuestError::InvalidConfig(m),
-                    $v::GuestError::InvalidEvent(ev) => GuestError::InvalidEvent {
-                        offset: ev.offset,
-                        message: ev.message,
+                    $v::GuestError::InvalidEvent($ev) => GuestError::InvalidEvent {
+                        topic: $topic,
+                        offset: $ev.offset,
+                        message: $ev.message,
                     },
                     $v::GuestError::Internal(m) => GuestError::Internal(m),
                 }
@@ -155,7 +168,7 @@ macro_rules! guest_error_from {
 guest_error_from!(v0_1);
 guest_error_from!(v0_2);
 guest_error_from!(v0_3_rc1);
-guest_error_from!(v0_3);
+guest_error_from!(v0_3, ev => Some(ev.topic));
 
 pub(super) fn describe_guest_error(e: &GuestError) -> String {
     match e {
@@ -168,7 +181,9 @@ pub(super) fn describe_guest_error(e: &GuestError) -> String {
                 .unwrap_or(&m);
             format!("invalid configuration: {m}")
         }
-        GuestError::InvalidEvent { offset, message } => {
+        GuestError::InvalidEvent {
+            offset, message, ..
+        } => {
             format!("invalid event at offset {offset}: {}", cut(message))
         }
         GuestError::Internal(m) => cut(m).into_owned(),
@@ -258,9 +273,9 @@ impl Instance {
             (Ok(Ok(())), Some(batch)) => Ok(batch.writes.into_writes()),
             (Ok(Ok(())), None) => Err(CallFailure::host("internal error: batch state lost")),
             (Ok(Err(refused)), _) => {
-                let offset = match &refused.error {
-                    GuestError::InvalidEvent { offset, .. } => Some(*offset),
-                    _ => refused.at,
+                let (offset, topic) = match &refused.error {
+                    GuestError::InvalidEvent { offset, topic, .. } => (Some(*offset), *topic),
+                    _ => (refused.at, None),
                 };
                 // A batch no guest could address fails as the guest's error
                 // would, but is the host's: the kind says so.
@@ -277,6 +292,7 @@ impl Instance {
                 Err(CallFailure {
                     kind,
                     offset,
+                    topic,
                     message: format!(
                         "returned an error{during}: {}",
                         describe_guest_error(&refused.error)
@@ -286,6 +302,7 @@ impl Instance {
             (Err(e), _) => Err(CallFailure {
                 kind: classify(&e),
                 offset: None,
+                topic: None,
                 message: self.describe_trap(&e, &printed),
             }),
         }
@@ -302,6 +319,7 @@ impl Instance {
         CallFailure {
             kind: classify(e),
             offset,
+            topic: None,
             message: format!("{what}: {}", self.describe_trap(e, &printed)),
         }
     }

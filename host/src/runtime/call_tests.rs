@@ -14,6 +14,7 @@ use crate::store::View;
 fn guest_strings_are_cut_to_the_limit() {
     let long = "é".repeat(MAX_GUEST_MESSAGE_BYTES);
     let described = describe_guest_error(&GuestError::InvalidEvent {
+        topic: None,
         offset: 3,
         message: long.clone(),
     });
@@ -146,4 +147,41 @@ fn each_failure_says_which_limit_or_fault_it_was() {
         Some(5),
         "an invalid-event error names its event"
     );
+}
+
+/// An `invalid-event` of contract 0.3.0 names the event's topic as well as
+/// its offset: payments v3 refusing a limit (topic 1) at an offset that is
+/// also a payment's (topic 0) of the same batch.
+#[test]
+fn an_invalid_event_of_contract_0_3_0_names_its_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(&dir.path().join("compiled")).unwrap();
+    let view = View::open(&dir.path().join("view.redb"), Duration::ZERO).unwrap();
+    let plugin = runtime
+        .load(kappa_plugins::PAYMENTS_V3.bytes, "payments-v3-call-tests")
+        .unwrap();
+    let mut instance = runtime
+        .instantiate(&plugin, "payments@3.0.0", &Settings::default())
+        .unwrap();
+    let event = |offset: u64, value: &str| Record {
+        partition: 0,
+        offset,
+        timestamp: 1_000,
+        key: Some(b"acct-1".to_vec()),
+        value: value.as_bytes().to_vec(),
+        headers: Vec::new(),
+    };
+    let payment = r#"{"txn":"t","account":"acct-1","amount_cents":5,"merchant":"m"}"#;
+    let events = vec![event(0, payment), event(1, payment), event(1, "[]")];
+    let failure = instance
+        .process_topics(view.snapshot().unwrap(), events, &[0, 0, 1])
+        .expect_err("a malformed limit");
+    assert_eq!(
+        (failure.kind, failure.topic, failure.offset),
+        (FailureKind::GuestError, Some(1), Some(1)),
+        "{failure}"
+    );
+    // Contracts before 0.3.0 name no topic.
+    let older = faulty(&runtime, &view, "error", "");
+    assert_eq!((older.offset, older.topic), (Some(5), None), "{older}");
 }

@@ -92,6 +92,7 @@ impl Runtime {
                 return Err(CallFailure {
                     kind: FailureKind::GuestError,
                     offset: None,
+                    topic: None,
                     message: format!("init refused: {}", describe_guest_error(&e)),
                 });
             }

@@ -76,7 +76,7 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const ESCAPES = { 0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t' };
 
-class Reader {
+export class Reader {
   constructor(bytes, what) {
     this.b = bytes;
     this.i = 0;
