@@ -307,6 +307,8 @@ async fn version(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeployQuery {
+    /// The topics, comma-separated (topic names hold no comma): the first
+    /// is topic index 0.
     topic: String,
     #[serde(default)]
     config: String,
@@ -341,7 +343,8 @@ async fn deploy(
     };
     let report = blocking(move || {
         let id = VersionId::new(&name, &version)?;
-        host.deploy(&id, &q.topic, &body, settings)
+        let topics: Vec<String> = q.topic.split(',').map(str::to_owned).collect();
+        host.deploy_topics(&id, &topics, &body, settings)
     })
     .await?;
     let status = if report.created {

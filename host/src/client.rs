@@ -254,8 +254,22 @@ impl Client {
         bytes: Vec<u8>,
         settings: &Settings,
     ) -> Result<DeployReport, ClientError> {
+        self.deploy_topics(name, version, &[topic.to_owned()], bytes, settings)
+            .await
+    }
+
+    /// [`deploy`](Self::deploy) of a version reading `topics` (the first is
+    /// topic index 0).
+    pub async fn deploy_topics(
+        &self,
+        name: &str,
+        version: &str,
+        topics: &[String],
+        bytes: Vec<u8>,
+        settings: &Settings,
+    ) -> Result<DeployReport, ClientError> {
         let query = [
-            ("topic", topic.to_owned()),
+            ("topic", topics.join(",")),
             ("config", settings.config.clone()),
             ("auto_promote", settings.auto_promote.to_string()),
             ("batch_timeout_ms", settings.batch_timeout_ms.to_string()),

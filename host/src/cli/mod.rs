@@ -300,9 +300,11 @@ struct DeployArgs {
     /// Semantic version of this component.
     #[arg(long)]
     version: String,
-    /// Topic to process.
-    #[arg(long)]
-    topic: String,
+    /// Topic to process. Repeat it for a version of contract 0.3.0 that
+    /// reads several topics of one partition count: the first given is
+    /// topic index 0.
+    #[arg(long, required = true)]
+    topic: Vec<String>,
     /// Configuration string handed to the plugin's init.
     #[arg(long, conflicts_with = "config_file")]
     config: Option<String>,

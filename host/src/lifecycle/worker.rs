@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::env::Env;
+use super::inputs::Merge;
 use super::pacing::{Backoff, BatchSize, wait_out};
 use super::running::Running;
 use crate::eventlog::LogError;
@@ -33,6 +34,10 @@ use crate::log::Record;
 use crate::registry::{OnError, Place, VersionId};
 use crate::runtime::{CallFailure, Instance, Plugin};
 use crate::store::{Layout, StoreError, View, Writes};
+
+// Several input topics: the worker's side of `super::inputs`.
+#[path = "worker_topics.rs"]
+mod topics;
 
 /// Why a worker stopped.
 pub(super) enum Stop {
@@ -69,6 +74,8 @@ impl Lane {
 #[derive(Debug)]
 pub(super) struct Fault {
     pub(super) place: Place,
+    /// The topic of the event, named for a version that reads several.
+    pub(super) topic: Option<String>,
     pub(super) message: String,
 }
 
@@ -77,6 +84,7 @@ impl Fault {
     pub(super) fn unplaced(message: String) -> Self {
         Fault {
             place: Place::default(),
+            topic: None,
             message,
         }
     }
@@ -85,7 +93,16 @@ impl Fault {
     fn at(partition: u32, offset: u64, message: String) -> Self {
         Fault {
             place: Place::event(partition, offset),
+            topic: None,
             message,
+        }
+    }
+
+    /// A failure at the event at `offset` of `partition` of `topic`.
+    fn in_topic(topic: &str, partition: u32, offset: u64, message: String) -> Self {
+        Fault {
+            topic: Some(topic.to_owned()),
+            ..Fault::at(partition, offset, message)
         }
     }
 }
@@ -97,6 +114,10 @@ struct Partition {
     next: u64,
     /// A reader positioned at `next`, kept from batch to batch.
     reader: Option<Box<dyn LogReader>>,
+    /// For a version that reads several topics, this partition of every
+    /// topic, merged (`next` is then topic 0's next offset); `None` for one
+    /// topic, or a partition this lane does not process.
+    merge: Option<Merge>,
 }
 
 /// What a round over the partitions gave.
@@ -125,6 +146,15 @@ struct Pinpointed {
     every_event_passed: bool,
 }
 
+/// Why the merges of a version reading several topics could not start or
+/// read the topics' ends.
+enum MergeStart {
+    /// The log cannot be reached right now.
+    Unavailable(LogError),
+    /// The version fails.
+    Failed(Fault),
+}
+
 /// One version's worker (see the module documentation).
 pub(super) struct Worker {
     run: Arc<Running>,
@@ -147,6 +177,11 @@ pub(super) struct Worker {
     started: bool,
     batch: BatchSize,
     buf: Vec<Record>,
+    /// The topics the version reads, by topic index.
+    topics: Vec<String>,
+    /// With several topics: each topic's end offsets, read at the start of
+    /// each round.
+    ends: Vec<Vec<u64>>,
 }
 
 impl Worker {
@@ -174,13 +209,17 @@ impl Worker {
             started: false,
             buf: Vec::with_capacity(batch.limit),
             batch,
+            topics: Vec::new(),
+            ends: Vec::new(),
         };
+        worker.topics = worker.run.record.topics();
         if worker.instance.is_none() {
             let instance = worker.instantiate(env).map_err(|f| Fault {
                 place: Place {
                     partition: None,
                     offset: f.offset,
                 },
+                topic: None,
                 message: f.message,
             })?;
             worker.instance = Some(instance);
@@ -269,11 +308,23 @@ impl Worker {
                         .map(|(s, p)| Partition {
                             next: offsets.get(&p).copied().unwrap_or(*s),
                             reader: None,
+                            merge: None,
                         })
                         .collect();
+                    if self.topics.len() > 1 {
+                        match self.start_merges(env) {
+                            Ok(()) => {}
+                            Err(MergeStart::Unavailable(e)) => {
+                                wait_out(&run, &e, &mut backoff);
+                                continue;
+                            }
+                            Err(MergeStart::Failed(fault)) => return Err(fault),
+                        }
+                    }
                     let mut progress = run.progress.lock();
                     progress.start = start;
                     self.report_applied(env, &mut progress.applied);
+                    self.report_applied_more(env, &mut progress.applied_more);
                     progress.log_error = None;
                     return Ok(true);
                 }
@@ -309,6 +360,16 @@ impl Worker {
             if self.partitions.len() < ends.len() {
                 self.partitions.resize_with(ends.len(), Partition::default);
             }
+            if self.topics.len() > 1 {
+                match self.read_ends(env, &ends) {
+                    Ok(()) => {}
+                    Err(MergeStart::Unavailable(e)) => {
+                        wait_out(&run, &e, &mut backoff);
+                        continue;
+                    }
+                    Err(MergeStart::Failed(fault)) => return Err(fault),
+                }
+            }
             let worked = match self.round(env, &ends)? {
                 Round::Done { worked } => worked,
                 Round::Unavailable(unavailable) => {
@@ -339,6 +400,13 @@ impl Worker {
                 reason = "`p` indexes the topic's partitions, which a u32 counts"
             )]
             let partition = p as u32;
+            if self.partitions[p].merge.is_some() {
+                match self.step_merged(env, partition)? {
+                    Ok(w) => worked |= w,
+                    Err(unavailable) => return Ok(Round::Unavailable(unavailable)),
+                }
+                continue;
+            }
             // Read right before each batch: the diff barrier may have been
             // raised since the previous one.
             let hold = self
@@ -346,7 +414,7 @@ impl Worker {
                 .hold
                 .lock()
                 .as_ref()
-                .and_then(|h| h.get(p).copied());
+                .and_then(|h| h.first()?.get(p).copied());
             let limit = hold.map_or(end, |h| h.min(end));
             let next = self.partitions[p].next;
             if next >= limit {
@@ -525,7 +593,7 @@ impl Worker {
                         version = %self.label, partition, offset,
                         "skipping a poison event (dead letter): {}", f.message
                     );
-                    env.dead_letter(&self.id, partition, offset, &f.message);
+                    env.dead_letter(&self.id, None, partition, offset, &f.message);
                     next = offset + 1;
                     view.commit(partition, next, &Writes::new(), true)
                         .map_err(commit_err(next))?;
@@ -602,7 +670,13 @@ impl Worker {
                 .iter()
                 .zip(ends)
                 .enumerate()
-                .all(|(p, (s, e))| s.next >= *e || !self.processes(env, p))
+                .all(|(p, (s, e))| {
+                    !self.processes(env, p)
+                        || match &s.merge {
+                            Some(merge) => merge.at_end(&self.ends, p),
+                            None => s.next >= *e,
+                        }
+                })
         {
             return true;
         }
@@ -619,6 +693,24 @@ impl Worker {
         for (p, s) in self.partitions.iter().enumerate() {
             if self.lane.has(env, p) {
                 applied[p] = s.next;
+            }
+        }
+    }
+
+    /// [`report_applied`](Self::report_applied) of the topics past the
+    /// first, of a version that reads several, into `applied` (by topic
+    /// index less one, then partition).
+    fn report_applied_more(&self, env: &Env<'_>, applied: &mut Vec<Vec<u64>>) {
+        applied.resize(self.topics.len().saturating_sub(1), Vec::new());
+        for (p, s) in self.partitions.iter().enumerate() {
+            let Some(merge) = s.merge.as_ref().filter(|_| self.lane.has(env, p)) else {
+                continue;
+            };
+            for (topic, next) in applied.iter_mut().zip(merge.nexts().into_iter().skip(1)) {
+                if topic.len() <= p {
+                    topic.resize(p + 1, 0);
+                }
+                topic[p] = next;
             }
         }
     }
