@@ -39,6 +39,7 @@ const TEST_PLUGINS: &[(&str, &str)] = &[
     ("recent-window", "RECENT_WINDOW"),
     ("global-count", "GLOBAL_COUNT"),
     ("range-probe", "RANGE_PROBE"),
+    ("topic-probe", "TOPIC_PROBE"),
 ];
 
 fn main() -> ExitCode {
