@@ -339,6 +339,26 @@ fn deploy_refuses_topics_that_are_not_co_partitioned_or_an_older_contract() {
     // Nothing was deployed.
     let status = server.json(&["status"]);
     assert_eq!(status["processors"], json!([]), "{status}");
+    // The topics are settings of a version: a deploy again with others is
+    // refused, naming them.
+    server.json(&deploy_args("1.0.0", &[]));
+    let err = server.fails(
+        &[
+            "deploy",
+            PROBE,
+            "--name",
+            "probe",
+            "--version",
+            "1.0.0",
+            "--topic",
+            "orders",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("--topic orders --topic limits (asked: orders)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -426,4 +446,68 @@ fn an_event_older_than_what_the_other_topic_delivered_is_counted_late() {
     );
     let table = String::from_utf8_lossy(&server.run(&["status", "probe"]).stdout).into_owned();
     assert!(table.contains("2 late events"), "{table}");
+}
+
+#[test]
+fn with_a_topic_idle_wait_a_topic_at_its_end_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    create_topics(&server, &[("orders", PARTITIONS), ("limits", PARTITIONS)]);
+    let v = server.json(&deploy_args(
+        "1.0.0",
+        &["--topic-idle-ms", "600000", "--wait"],
+    ));
+    assert_eq!(v["settings"]["topic_idle_ms"], 600_000, "{v}");
+    // limits is at its end: the host waits for it (ten minutes at most)
+    // rather than deliver orders without it, so nothing is late.
+    produce(
+        &server,
+        "orders",
+        &[(0, 5000, "a".into()), (0, 6000, "b".into())],
+    );
+    let later = [
+        (0, 4000, "c".into()),
+        (0, 5500, "d".into()),
+        (0, 7000, "e".into()),
+    ];
+    produce(&server, "limits", &later);
+    // limits' last event waits in turn for orders' next.
+    produce(&server, "orders", &[(0, 8000, "f".into())]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let v = loop {
+        let v = server.version("probe@1.0.0");
+        if v["inputs"][1]["applied_offsets"][0] == 3 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "limits was not applied: {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(v["late_events"], 0, "{v}");
+    assert_eq!(v["lag"], 1, "orders' last event waits for limits: {v}");
+    let order: Vec<(u32, u64)> = seen(&server, "probe@1.0.0")[&0]
+        .iter()
+        .map(|e| (e.0, e.1))
+        .collect();
+    assert_eq!(order, [(1, 0), (0, 0), (1, 1), (0, 1), (1, 2)]);
+
+    // It is a setting of several topics only.
+    let err = server.fails(
+        &[
+            "deploy",
+            PROBE,
+            "--name",
+            "probe",
+            "--version",
+            "2.0.0",
+            "--topic",
+            "orders",
+            "--topic-idle-ms",
+            "5",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("--topic-idle-ms is for a version of several topics"),
+        "{err}"
+    );
 }

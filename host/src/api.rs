@@ -318,6 +318,7 @@ struct DeployQuery {
     memory_limit_bytes: Option<u64>,
     on_error: Option<String>,
     threads: Option<u32>,
+    topic_idle_ms: Option<u64>,
 }
 
 async fn deploy(
@@ -340,6 +341,7 @@ async fn deploy(
             Some(s) => s.parse().map_err(Error::Invalid)?,
         },
         threads: q.threads.unwrap_or(defaults.threads),
+        topic_idle_ms: q.topic_idle_ms.unwrap_or(defaults.topic_idle_ms),
     };
     let report = blocking(move || {
         let id = VersionId::new(&name, &version)?;

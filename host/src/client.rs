@@ -268,7 +268,7 @@ impl Client {
         bytes: Vec<u8>,
         settings: &Settings,
     ) -> Result<DeployReport, ClientError> {
-        let query = [
+        let mut query = vec![
             ("topic", topics.join(",")),
             ("config", settings.config.clone()),
             ("auto_promote", settings.auto_promote.to_string()),
@@ -287,6 +287,11 @@ impl Client {
             ),
             ("threads", settings.threads.to_string()),
         ];
+        // Sent only when set, so that a deploy without it reaches a server
+        // that does not know it.
+        if settings.topic_idle_ms > 0 {
+            query.push(("topic_idle_ms", settings.topic_idle_ms.to_string()));
+        }
         let req = self
             .http
             .post(self.url(&["v1", "processors", name, "versions", version])?)

@@ -198,6 +198,15 @@ pub struct Settings {
     /// Bounds what a replay takes of the machine.
     #[serde(default)]
     pub threads: u32,
+    /// With several input topics: how long, in ms, the merge waits for a
+    /// topic at its end of the log before it delivers the other topics'
+    /// events without it; 0: it does not wait. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub topic_idle_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The poison-event policy of a version.
@@ -276,6 +285,7 @@ impl Default for Settings {
             memory_limit_bytes: default_memory_limit(),
             on_error: OnError::Stop,
             threads: 0,
+            topic_idle_ms: 0,
         }
     }
 }

@@ -65,6 +65,7 @@ fn settings(args: &DeployArgs) -> Result<Settings, Failure> {
         memory_limit_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
         on_error: args.on_error,
         threads: args.threads,
+        topic_idle_ms: args.topic_idle_ms,
     })
 }
 

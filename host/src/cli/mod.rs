@@ -330,6 +330,11 @@ struct DeployArgs {
     /// of the machine. 0: the server's --threads-per-version.
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// With several topics: how long (ms) to wait for a topic at its end of
+    /// the log before delivering the other topics' events without it, so
+    /// that fewer events arrive late. 0: do not wait.
+    #[arg(long, default_value_t = 0)]
+    topic_idle_ms: u64,
     /// Wait until the version has caught up (or failed), showing progress.
     #[arg(long)]
     wait: bool,

@@ -57,6 +57,12 @@ impl Host {
             Error::Invalid(m) => Error::Invalid(format!("{id}: {m}")),
             other => other,
         })?;
+        if more.is_empty() && settings.topic_idle_ms > 0 {
+            return Err(Error::invalid(format!(
+                "{id}: --topic-idle-ms is for a version of several topics (it waits for one at \
+                 its end before going on with the others); {id} reads `{topic}` alone"
+            )));
+        }
         if !more.is_empty() && !plugin.contract().has_timers() {
             return Err(Error::invalid(format!(
                 "{id} is a component of contract {}, whose batch has no topic column: a \
@@ -394,6 +400,11 @@ fn differing_settings(
         "--batch-timeout-ms",
         was.batch_timeout_ms.to_string(),
         asked.batch_timeout_ms.to_string(),
+    );
+    differ(
+        "--topic-idle-ms",
+        was.topic_idle_ms.to_string(),
+        asked.topic_idle_ms.to_string(),
     );
     differ(
         "--memory-limit-mb",

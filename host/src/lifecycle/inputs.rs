@@ -22,6 +22,7 @@
 //! restart resumes every topic exactly where its view left off.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::eventlog::{EventLog, LogError, LogReader};
 use crate::log::Record;
@@ -44,6 +45,12 @@ struct Input {
     /// this topic last delivered an event after it: an event of this topic
     /// before it in the order is late.
     passed: Option<(i64, usize)>,
+    /// When the merge first found this topic at its end while another had
+    /// an event to deliver (with `--topic-idle-ms`), until it reads an event.
+    idle_since: Option<Instant>,
+    /// Whether the merge waited out `--topic-idle-ms` for this topic and
+    /// goes on without it, until it reads an event.
+    waived: bool,
 }
 
 /// Partition P of every topic of a version (see the module documentation).
@@ -84,6 +91,8 @@ impl Merge {
                     reader: None,
                     buf: VecDeque::new(),
                     passed: None,
+                    idle_since: None,
+                    waived: false,
                 })
                 .collect(),
         }
@@ -144,6 +153,10 @@ impl Merge {
                 return Err(failed(e));
             }
             input.read = reader.next_offset();
+            if !out.is_empty() {
+                input.idle_since = None;
+                input.waived = false;
+            }
             input.buf.extend(out);
         }
         Ok(())
@@ -152,13 +165,14 @@ impl Merge {
     /// Takes up to `max` events in merge order, none of topic `t` at or past
     /// `holds[t]` (the diff barrier; `None`: no hold). Stops before an event
     /// whose place in the order is not known yet: when a topic has nothing
-    /// buffered but more in the log below `ends`.
+    /// buffered but more in the log below `ends`, or, for `idle_wait`, when
+    /// a topic at its end has not been waited for that long yet.
     pub(super) fn take(
         &mut self,
         ends: &[Vec<u64>],
-        partition: usize,
-        holds: &[Option<u64>],
+        (partition, holds): (usize, &[Option<u64>]),
         max: usize,
+        idle_wait: Duration,
     ) -> Merged {
         let mut merged = Merged {
             events: Vec::new(),
@@ -190,6 +204,9 @@ impl Merge {
             let Some((timestamp, t, offset)) = best else {
                 return merged;
             };
+            if !idle_wait.is_zero() && self.still_waiting(&idle, idle_wait) {
+                return merged;
+            }
             if holds.get(t).copied().flatten().is_some_and(|h| offset >= h) {
                 return merged;
             }
@@ -214,6 +231,26 @@ impl Merge {
             merged.topics.push(t as u32);
         }
         merged
+    }
+
+    /// Whether one of the topics `idle` (at their end) has been waited for
+    /// less than `wait` since the merge first found it so.
+    fn still_waiting(&mut self, idle: &[usize], wait: Duration) -> bool {
+        let now = Instant::now();
+        let mut waiting = false;
+        for &u in idle {
+            let input = &mut self.inputs[u];
+            if input.waived {
+                continue;
+            }
+            let since = *input.idle_since.get_or_insert(now);
+            if now.duration_since(since) < wait {
+                waiting = true;
+            } else {
+                input.waived = true;
+            }
+        }
+        waiting
     }
 }
 
@@ -271,7 +308,7 @@ mod tests {
     fn events_merge_by_timestamp_then_topic_then_offset() {
         let mut merge = merge_of(&[&[10, 20, 20], &[5, 20, 30]]);
         let ends = vec![vec![3], vec![3]];
-        let m = merge.take(&ends, 0, &[], 100);
+        let m = merge.take(&ends, (0, &[]), 100, Duration::ZERO);
         assert_eq!(order(&m), [(1, 0), (0, 0), (0, 1), (0, 2), (1, 1), (1, 2)]);
         assert_eq!(m.late, 0);
         assert_eq!(merge.nexts(), [3, 3]);
@@ -282,10 +319,10 @@ mod tests {
     fn the_merge_waits_for_a_topic_with_events_not_read_yet_but_not_for_one_at_its_end() {
         let mut merge = merge_of(&[&[10, 20], &[]]);
         // Topic 1 has an event in the log not read yet: nothing is known.
-        let m = merge.take(&[vec![2], vec![1]], 0, &[], 100);
+        let m = merge.take(&[vec![2], vec![1]], (0, &[]), 100, Duration::ZERO);
         assert!(m.events.is_empty());
         // Topic 1 is at its end: topic 0 goes on.
-        let m = merge.take(&[vec![2], vec![0]], 0, &[], 100);
+        let m = merge.take(&[vec![2], vec![0]], (0, &[]), 100, Duration::ZERO);
         assert_eq!(order(&m), [(0, 0), (0, 1)]);
         // Events of topic 1 arriving now with an earlier timestamp than 20
         // are late; one after it is not, nor one going back in time within
@@ -294,24 +331,37 @@ mod tests {
             .buf
             .extend([record(0, 15), record(1, 18), record(2, 25), record(3, 5)]);
         merge.inputs[1].read = 4;
-        let m = merge.take(&[vec![2], vec![4]], 0, &[], 100);
+        let m = merge.take(&[vec![2], vec![4]], (0, &[]), 100, Duration::ZERO);
         assert_eq!(order(&m), [(1, 0), (1, 1), (1, 2), (1, 3)]);
         assert_eq!(m.late, 2);
         // Disorder within a topic whose events are all there is not late.
         let mut merge = merge_of(&[&[10, 30, 12], &[20, 25]]);
-        let m = merge.take(&[vec![3], vec![2]], 0, &[], 100);
+        let m = merge.take(&[vec![3], vec![2]], (0, &[]), 100, Duration::ZERO);
         assert_eq!(m.late, 0);
+    }
+
+    #[test]
+    fn with_an_idle_wait_the_merge_waits_for_a_topic_at_its_end_then_goes_on() {
+        let mut merge = merge_of(&[&[10, 20], &[]]);
+        let ends = [vec![2], vec![0]];
+        let wait = Duration::from_secs(3600);
+        assert!(merge.take(&ends, (0, &[]), 100, wait).events.is_empty());
+        // Once waited out it goes on; an event read resets the wait.
+        merge.inputs[1].idle_since = Instant::now().checked_sub(wait);
+        assert_eq!(order(&merge.take(&ends, (0, &[]), 1, wait)), [(0, 0)]);
+        assert!(merge.inputs[1].waived);
+        assert_eq!(order(&merge.take(&ends, (0, &[]), 1, wait)), [(0, 1)]);
     }
 
     #[test]
     fn a_hold_stops_the_merge_at_the_first_held_event_in_order() {
         let mut merge = merge_of(&[&[10, 30], &[20, 40]]);
         let ends = vec![vec![2], vec![2]];
-        let m = merge.take(&ends, 0, &[Some(1), None], 100);
+        let m = merge.take(&ends, (0, &[Some(1), None]), 100, Duration::ZERO);
         // (0,1) at 30 is held, so (1,1) at 40, after it, is not delivered.
         assert_eq!(order(&m), [(0, 0), (1, 0)]);
         assert_eq!(merge.nexts(), [1, 1]);
-        let m = merge.take(&ends, 0, &[], 1);
+        let m = merge.take(&ends, (0, &[]), 1, Duration::ZERO);
         assert_eq!(order(&m), [(0, 1)], "at most `max`");
     }
 

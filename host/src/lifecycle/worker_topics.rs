@@ -5,7 +5,7 @@
 //! topic could not give the merged order back), naming the failing event's
 //! topic.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::super::env::Env;
 use super::super::inputs::{FillError, Merge, Merged, offset_rows, read_offset};
@@ -124,7 +124,8 @@ impl Worker {
             }
         }
         let before = merge.nexts();
-        let merged = merge.take(&self.ends, p, &holds, self.batch.limit);
+        let idle = Duration::from_millis(self.run.record.settings.topic_idle_ms);
+        let merged = merge.take(&self.ends, (p, &holds), self.batch.limit, idle);
         if merged.events.is_empty() {
             return Ok(Ok(false));
         }
