@@ -386,6 +386,8 @@ fn a_poison_event_of_the_second_topic_is_named_with_its_topic_and_offset() {
     assert_eq!(v["failure"]["event_topic"], "limits", "{v}");
     assert_eq!(v["failure"]["partition"], 1);
     assert_eq!(v["failure"]["offset"], 12);
+    assert_eq!(v["inputs"][1]["topic"], "limits");
+    assert_eq!(v["inputs"][1]["applied_offsets"][1], 12, "{v}");
     // The events before it in the merged order are applied, none after.
     let want = merged(&[&orders, &limits]);
     let got = seen(&server, "probe@1.0.0");

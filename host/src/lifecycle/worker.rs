@@ -20,6 +20,12 @@
 //! failure itself; the host records it once. A replaying worker also stops
 //! when its partitions have caught up ([`Stop::CaughtUp`]), so that its
 //! work moves to a thread of normal priority (see `super::priority`).
+//!
+//! A version that reads several topics has, per partition, a merge of that
+//! partition of every topic (`super::inputs`) in place of one reader; its
+//! batches, their commits and their pinpointing are in `worker_topics.rs`.
+//! (About 700 lines: the loop, the reads, the commits and the pinpointing of
+//! one topic share the worker's state, and read best together.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +44,7 @@ use crate::store::{Layout, StoreError, View, Writes};
 // Several input topics: the worker's side of `super::inputs`.
 #[path = "worker_topics.rs"]
 mod topics;
+use topics::MergeStart;
 
 /// Why a worker stopped.
 pub(super) enum Stop {
@@ -144,15 +151,6 @@ struct Pinpointed {
     next: u64,
     /// Whether every event succeeded alone.
     every_event_passed: bool,
-}
-
-/// Why the merges of a version reading several topics could not start or
-/// read the topics' ends.
-enum MergeStart {
-    /// The log cannot be reached right now.
-    Unavailable(LogError),
-    /// The version fails.
-    Failed(Fault),
 }
 
 /// One version's worker (see the module documentation).
@@ -693,24 +691,6 @@ impl Worker {
         for (p, s) in self.partitions.iter().enumerate() {
             if self.lane.has(env, p) {
                 applied[p] = s.next;
-            }
-        }
-    }
-
-    /// [`report_applied`](Self::report_applied) of the topics past the
-    /// first, of a version that reads several, into `applied` (by topic
-    /// index less one, then partition).
-    fn report_applied_more(&self, env: &Env<'_>, applied: &mut Vec<Vec<u64>>) {
-        applied.resize(self.topics.len().saturating_sub(1), Vec::new());
-        for (p, s) in self.partitions.iter().enumerate() {
-            let Some(merge) = s.merge.as_ref().filter(|_| self.lane.has(env, p)) else {
-                continue;
-            };
-            for (topic, next) in applied.iter_mut().zip(merge.nexts().into_iter().skip(1)) {
-                if topic.len() <= p {
-                    topic.resize(p + 1, 0);
-                }
-                topic[p] = next;
             }
         }
     }

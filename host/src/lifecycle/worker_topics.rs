@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::super::env::Env;
 use super::super::inputs::{FillError, Merge, Merged, offset_rows, read_offset};
-use super::{Fault, MergeStart, Pinpointed, Worker};
+use super::{Fault, Pinpointed, Worker};
 use crate::eventlog::LogError;
 use crate::log::Record;
 use crate::registry::OnError;
@@ -17,7 +17,33 @@ use crate::runtime::CallFailure;
 use crate::runtime::timers::Keys;
 use crate::store::{StoreError, Writes};
 
+/// Why the merges of a version reading several topics could not start or
+/// read the topics' ends.
+pub(super) enum MergeStart {
+    /// The log cannot be reached right now.
+    Unavailable(LogError),
+    /// The version fails.
+    Failed(Fault),
+}
+
 impl Worker {
+    /// [`report_applied`](Self::report_applied) of the topics past the
+    /// first, of a version that reads several, into `applied` (by topic
+    /// index less one, then partition).
+    pub(super) fn report_applied_more(&self, env: &Env<'_>, applied: &mut Vec<Vec<u64>>) {
+        applied.resize(self.topics.len().saturating_sub(1), Vec::new());
+        for (p, s) in self.partitions.iter().enumerate() {
+            let Some(merge) = s.merge.as_ref().filter(|_| self.lane.has(env, p)) else {
+                continue;
+            };
+            for (topic, next) in applied.iter_mut().zip(merge.nexts().into_iter().skip(1)) {
+                if topic.len() <= p {
+                    topic.resize(p + 1, 0);
+                }
+                topic[p] = next;
+            }
+        }
+    }
     /// A merge for each partition this worker processes, starting at topic
     /// 0's next offset (already in `partitions`) and at the next offset of
     /// each other topic committed in the shard, or that topic's start.
