@@ -15,7 +15,8 @@
 //!   dead letter naming its topic;
 //! - an event that arrives after events of the other topic with later
 //!   timestamps were delivered is counted late;
-//! - a diff of two such versions holds both topics at one position.
+//! - a diff of two such versions holds both topics at one position, also
+//!   while both topics grow.
 
 #![allow(clippy::unwrap_used)]
 
@@ -388,6 +389,21 @@ fn a_poison_event_of_the_second_topic_is_named_with_its_topic_and_offset() {
     assert_eq!(v["failure"]["offset"], 12);
     assert_eq!(v["inputs"][1]["topic"], "limits");
     assert_eq!(v["inputs"][1]["applied_offsets"][1], 12, "{v}");
+    // Its lag counts the events of both topics not applied.
+    let pending: u64 = v["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| {
+            let applied = i["applied_offsets"].as_array().unwrap().clone();
+            let ends = i["end_offsets"].as_array().unwrap().clone();
+            ends.into_iter()
+                .zip(applied)
+                .map(|(e, a)| e.as_u64().unwrap() - a.as_u64().unwrap())
+        })
+        .sum();
+    assert!(pending >= 50 - 12, "{v}");
+    assert_eq!(v["lag"], pending, "{v}");
     // The events before it in the merged order are applied, none after.
     let want = merged(&[&orders, &limits]);
     let got = seen(&server, "probe@1.0.0");
@@ -512,4 +528,51 @@ fn with_a_topic_idle_wait_a_topic_at_its_end_is_waited_for() {
         err.contains("--topic-idle-ms is for a version of several topics"),
         "{err}"
     );
+}
+
+#[test]
+fn a_diff_holds_both_topics_of_two_live_versions_at_one_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    create_topics(&server, &[("orders", PARTITIONS), ("limits", PARTITIONS)]);
+    server.json(&deploy_args("1.0.0", &["--wait"]));
+    server.json(&deploy_args("2.0.0", &["--wait"]));
+    // Timestamps grow across every append, so that live delivery is the
+    // merge order whatever the timing: two versions at one position of
+    // both topics hold the same rows, and one topic left unheld would show.
+    let url = server.url.clone();
+    let producer = std::thread::spawn(move || {
+        let mut ts = 1000;
+        for round in 0..60 {
+            let topic = if round % 2 == 0 { "orders" } else { "limits" };
+            let events: Vec<Value> = (0..20)
+                .map(|i| {
+                    ts += 1;
+                    json!({"value": format!("r{round}-{i}"), "timestamp": ts, "partition": i % 2})
+                })
+                .collect();
+            let body = json!({ "events": events }).to_string();
+            let (status, answer) = http(
+                &url,
+                "POST",
+                &format!("/v1/topics/{topic}/events"),
+                body.as_bytes(),
+            );
+            assert_eq!(status, 200, "{answer}");
+        }
+    });
+    let mut diffs = 0;
+    while !producer.is_finished() || diffs == 0 {
+        let diff = server.json(&["diff", "probe@1.0.0", "probe@2.0.0", "--limit", "0"]);
+        let counts = &diff["counts"];
+        assert_eq!(
+            (&counts["added"], &counts["removed"], &counts["changed"]),
+            (&json!(0), &json!(0), &json!(0)),
+            "{diff}"
+        );
+        diffs += 1;
+    }
+    producer.join().unwrap();
+    wait_all(&server, "probe@1.0.0");
+    assert_eq!(server.version("probe@1.0.0")["late_events"], 0);
 }
