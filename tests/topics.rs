@@ -189,7 +189,8 @@ fn a_version_of_two_topics_sees_them_in_merge_order_and_status_shows_both() {
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        printed.contains("reading topics orders, limits"),
+        printed.contains("reading topics orders, limits")
+            && printed.contains("replaying 1,000 events"),
         "{printed}"
     );
     let v = wait_all(&server, "probe@1.0.0");
