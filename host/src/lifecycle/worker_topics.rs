@@ -310,7 +310,9 @@ impl Worker {
                     (Writes::new(), true)
                 }
             };
-            nexts[t as usize] = offset + 1;
+            if let Some(next) = nexts.get_mut(t as usize) {
+                *next = offset + 1;
+            }
             offset_rows(partition, &nexts, &mut writes);
             view.commit(partition, nexts[0], &writes, skipped)
                 .map_err(commit_err)?;
