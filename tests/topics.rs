@@ -193,6 +193,8 @@ fn a_version_of_two_topics_sees_them_in_merge_order_and_status_shows_both() {
             && printed.contains("replaying 1,000 events"),
         "{printed}"
     );
+    let waited = String::from_utf8_lossy(&out.stderr);
+    assert!(waited.contains("(1,000 events applied)"), "{waited}");
     let v = wait_all(&server, "probe@1.0.0");
 
     assert_eq!(seen(&server, "probe@1.0.0"), merged(&[&orders, &limits]));

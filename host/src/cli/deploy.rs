@@ -134,7 +134,7 @@ async fn wait_caught_up(
                     "{}: {} ({} events applied)",
                     v.id,
                     v.state,
-                    group(v.applied_offsets.iter().sum::<u64>())
+                    group(applied_events(&v))
                 );
             }
             return Ok(v);
@@ -154,6 +154,14 @@ async fn wait_caught_up(
             _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id, last.as_ref(), &meter)),
         }
     }
+}
+
+/// The events `v` has applied: of every topic, when it reads several.
+fn applied_events(v: &VersionStatus) -> u64 {
+    if v.inputs.is_empty() {
+        return v.applied_offsets.iter().sum();
+    }
+    v.inputs.iter().flat_map(|i| &i.applied_offsets).sum()
 }
 
 fn interrupted(
