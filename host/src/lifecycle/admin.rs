@@ -106,16 +106,6 @@ impl Host {
         })?;
         tracing::info!(version = %id, topics = topics.join(","), digest = short(&digest), "deployed");
         self.start(record, plugin.clone(), Some(instance))?;
-        let mut events_to_replay = 0;
-        for t in topics {
-            let ends = self.log.end_offsets(t).unwrap_or_default();
-            let start = self.log.start_offsets(t).unwrap_or_default();
-            events_to_replay += ends
-                .iter()
-                .enumerate()
-                .map(|(p, e)| e.saturating_sub(start.get(p).copied().unwrap_or(0)))
-                .sum::<u64>();
-        }
         Ok(DeployReport {
             id: id.to_string(),
             digest,
@@ -123,8 +113,24 @@ impl Host {
             created: true,
             compiled_from_cache: plugin.from_cache,
             compile_ms: crate::clock::millis(plugin.load_time),
-            events_to_replay,
+            events_to_replay: self.events_to_replay(topics),
         })
+    }
+
+    /// The events of `topics` a new version replays (from each partition's
+    /// start).
+    fn events_to_replay(&self, topics: &[String]) -> u64 {
+        let mut events = 0;
+        for t in topics {
+            let ends = self.log.end_offsets(t).unwrap_or_default();
+            let start = self.log.start_offsets(t).unwrap_or_default();
+            events += ends
+                .iter()
+                .enumerate()
+                .map(|(p, e)| e.saturating_sub(start.get(p).copied().unwrap_or(0)))
+                .sum::<u64>();
+        }
+        events
     }
 
     /// Refuses topics past the first (`more`) that do not exist, repeat one,
@@ -150,7 +156,7 @@ impl Host {
     }
 
     /// Refuses a new version of a processor whose versions read another
-    /// topic: their views could not be compared.
+    /// (first) topic: their views could not be compared.
     fn check_same_topic(&self, id: &VersionId, topic: &str) -> Result<()> {
         if let Some(other) = self.registry.versions()?.into_iter().find(|r| {
             r.name == id.name && r.topic != topic && !matches!(r.stored, Stored::Retired { .. })

@@ -198,7 +198,6 @@ impl Worker {
         let mut worker = Worker {
             label: id.to_string(),
             id,
-            run,
             plugin,
             instance,
             partitions: Vec::new(),
@@ -207,10 +206,10 @@ impl Worker {
             started: false,
             buf: Vec::with_capacity(batch.limit),
             batch,
-            topics: Vec::new(),
+            topics: run.record.topics(),
             ends: Vec::new(),
+            run,
         };
-        worker.topics = worker.run.record.topics();
         if worker.instance.is_none() {
             let instance = worker.instantiate(env).map_err(|f| Fault {
                 place: Place {
