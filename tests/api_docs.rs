@@ -337,6 +337,24 @@ fn real_answers(server: &Server, dir: &std::path::Path) -> BTreeMap<&'static str
     };
     add("VersionStatus", faulty("0.1.0", "stop"));
     add("VersionStatus", faulty("0.2.0", "skip"));
+    // A version of two topics (its `inputs`).
+    server.json(&["topic", "create", "extra", "--partitions", "1"]);
+    add(
+        "VersionStatus",
+        server.json(&[
+            "deploy",
+            kappa_plugins::TOPIC_PROBE.path,
+            "--name",
+            "probe",
+            "--version",
+            "1.0.0",
+            "--topic",
+            "other",
+            "--topic",
+            "extra",
+            "--wait",
+        ]),
+    );
 
     add("StatusReport", get(server, "/v1/status"));
     add("StatusReport", server.json(&["status", "payments"]));

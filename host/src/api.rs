@@ -307,6 +307,8 @@ async fn version(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeployQuery {
+    /// The topics, comma-separated (topic names hold no comma): the first
+    /// is topic index 0.
     topic: String,
     #[serde(default)]
     config: String,
@@ -316,6 +318,7 @@ struct DeployQuery {
     memory_limit_bytes: Option<u64>,
     on_error: Option<String>,
     threads: Option<u32>,
+    topic_idle_ms: Option<u64>,
 }
 
 async fn deploy(
@@ -338,10 +341,12 @@ async fn deploy(
             Some(s) => s.parse().map_err(Error::Invalid)?,
         },
         threads: q.threads.unwrap_or(defaults.threads),
+        topic_idle_ms: q.topic_idle_ms.unwrap_or(defaults.topic_idle_ms),
     };
     let report = blocking(move || {
         let id = VersionId::new(&name, &version)?;
-        host.deploy(&id, &q.topic, &body, settings)
+        let topics: Vec<String> = q.topic.split(',').map(str::to_owned).collect();
+        host.deploy_topics(&id, &topics, &body, settings)
     })
     .await?;
     let status = if report.created {

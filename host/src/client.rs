@@ -254,8 +254,22 @@ impl Client {
         bytes: Vec<u8>,
         settings: &Settings,
     ) -> Result<DeployReport, ClientError> {
-        let query = [
-            ("topic", topic.to_owned()),
+        self.deploy_topics(name, version, &[topic.to_owned()], bytes, settings)
+            .await
+    }
+
+    /// [`deploy`](Self::deploy) of a version reading `topics` (the first is
+    /// topic index 0).
+    pub async fn deploy_topics(
+        &self,
+        name: &str,
+        version: &str,
+        topics: &[String],
+        bytes: Vec<u8>,
+        settings: &Settings,
+    ) -> Result<DeployReport, ClientError> {
+        let mut query = vec![
+            ("topic", topics.join(",")),
             ("config", settings.config.clone()),
             ("auto_promote", settings.auto_promote.to_string()),
             ("batch_timeout_ms", settings.batch_timeout_ms.to_string()),
@@ -273,6 +287,11 @@ impl Client {
             ),
             ("threads", settings.threads.to_string()),
         ];
+        // Sent only when set, so that a deploy without it reaches a server
+        // that does not know it.
+        if settings.topic_idle_ms > 0 {
+            query.push(("topic_idle_ms", settings.topic_idle_ms.to_string()));
+        }
         let req = self
             .http
             .post(self.url(&["v1", "processors", name, "versions", version])?)

@@ -282,6 +282,7 @@ impl Metrics {
         let eta = Family::<VersionLabels, FloatGauge>::default();
         let state = Family::<StateLabels, Gauge>::default();
         let dead_letters = Family::<VersionLabels, Counter>::default();
+        let late = Family::<VersionLabels, Counter>::default();
         for v in versions {
             let labels = VersionLabels {
                 processor: v.name.clone(),
@@ -307,6 +308,9 @@ impl Metrics {
             dead_letters
                 .get_or_create(&labels)
                 .inc_by(v.dead_letter_count);
+            if let Some(n) = v.late_events {
+                late.get_or_create(&labels).inc_by(n);
+            }
             state.get_or_create(&state_labels(&labels, v.state)).set(1);
         }
         let end_offset = Family::<PartitionLabels, Gauge>::default();
@@ -329,6 +333,11 @@ impl Metrics {
             "kappa_version_events_processed",
             "Events processed by the version since the host started",
             processed,
+        );
+        registry.register(
+            "kappa_version_late_events",
+            "Events of a version reading several topics delivered late since the host started",
+            late,
         );
         registry.register(
             "kappa_version_lag_events",

@@ -62,6 +62,17 @@ impl From<TopicInfo> for TopicStatus {
     }
 }
 
+/// One input topic of a version that reads several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputStatus {
+    /// The topic.
+    pub topic: String,
+    /// Next offset the view will apply, per partition.
+    pub applied_offsets: Vec<u64>,
+    /// The topic's end offsets, per partition.
+    pub end_offsets: Vec<u64>,
+}
+
 /// Status of one version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionStatus {
@@ -116,6 +127,17 @@ pub struct VersionStatus {
     /// unreachable); the worker retries and resumes where it stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// For a version that reads several topics: each topic's offsets, by
+    /// topic index (absent for a version of one topic).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputStatus>,
+    /// For a version that reads several topics: how many events this host
+    /// delivered late since it started (an event of one topic with an
+    /// earlier timestamp than an event of another topic delivered before
+    /// it), so that an operator sees when live interleaving differed from
+    /// timestamp order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_events: Option<u64>,
 }
 
 /// Status of one processor: its alias and versions.

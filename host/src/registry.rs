@@ -113,6 +113,11 @@ pub enum Stored {
 /// Why and where a version stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// Topic of the event being processed, named for a version that reads
+    /// several topics (absent otherwise). Not `topic`: a failure is stored
+    /// inside its version's record, beside the version's own `topic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_topic: Option<String>,
     /// Partition of the event being processed, when known.
     pub partition: Option<u32>,
     /// Offset of the event being processed, when known.
@@ -193,6 +198,15 @@ pub struct Settings {
     /// Bounds what a replay takes of the machine.
     #[serde(default)]
     pub threads: u32,
+    /// With several input topics: how long, in ms, the merge waits for a
+    /// topic at its end of the log before it delivers the other topics'
+    /// events without it; 0: it does not wait. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub topic_idle_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The poison-event policy of a version.
@@ -231,6 +245,10 @@ impl std::fmt::Display for OnError {
 /// An event a version skipped under the `skip` policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    /// Topic of the event, named for a version that reads several topics
+    /// (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
     /// Partition of the event.
     pub partition: u32,
     /// Offset of the event.
@@ -267,6 +285,7 @@ impl Default for Settings {
             memory_limit_bytes: default_memory_limit(),
             on_error: OnError::Stop,
             threads: 0,
+            topic_idle_ms: 0,
         }
     }
 }
@@ -280,8 +299,13 @@ pub struct VersionRecord {
     pub version: semver::Version,
     /// sha256 of the component bytes, hex.
     pub digest: String,
-    /// The topic it reads.
+    /// The topic it reads (the first, index 0, when it reads several).
     pub topic: String,
+    /// The other topics it reads, in the order given at deploy (index 1
+    /// on); absent when it reads one, so that records of one topic read and
+    /// write as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_topics: Vec<String>,
     /// Deploy settings.
     pub settings: Settings,
     /// When it was deployed, in ms since the Unix epoch.
@@ -307,6 +331,21 @@ impl VersionRecord {
         VersionId {
             name: self.name.clone(),
             version: self.version.clone(),
+        }
+    }
+
+    /// Every topic it reads, by topic index: `topic`, then `more_topics`.
+    pub fn topics(&self) -> Vec<String> {
+        std::iter::once(self.topic.clone())
+            .chain(self.more_topics.iter().cloned())
+            .collect()
+    }
+
+    /// The name of topic `index` (the first topic past the end).
+    pub fn topic_name(&self, index: u32) -> &str {
+        match index.checked_sub(1) {
+            Some(i) => self.more_topics.get(i as usize).unwrap_or(&self.topic),
+            None => &self.topic,
         }
     }
 }
@@ -495,6 +534,7 @@ mod tests {
             version: semver::Version::parse(version).unwrap(),
             digest: "00".into(),
             topic: "t".into(),
+            more_topics: Vec::new(),
             settings: Settings::default(),
             deployed_at_ms: 0,
             caught_up: false,
@@ -518,6 +558,32 @@ mod tests {
         };
         assert_eq!(offset_only.to_string(), "");
         assert!(!offset_only.is_known() && partition_only.is_known());
+    }
+
+    #[test]
+    fn a_record_of_one_topic_reads_and_writes_as_before() {
+        let one = record("p", "1.0.0");
+        let json = serde_json::to_value(&one).unwrap();
+        assert!(json.get("more_topics").is_none(), "{json}");
+        let mut two = one.clone();
+        two.more_topics = vec!["limits".into()];
+        let back: VersionRecord =
+            serde_json::from_value(serde_json::to_value(&two).unwrap()).unwrap();
+        assert_eq!(back.topics(), ["t", "limits"]);
+        assert_eq!(back.topic_name(1), "limits");
+        assert_eq!(back.topic_name(0), "t");
+        let old: VersionRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(old.topics(), ["t"]);
+        // A failure naming its event's topic is stored beside the version's.
+        two.stored = Stored::Failed(Failure {
+            event_topic: Some("limits".into()),
+            partition: Some(0),
+            offset: Some(12),
+            message: "boom".into(),
+            at_ms: 0,
+        });
+        let back: VersionRecord = serde_json::from_slice(&encode(&two).unwrap()).unwrap();
+        assert_eq!((back.topic.as_str(), back.stored), ("t", two.stored));
     }
 
     #[test]

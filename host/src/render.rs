@@ -64,9 +64,14 @@ pub fn alias_text(p: &ProcessorStatus) -> String {
 pub fn failure_text(v: &VersionStatus) -> String {
     match &v.failure {
         Some(f) => {
+            let topic = f
+                .event_topic
+                .as_ref()
+                .map(|t| format!("topic {t} "))
+                .unwrap_or_default();
             let place = match (f.partition, f.offset) {
-                (Some(p), Some(o)) => format!("at partition {p} offset {o}: "),
-                (Some(p), None) => format!("at partition {p}: "),
+                (Some(p), Some(o)) => format!("at {topic}partition {p} offset {o}: "),
+                (Some(p), None) => format!("at {topic}partition {p}: "),
                 _ => String::new(),
             };
             format!("{place}{}", f.message)
@@ -132,6 +137,9 @@ fn status_row(v: &VersionStatus) -> String {
     if v.state == State::Replaying && v.end_offsets.len() > 1 {
         out.push_str(&partition_progress(v));
     }
+    if !v.inputs.is_empty() {
+        out.push_str(&inputs_line(v));
+    }
     if v.state == State::Failed {
         out.push_str(&format!("      failed {}\n", failure_text(v)));
     }
@@ -140,11 +148,43 @@ fn status_row(v: &VersionStatus) -> String {
     }
     if let Some(last) = v.dead_letters.last() {
         out.push_str(&format!(
-            "      {} dead letters; latest at partition {} offset {}: {}\n",
-            v.dead_letter_count, last.partition, last.offset, last.message
+            "      {} dead letters; latest at {}partition {} offset {}: {}\n",
+            v.dead_letter_count,
+            last.topic
+                .as_ref()
+                .map(|t| format!("topic {t} "))
+                .unwrap_or_default(),
+            last.partition,
+            last.offset,
+            last.message
         ));
     }
     out
+}
+
+/// The topics of a version that reads several, each with its events
+/// applied and in the log, and its late events: `topics orders 1,200/1,200,
+/// limits 300/310; 2 late events`.
+fn inputs_line(v: &VersionStatus) -> String {
+    let topics: Vec<String> = v
+        .inputs
+        .iter()
+        .map(|i| {
+            let applied: u64 = i
+                .applied_offsets
+                .iter()
+                .zip(&i.end_offsets)
+                .map(|(a, e)| *a.min(e))
+                .sum();
+            let end: u64 = i.end_offsets.iter().sum();
+            format!("{} {}/{}", i.topic, group(applied), group(end))
+        })
+        .collect();
+    format!(
+        "      topics {}; {} late events\n",
+        topics.join(", "),
+        group(v.late_events.unwrap_or(0))
+    )
 }
 
 /// Where a replaying version is in each partition, so that a lagging one

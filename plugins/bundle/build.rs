@@ -42,6 +42,7 @@ const TEST_PLUGINS: &[(&str, &str)] = &[
     ("global-count", "GLOBAL_COUNT"),
     ("range-probe", "RANGE_PROBE"),
     ("timer-probe", "TIMER_PROBE"),
+    ("topic-probe", "TOPIC_PROBE"),
 ];
 
 fn main() -> ExitCode {

@@ -12,14 +12,14 @@ use crate::model::{DeployReport, State, VersionStatus};
 use crate::registry::{Settings, VersionId};
 use crate::render::{Meter, alias_text, failure_text, group, progress_line, short_digest};
 
-/// `kappa deploy FILE --name --version --topic [--wait]`.
+/// `kappa deploy FILE --name --version --topic... [--wait]`.
 pub(super) async fn deploy(client: &Client, args: DeployArgs, json: bool) -> Result<(), Failure> {
     let id = VersionId::new(&args.name, &args.version).map_err(|e| usage(e.to_string()))?;
     let bytes = std::fs::read(&args.file)
         .map_err(|e| usage(format!("cannot read {}: {e}", args.file.display())))?;
     let settings = settings(&args)?;
     let report = client
-        .deploy(
+        .deploy_topics(
             &id.name,
             &id.version.to_string(),
             &args.topic,
@@ -28,7 +28,7 @@ pub(super) async fn deploy(client: &Client, args: DeployArgs, json: bool) -> Res
         )
         .await?;
     if !json {
-        print_deployed(&report);
+        print_deployed(&report, &args.topic);
     }
     if args.wait {
         let status = wait_caught_up(client, &id, json).await?;
@@ -65,16 +65,20 @@ fn settings(args: &DeployArgs) -> Result<Settings, Failure> {
         memory_limit_bytes: args.memory_limit_mb.saturating_mul(1 << 20),
         on_error: args.on_error,
         threads: args.threads,
+        topic_idle_ms: args.topic_idle_ms,
     })
 }
 
-fn print_deployed(report: &DeployReport) {
+fn print_deployed(report: &DeployReport, topics: &[String]) {
     if report.created {
+        let reading = match topics {
+            [_, _, ..] => format!("topics {}", topics.join(", ")),
+            _ => format!("topic {}", report.topic),
+        };
         println!(
-            "deployed {} (sha256 {}), reading topic {}; {} ({} ms); replaying {} events",
+            "deployed {} (sha256 {}), reading {reading}; {} ({} ms); replaying {} events",
             report.id,
             short_digest(&report.digest),
-            report.topic,
             if report.compiled_from_cache {
                 "machine code from cache"
             } else {
@@ -130,7 +134,7 @@ async fn wait_caught_up(
                     "{}: {} ({} events applied)",
                     v.id,
                     v.state,
-                    group(v.applied_offsets.iter().sum::<u64>())
+                    group(applied_events(&v))
                 );
             }
             return Ok(v);
@@ -150,6 +154,14 @@ async fn wait_caught_up(
             _ = &mut ctrl_c => return Err(interrupted(bar.as_ref(), id, last.as_ref(), &meter)),
         }
     }
+}
+
+/// The events `v` has applied: of every topic, when it reads several.
+fn applied_events(v: &VersionStatus) -> u64 {
+    if v.inputs.is_empty() {
+        return v.applied_offsets.iter().sum();
+    }
+    v.inputs.iter().flat_map(|i| &i.applied_offsets).sum()
 }
 
 fn interrupted(

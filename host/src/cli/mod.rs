@@ -300,9 +300,11 @@ struct DeployArgs {
     /// Semantic version of this component.
     #[arg(long)]
     version: String,
-    /// Topic to process.
-    #[arg(long)]
-    topic: String,
+    /// Topic to process. Repeat it for a version of contract 0.3.0 that
+    /// reads several topics of one partition count: the first given is
+    /// topic index 0.
+    #[arg(long, required = true)]
+    topic: Vec<String>,
     /// Configuration string handed to the plugin's init.
     #[arg(long, conflicts_with = "config_file")]
     config: Option<String>,
@@ -328,6 +330,11 @@ struct DeployArgs {
     /// of the machine. 0: the server's --threads-per-version.
     #[arg(long, default_value_t = 0)]
     threads: u32,
+    /// With several topics: how long (ms) to wait for a topic at its end of
+    /// the log before delivering the other topics' events without it, so
+    /// that fewer events arrive late. 0: do not wait.
+    #[arg(long, default_value_t = 0)]
+    topic_idle_ms: u64,
     /// Wait until the version has caught up (or failed), showing progress.
     #[arg(long)]
     wait: bool,

@@ -24,7 +24,7 @@ pub(super) async fn status(client: &Client, args: StatusArgs, json: bool) -> Res
     Ok(())
 }
 
-/// Status of every processor, or of one with only its topic.
+/// Status of every processor, or of one with only its topics.
 async fn fetch_status(client: &Client, name: Option<&str>) -> Result<StatusReport, Failure> {
     Ok(match name {
         Some(name) => {
@@ -36,7 +36,12 @@ async fn fetch_status(client: &Client, name: Option<&str>) -> Result<StatusRepor
                 .await
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|t| t.name == p.topic)
+                .filter(|t| {
+                    t.name == p.topic
+                        || p.versions
+                            .iter()
+                            .any(|v| v.inputs.iter().any(|i| i.topic == t.name))
+                })
                 .collect();
             StatusReport {
                 processors: vec![p],

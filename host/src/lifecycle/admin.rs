@@ -25,11 +25,31 @@ impl Host {
         bytes: &[u8],
         settings: Settings,
     ) -> Result<DeployReport> {
+        self.deploy_topics(id, &[topic.to_owned()], bytes, settings)
+    }
+
+    /// [`deploy`](Self::deploy) of a version reading `topics` (the first is
+    /// topic index 0). Several topics need a component of contract 0.3.0
+    /// (whose batch says each event's topic) and topics of one partition
+    /// count: partition P of each is processed together, into shard P.
+    pub fn deploy_topics(
+        self: &Arc<Self>,
+        id: &VersionId,
+        topics: &[String],
+        bytes: &[u8],
+        settings: Settings,
+    ) -> Result<DeployReport> {
         let _admin = self.admin_lock.lock();
+        let Some((topic, more)) = topics.split_first() else {
+            return Err(Error::invalid(format!(
+                "{id}: no topic given: a version reads at least one (--topic NAME)"
+            )));
+        };
         let info = self.log.topic(topic)?;
+        self.check_more_topics(topic, info.partitions, more)?;
         let digest = hex::encode(Sha256::digest(bytes));
         if let Some(existing) = self.registry.version(id)? {
-            return deployed_again(id, existing, topic, digest, &settings);
+            return deployed_again(id, existing, topics, digest, &settings);
         }
         self.check_same_topic(id, topic)?;
 
@@ -37,6 +57,21 @@ impl Host {
             Error::Invalid(m) => Error::Invalid(format!("{id}: {m}")),
             other => other,
         })?;
+        if more.is_empty() && settings.topic_idle_ms > 0 {
+            return Err(Error::invalid(format!(
+                "{id}: --topic-idle-ms is for a version of several topics (it waits for one at \
+                 its end before going on with the others); {id} reads `{topic}` alone"
+            )));
+        }
+        if !more.is_empty() && !plugin.contract().has_timers() {
+            return Err(Error::invalid(format!(
+                "{id} is a component of contract {}, whose batch has no topic column: a \
+                 version reads several topics (--topic given {} times) from contract 0.3.0 \
+                 on; deploy it with one --topic, or build it for kappa:processor@0.3.0",
+                plugin.contract().version(),
+                topics.len()
+            )));
+        }
         let label = id.to_string();
         let instance = self
             .runtime
@@ -57,6 +92,7 @@ impl Host {
             version: id.version.clone(),
             digest: digest.clone(),
             topic: topic.to_owned(),
+            more_topics: more.to_vec(),
             settings,
             deployed_at_ms: now_ms(),
             caught_up: false,
@@ -68,7 +104,7 @@ impl Host {
             *slot = Some(record.clone());
             Ok(())
         })?;
-        tracing::info!(version = %id, topic, digest = short(&digest), "deployed");
+        tracing::info!(version = %id, topics = topics.join(","), digest = short(&digest), "deployed");
         self.start(record, plugin.clone(), Some(instance))?;
         Ok(DeployReport {
             id: id.to_string(),
@@ -77,19 +113,50 @@ impl Host {
             created: true,
             compiled_from_cache: plugin.from_cache,
             compile_ms: crate::clock::millis(plugin.load_time),
-            events_to_replay: {
-                let start = self.log.start_offsets(topic).unwrap_or_default();
-                info.end_offsets
-                    .iter()
-                    .enumerate()
-                    .map(|(p, e)| e.saturating_sub(start.get(p).copied().unwrap_or(0)))
-                    .sum()
-            },
+            events_to_replay: self.events_to_replay(topics),
         })
     }
 
+    /// The events of `topics` a new version replays (from each partition's
+    /// start).
+    fn events_to_replay(&self, topics: &[String]) -> u64 {
+        let mut events = 0;
+        for t in topics {
+            let ends = self.log.end_offsets(t).unwrap_or_default();
+            let start = self.log.start_offsets(t).unwrap_or_default();
+            events += ends
+                .iter()
+                .enumerate()
+                .map(|(p, e)| e.saturating_sub(start.get(p).copied().unwrap_or(0)))
+                .sum::<u64>();
+        }
+        events
+    }
+
+    /// Refuses topics past the first (`more`) that do not exist, repeat one,
+    /// or have another partition count than the first (`partitions`).
+    fn check_more_topics(&self, first: &str, partitions: u32, more: &[String]) -> Result<()> {
+        for (i, t) in more.iter().enumerate() {
+            if t == first || more[..i].contains(t) {
+                return Err(Error::invalid(format!(
+                    "topic `{t}` is given twice: give each input topic once"
+                )));
+            }
+            let info = self.log.topic(t)?;
+            if info.partitions != partitions {
+                return Err(Error::invalid(format!(
+                    "topic `{t}` has {} partitions and `{first}` {partitions}: the topics of \
+                     a version must have the same number of partitions (co-partitioned), \
+                     since partition P of each is processed together, into shard P of the view",
+                    info.partitions
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a new version of a processor whose versions read another
-    /// topic: their views could not be compared.
+    /// (first) topic: their views could not be compared.
     fn check_same_topic(&self, id: &VersionId, topic: &str) -> Result<()> {
         if let Some(other) = self.registry.versions()?.into_iter().find(|r| {
             r.name == id.name && r.topic != topic && !matches!(r.stored, Stored::Retired { .. })
@@ -238,7 +305,7 @@ impl Host {
 fn deployed_again(
     id: &VersionId,
     existing: VersionRecord,
-    topic: &str,
+    topics: &[String],
     digest: String,
     settings: &Settings,
 ) -> Result<DeployReport> {
@@ -250,7 +317,7 @@ fn deployed_again(
             short(&digest)
         )));
     }
-    let differing = differing_settings(&existing, topic, settings);
+    let differing = differing_settings(&existing, topics, settings);
     if matches!(existing.stored, Stored::Active) && !differing.is_empty() {
         return Err(Error::conflict(format!(
             "{id} is already deployed with these bytes but other settings ({}); the \
@@ -303,7 +370,11 @@ pub(super) fn swap_alias(alias: &mut ProcessorRecord, version: &semver::Version)
 
 /// The settings of a deploy that differ from those `existing` was deployed
 /// with, each as `--flag OLD (asked: NEW)`.
-fn differing_settings(existing: &VersionRecord, topic: &str, asked: &Settings) -> Vec<String> {
+fn differing_settings(
+    existing: &VersionRecord,
+    topics: &[String],
+    asked: &Settings,
+) -> Vec<String> {
     let was = &existing.settings;
     let mut out = Vec::new();
     let mut differ = |flag: &str, old: String, new: String| {
@@ -311,7 +382,11 @@ fn differing_settings(existing: &VersionRecord, topic: &str, asked: &Settings) -
             out.push(format!("{flag} {old} (asked: {new})"));
         }
     };
-    differ("--topic", existing.topic.clone(), topic.to_owned());
+    differ(
+        "--topic",
+        existing.topics().join(" --topic "),
+        topics.join(" --topic "),
+    );
     differ(
         "--config",
         format!("{:?}", was.config),
@@ -331,6 +406,11 @@ fn differing_settings(existing: &VersionRecord, topic: &str, asked: &Settings) -
         "--batch-timeout-ms",
         was.batch_timeout_ms.to_string(),
         asked.batch_timeout_ms.to_string(),
+    );
+    differ(
+        "--topic-idle-ms",
+        was.topic_idle_ms.to_string(),
+        asked.topic_idle_ms.to_string(),
     );
     differ(
         "--memory-limit-mb",

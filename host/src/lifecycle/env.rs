@@ -56,11 +56,21 @@ impl Env<'_> {
         super::rank(self.partitions, partition)
     }
 
-    /// Records the event at `offset` of `partition` as a dead letter of
-    /// `id` (once, even if a crash makes the worker meet it again).
-    pub(super) fn dead_letter(&self, id: &VersionId, partition: u32, offset: u64, message: &str) {
+    /// Records the event at `offset` of `partition` (of `topic`, named for
+    /// a version reading several) as a dead letter of `id` (once, even if a
+    /// crash makes the worker meet it again).
+    pub(super) fn dead_letter(
+        &self,
+        id: &VersionId,
+        topic: Option<&str>,
+        partition: u32,
+        offset: u64,
+        message: &str,
+    ) {
         self.metrics.failure(id, true);
+        let topic = topic.map(str::to_owned);
         let letter = DeadLetter {
+            topic: topic.clone(),
             partition,
             offset,
             message: message.to_owned(),
@@ -73,7 +83,7 @@ impl Env<'_> {
                 if !rec
                     .dead_letters
                     .iter()
-                    .any(|d| d.partition == partition && d.offset == offset)
+                    .any(|d| d.partition == partition && d.offset == offset && d.topic == topic)
                 {
                     rec.dead_letters.push(letter.clone());
                     rec.dead_letter_count += 1;

@@ -15,7 +15,8 @@
 //! - `running`: starting and stopping a version's workers (one thread per
 //!   lane of its partitions), recording their outcome;
 //! - `worker`: the read–process–commit loop of one lane; `env`: what it uses
-//!   of the host, and what it records there;
+//!   of the host, and what it records there; `inputs`: the merge of several
+//!   input topics;
 //! - `priority`: replaying threads below live ones;
 //! - `pacing`: a worker's batch size and its backoff from an unreachable log;
 //! - `progress`: a worker's live figures (rate, applied offsets);
@@ -26,6 +27,7 @@
 mod admin;
 mod barrier;
 mod env;
+mod inputs;
 mod pacing;
 mod priority;
 mod progress;

@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Default)]
 pub(super) struct Progress {
     pub(super) applied: Vec<u64>,
+    /// With several topics: the next offsets of the topics past the first
+    /// (by topic index less one, then partition).
+    pub(super) applied_more: Vec<Vec<u64>>,
+    /// With several topics: events delivered late since the host started
+    /// (see `super::inputs`).
+    pub(super) late: u64,
     /// Where this version started reading each partition (0 on the
     /// embedded log, the low watermark on Kafka); empty until known.
     pub(super) start: Vec<u64>,

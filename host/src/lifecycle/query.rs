@@ -166,7 +166,15 @@ impl Host {
                 )));
             }
         }
-        let (sa, sb) = barrier::meet((&ida, &va), (&idb, &vb), runs, wait)?;
+        let topics = |id: &VersionId| -> Result<Vec<String>> {
+            Ok(self
+                .registry
+                .version(id)?
+                .map(|r| r.topics())
+                .unwrap_or_default())
+        };
+        let (ta, tb) = (topics(&ida)?, topics(&idb)?);
+        let (sa, sb) = barrier::meet((&ida, &va, &ta), (&idb, &vb, &tb), runs, wait)?;
         diff::compare(&ida, &idb, &sa, &sb, options)
     }
 }

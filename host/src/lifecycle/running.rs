@@ -36,10 +36,11 @@ pub(super) struct Running {
     pub(super) record: VersionRecord,
     pub(super) view: Arc<Shards>,
     pub(super) stop: AtomicBool,
-    /// When set, the workers apply nothing at or past these offsets: the
-    /// diff barrier that brings two views to the same log position (see
-    /// `super::barrier`).
-    pub(super) hold: Mutex<Option<Vec<u64>>>,
+    /// When set, the workers apply nothing at or past these offsets (by
+    /// topic index, then partition; a topic or partition left out is not
+    /// held): the diff barrier that brings two views to the same log
+    /// position (see `super::barrier`).
+    pub(super) hold: Mutex<Option<Vec<Vec<u64>>>>,
     pub(super) progress: Mutex<Progress>,
     /// How many threads process the version's partitions (0 until the
     /// coordinator has started them).
@@ -220,15 +221,23 @@ impl Host {
     /// Records that `id` failed: logs it, counts it, keeps its view readable
     /// and stores the failure in the registry.
     pub(super) fn fail(&self, id: &VersionId, fault: Fault) {
-        let Fault { place, message } = fault;
-        let at = if place.is_known() {
-            format!(" {place}")
-        } else {
-            String::new()
+        let Fault {
+            place,
+            topic,
+            message,
+        } = fault;
+        let at = match (&topic, place.is_known()) {
+            (Some(topic), true) => format!(
+                " at topic {topic} {}",
+                place.to_string().trim_start_matches("at ")
+            ),
+            (None, true) => format!(" {place}"),
+            (_, false) => String::new(),
         };
         tracing::error!("plugin {id} failed{at}: {message}");
         self.metrics.failure(id, false);
         let failure = Failure {
+            event_topic: topic,
             partition: place.partition,
             offset: place.offset,
             message,

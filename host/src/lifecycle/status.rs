@@ -5,19 +5,86 @@
 
 use super::{Host, unknown_version};
 use crate::error::{Error, Result};
-use crate::model::{ProcessorStatus, State, StatusReport, VersionStatus};
+use crate::model::{InputStatus, ProcessorStatus, State, StatusReport, VersionStatus};
 use crate::registry::{Stored, VersionId, VersionRecord};
 
 /// Where a version is in each partition, and how fast it moves.
 struct Position {
     applied: Vec<u64>,
+    /// With several topics: the next offsets of the topics past the first,
+    /// where known (by topic index less one, then partition).
+    applied_more: Vec<Vec<u64>>,
+    late: u64,
     threads: usize,
     start: Vec<u64>,
     rate: f64,
     processed: u64,
 }
 
+/// One input topic's figures, for the status of a version reading several.
+struct Input {
+    status: InputStatus,
+    /// (events to apply in all, events applied), over the partitions this
+    /// host processes, counted from the topic's start.
+    counts: (u64, u64),
+}
+
 impl Host {
+    /// Each topic of `rec`, when it reads several (none otherwise): topic 0
+    /// as `first` (applied, ends) gives it, the others from `applied_more`
+    /// (their start where unknown).
+    fn inputs(
+        &self,
+        rec: &VersionRecord,
+        first: (&[u64], &[u64]),
+        applied_more: &[Vec<u64>],
+    ) -> Vec<Input> {
+        if rec.more_topics.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![Input {
+            status: InputStatus {
+                topic: rec.topic.clone(),
+                applied_offsets: first.0.to_vec(),
+                end_offsets: first.1.to_vec(),
+            },
+            counts: (0, 0),
+        }];
+        for (i, topic) in rec.more_topics.iter().enumerate() {
+            let ends = self.log.end_offsets(topic).unwrap_or_default();
+            let start = self.log.start_offsets(topic).unwrap_or_default();
+            let start_of = |p: usize| start.get(p).copied().unwrap_or(0);
+            let known = applied_more.get(i);
+            let applied: Vec<u64> = (0..ends.len())
+                .map(|p| {
+                    known
+                        .and_then(|k| k.get(p))
+                        .copied()
+                        .unwrap_or(0)
+                        .max(start_of(p))
+                })
+                .collect();
+            let owned = |p: &usize| self.owns(*p);
+            let total = (0..ends.len())
+                .filter(owned)
+                .map(|p| ends[p].saturating_sub(start_of(p)))
+                .sum();
+            let done = (0..ends.len())
+                .filter(owned)
+                .map(|p| applied[p].min(ends[p]).saturating_sub(start_of(p)))
+                .sum();
+            out.push(Input {
+                status: InputStatus {
+                    topic: topic.clone(),
+                    applied_offsets: applied,
+                    end_offsets: ends,
+                },
+                counts: (total, done),
+            });
+        }
+        out
+    }
+
     /// Status of every processor and version, and of every topic.
     pub fn status(&self) -> Result<StatusReport> {
         let mut names: Vec<String> = self
@@ -94,6 +161,8 @@ impl Host {
             return Position {
                 threads: run.lanes.load(std::sync::atomic::Ordering::Relaxed),
                 applied: p.applied.clone(),
+                applied_more: p.applied_more.clone(),
+                late: p.late,
                 start: p.start.clone(),
                 rate: p.rate(),
                 processed: p.processed,
@@ -104,12 +173,31 @@ impl Host {
         } else {
             self.log.start_offsets(&rec.topic).unwrap_or_default()
         };
-        let offsets = self
-            .stopped_views
-            .lock()
-            .get(id)
+        let view = self.stopped_views.lock().get(id).cloned();
+        let offsets = view
+            .as_ref()
             .and_then(|v| v.offsets().ok())
             .unwrap_or_default();
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "`partitions` is the topic's partition count, which a u32 holds"
+        )]
+        let applied_more = (1..=rec.more_topics.len() as u32)
+            .map(|t| {
+                (0..partitions as u32)
+                    .map(|p| {
+                        let row = view.as_ref().and_then(|v| {
+                            v.get(&crate::runtime::timers::Keys::new(p).offset(t), Some(p))
+                                .ok()
+                                .flatten()
+                        });
+                        row.as_deref()
+                            .and_then(super::inputs::read_offset)
+                            .unwrap_or(0)
+                    })
+                    .collect()
+            })
+            .collect();
         #[expect(
             clippy::cast_possible_truncation,
             reason = "`partitions` is the topic's partition count, which a u32 holds"
@@ -124,6 +212,8 @@ impl Host {
             .collect();
         Position {
             applied,
+            applied_more,
+            late: 0,
             threads: 0,
             start,
             rate: 0.0,
@@ -139,6 +229,8 @@ impl Host {
         };
         let Position {
             applied,
+            applied_more,
+            late,
             threads,
             start,
             rate,
@@ -160,6 +252,12 @@ impl Host {
             .filter(|(p, _)| self.owns(*p))
             .map(|(p, (a, e))| (*a).min(*e).saturating_sub(start_of(p)))
             .sum();
+        let inputs = self.inputs(rec, (&applied, &ends), &applied_more);
+        let (more_total, more_done) = inputs.iter().skip(1).fold((0, 0), |(t, d), i| {
+            let (it, id) = i.counts;
+            (t + it, d + id)
+        });
+        let (total, done) = (total + more_total, done + more_done);
         let lag = total.saturating_sub(done);
         let state = match &rec.stored {
             Stored::Retired { .. } => State::Retired,
@@ -201,6 +299,8 @@ impl Host {
             deployed_at_ms: rec.deployed_at_ms,
             dead_letter_count: rec.dead_letter_count,
             log_error,
+            late_events: (!rec.more_topics.is_empty()).then_some(late),
+            inputs: inputs.into_iter().map(|i| i.status).collect(),
             dead_letters: rec
                 .dead_letters
                 .iter()

@@ -20,11 +20,18 @@
 //! failure itself; the host records it once. A replaying worker also stops
 //! when its partitions have caught up ([`Stop::CaughtUp`]), so that its
 //! work moves to a thread of normal priority (see `super::priority`).
+//!
+//! A version that reads several topics has, per partition, a merge of that
+//! partition of every topic (`super::inputs`) in place of one reader; its
+//! batches, their commits and their pinpointing are in `worker_topics.rs`.
+//! (About 700 lines: the loop, the reads, the commits and the pinpointing of
+//! one topic share the worker's state, and read best together.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::env::Env;
+use super::inputs::Merge;
 use super::pacing::{Backoff, BatchSize, wait_out};
 use super::running::Running;
 use crate::eventlog::LogError;
@@ -33,6 +40,11 @@ use crate::log::Record;
 use crate::registry::{OnError, Place, VersionId};
 use crate::runtime::{CallFailure, Instance, Plugin};
 use crate::store::{Layout, StoreError, View, Writes};
+
+// Several input topics: the worker's side of `super::inputs`.
+#[path = "worker_topics.rs"]
+mod topics;
+use topics::MergeStart;
 
 /// Why a worker stopped.
 pub(super) enum Stop {
@@ -69,6 +81,8 @@ impl Lane {
 #[derive(Debug)]
 pub(super) struct Fault {
     pub(super) place: Place,
+    /// The topic of the event, named for a version that reads several.
+    pub(super) topic: Option<String>,
     pub(super) message: String,
 }
 
@@ -77,6 +91,7 @@ impl Fault {
     pub(super) fn unplaced(message: String) -> Self {
         Fault {
             place: Place::default(),
+            topic: None,
             message,
         }
     }
@@ -85,7 +100,16 @@ impl Fault {
     fn at(partition: u32, offset: u64, message: String) -> Self {
         Fault {
             place: Place::event(partition, offset),
+            topic: None,
             message,
+        }
+    }
+
+    /// A failure at the event at `offset` of `partition` of `topic`.
+    fn in_topic(topic: &str, partition: u32, offset: u64, message: String) -> Self {
+        Fault {
+            topic: Some(topic.to_owned()),
+            ..Fault::at(partition, offset, message)
         }
     }
 }
@@ -97,6 +121,10 @@ struct Partition {
     next: u64,
     /// A reader positioned at `next`, kept from batch to batch.
     reader: Option<Box<dyn LogReader>>,
+    /// For a version that reads several topics, this partition of every
+    /// topic, merged (`next` is then topic 0's next offset); `None` for one
+    /// topic, or a partition this lane does not process.
+    merge: Option<Merge>,
 }
 
 /// What a round over the partitions gave.
@@ -147,6 +175,11 @@ pub(super) struct Worker {
     started: bool,
     batch: BatchSize,
     buf: Vec<Record>,
+    /// The topics the version reads, by topic index.
+    topics: Vec<String>,
+    /// With several topics: each topic's end offsets, read at the start of
+    /// each round.
+    ends: Vec<Vec<u64>>,
 }
 
 impl Worker {
@@ -165,7 +198,6 @@ impl Worker {
         let mut worker = Worker {
             label: id.to_string(),
             id,
-            run,
             plugin,
             instance,
             partitions: Vec::new(),
@@ -174,6 +206,9 @@ impl Worker {
             started: false,
             buf: Vec::with_capacity(batch.limit),
             batch,
+            topics: run.record.topics(),
+            ends: Vec::new(),
+            run,
         };
         if worker.instance.is_none() {
             let instance = worker.instantiate(env).map_err(|f| Fault {
@@ -181,6 +216,7 @@ impl Worker {
                     partition: None,
                     offset: f.offset,
                 },
+                topic: None,
                 message: f.message,
             })?;
             worker.instance = Some(instance);
@@ -269,11 +305,23 @@ impl Worker {
                         .map(|(s, p)| Partition {
                             next: offsets.get(&p).copied().unwrap_or(*s),
                             reader: None,
+                            merge: None,
                         })
                         .collect();
+                    if self.topics.len() > 1 {
+                        match self.start_merges(env) {
+                            Ok(()) => {}
+                            Err(MergeStart::Unavailable(e)) => {
+                                wait_out(&run, &e, &mut backoff);
+                                continue;
+                            }
+                            Err(MergeStart::Failed(fault)) => return Err(fault),
+                        }
+                    }
                     let mut progress = run.progress.lock();
                     progress.start = start;
                     self.report_applied(env, &mut progress.applied);
+                    self.report_applied_more(env, &mut progress.applied_more);
                     progress.log_error = None;
                     return Ok(true);
                 }
@@ -309,6 +357,16 @@ impl Worker {
             if self.partitions.len() < ends.len() {
                 self.partitions.resize_with(ends.len(), Partition::default);
             }
+            if self.topics.len() > 1 {
+                match self.read_ends(env, &ends) {
+                    Ok(()) => {}
+                    Err(MergeStart::Unavailable(e)) => {
+                        wait_out(&run, &e, &mut backoff);
+                        continue;
+                    }
+                    Err(MergeStart::Failed(fault)) => return Err(fault),
+                }
+            }
             let worked = match self.round(env, &ends)? {
                 Round::Done { worked } => worked,
                 Round::Unavailable(unavailable) => {
@@ -339,6 +397,13 @@ impl Worker {
                 reason = "`p` indexes the topic's partitions, which a u32 counts"
             )]
             let partition = p as u32;
+            if self.partitions[p].merge.is_some() {
+                match self.step_merged(env, partition)? {
+                    Ok(w) => worked |= w,
+                    Err(unavailable) => return Ok(Round::Unavailable(unavailable)),
+                }
+                continue;
+            }
             // Read right before each batch: the diff barrier may have been
             // raised since the previous one.
             let hold = self
@@ -346,7 +411,7 @@ impl Worker {
                 .hold
                 .lock()
                 .as_ref()
-                .and_then(|h| h.get(p).copied());
+                .and_then(|h| h.first()?.get(p).copied());
             let limit = hold.map_or(end, |h| h.min(end));
             let next = self.partitions[p].next;
             if next >= limit {
@@ -525,7 +590,7 @@ impl Worker {
                         version = %self.label, partition, offset,
                         "skipping a poison event (dead letter): {}", f.message
                     );
-                    env.dead_letter(&self.id, partition, offset, &f.message);
+                    env.dead_letter(&self.id, None, partition, offset, &f.message);
                     next = offset + 1;
                     view.commit(partition, next, &Writes::new(), true)
                         .map_err(commit_err(next))?;
@@ -602,7 +667,13 @@ impl Worker {
                 .iter()
                 .zip(ends)
                 .enumerate()
-                .all(|(p, (s, e))| s.next >= *e || !self.processes(env, p))
+                .all(|(p, (s, e))| {
+                    !self.processes(env, p)
+                        || match &s.merge {
+                            Some(merge) => merge.at_end(&self.ends, p),
+                            None => s.next >= *e,
+                        }
+                })
         {
             return true;
         }

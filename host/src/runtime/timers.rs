@@ -14,6 +14,8 @@
 //! - `RESERVED p<P>/time`: the partition's event time, the largest timestamp
 //!   processed so far, as an [ordered](encode_time) 8-byte value.
 //! - `RESERVED p<P>/timer/<name>`: a timer, valued with its moment.
+//! - `RESERVED p<P>/offset/<topic>`: the next offset of the partition in
+//!   topic `<topic>` (index 1 on) of a version reading several topics.
 //! - `RESERVED p<P>/due/<moment><name>`: the same timer in the order it fires
 //!   in, (moment, name), with an empty value: the first such row is the next
 //!   timer due.
@@ -57,6 +59,14 @@ impl Keys {
     /// The row of the partition's event time.
     pub fn time(&self) -> Vec<u8> {
         self.with(&[b"time"])
+    }
+
+    /// The row of the partition's next offset in topic `topic` (index 1 on)
+    /// of a version that reads several topics, valued with the offset as 8
+    /// bytes big-endian: committed with the batch's rows, as topic 0's next
+    /// offset is by the store (`lifecycle::inputs`).
+    pub fn offset(&self, topic: u32) -> Vec<u8> {
+        self.with(&[b"offset/", topic.to_string().as_bytes()])
     }
 
     /// The row of the timer named `name`.
