@@ -229,9 +229,11 @@ impl Instance {
         events: Vec<Record>,
         topics: &[u32],
     ) -> Result<Writes, CallFailure> {
+        let partition = events.first().map(|r| r.partition);
         let timers = match (&self.bindings, events.first()) {
             (Some(Bindings::V0_3(_)), Some(first)) => {
-                Some(TimerCall::new(Keys::new(first.partition)))
+                let floor = self.store.data_mut().floors.remove(&first.partition);
+                Some(TimerCall::new(Keys::new(first.partition), floor))
             }
             _ => None,
         };
@@ -270,7 +272,16 @@ impl Instance {
             tracing::info!(plugin = %self.store.data().label, "plugin output: {}", printed.trim_end());
         }
         match (result, batch) {
-            (Ok(Ok(())), Some(batch)) => Ok(batch.writes.into_writes()),
+            (Ok(Ok(())), Some(mut batch)) => {
+                // The floor holds for the shard as this batch leaves it,
+                // which the caller commits before the partition's next batch.
+                if let (Some(timers), Some(first)) = (batch.timers.take(), partition)
+                    && let Some(floor) = timers.floor
+                {
+                    self.store.data_mut().floors.insert(first, floor);
+                }
+                Ok(batch.writes.into_writes())
+            }
             (Ok(Ok(())), None) => Err(CallFailure::host("internal error: batch state lost")),
             (Ok(Err(refused)), _) => {
                 let (offset, topic) = match &refused.error {

@@ -14,6 +14,8 @@ mod range;
 mod timers;
 mod view;
 
+use std::collections::HashMap;
+
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -55,23 +57,24 @@ pub(super) struct TimerCall {
     /// The event (within the call) and moment of each timer set by the
     /// call in progress.
     pub(super) sets: Vec<(u32, i64)>,
-    /// The first firing-order key the batch has not fired yet: every one
-    /// before it was fired (and deleted) by the batch, unless a timer was set
-    /// before it since, which resets it. Reading from here rather than from
-    /// the first key keeps each read of the next timer from stepping over
-    /// the deletions of all the timers fired before it.
-    pub(super) unfired: Option<Vec<u8>>,
+    /// A firing-order key below which the partition has no timer: the
+    /// first found by the last read of the next timer, past the timers
+    /// fired, lowered by every timer set below it. Reading from here rather
+    /// than from the first key steps over the deletions of the timers fired
+    /// or moved before (held in the view's write buffer until it is written)
+    /// once, not at every read.
+    pub(super) floor: Option<Vec<u8>>,
 }
 
 impl TimerCall {
     /// The timers of the partition whose host rows `keys` name, for a new
-    /// batch.
-    pub(super) fn new(keys: Keys) -> Self {
+    /// batch, with the floor its previous batch left (`floor`).
+    pub(super) fn new(keys: Keys, floor: Option<Vec<u8>>) -> Self {
         TimerCall {
             keys,
             events: 0,
             sets: Vec::new(),
-            unfired: None,
+            floor,
         }
     }
 }
@@ -84,6 +87,11 @@ pub(crate) struct HostState {
     pub(super) batch: Option<Batch>,
     pub(super) label: String,
     pub(super) log_budget: u32,
+    /// Under 0.3.0, the timer floor (see [`TimerCall::floor`]) each
+    /// partition's last committed batch left, by partition: kept by the
+    /// instance from batch to batch, since only it processes the partition
+    /// until it is dropped.
+    pub(super) floors: HashMap<u32, Vec<u8>>,
 }
 
 impl HostState {
@@ -99,6 +107,7 @@ impl HostState {
             batch: None,
             label: label.to_owned(),
             log_budget: LOG_BUDGET_PER_CALL,
+            floors: HashMap::new(),
         }
     }
 

@@ -81,8 +81,8 @@ impl HostState {
         let keys = self.timer_call()?.keys.clone();
         let due = keys.due(at, &name);
         let call = self.timer_call()?;
-        if call.unfired.as_ref().is_some_and(|unfired| due < *unfired) {
-            call.unfired = None;
+        if call.floor.as_ref().is_some_and(|floor| due < *floor) {
+            call.floor = Some(due.clone());
         }
         self.pend(due, Some(Vec::new()))?;
         self.pend(keys.timer(&name), Some(encode_time(at).to_vec()))?;
@@ -135,11 +135,14 @@ impl HostState {
     pub(in super::super) fn next_due(&mut self) -> wasmtime::Result<Option<i64>> {
         let keys = self.keys()?;
         let (first_key, end) = keys.due_range();
-        let start = self.timer_call()?.unfired.clone().unwrap_or(first_key);
-        let first = self.view_range(start, Some(end), 1)?;
-        Ok(first
-            .first()
-            .and_then(|(key, _)| keys.parse_due(key).map(|(at, _)| at)))
+        let start = self.timer_call()?.floor.clone().unwrap_or(first_key);
+        let first = self.view_range(start, Some(end.clone()), 1)?;
+        let next = first.into_iter().next().map(|(key, _)| key);
+        let at = next
+            .as_ref()
+            .and_then(|key| keys.parse_due(key).map(|(at, _)| at));
+        self.timer_call()?.floor = Some(next.unwrap_or(end));
+        Ok(at)
     }
 
     /// Up to `limit` of the timers due at event time `time`, in firing order,
@@ -151,7 +154,7 @@ impl HostState {
     ) -> wasmtime::Result<Vec<v0_3::Timer>> {
         let keys = self.keys()?;
         let (first_key, _) = keys.due_range();
-        let start = self.timer_call()?.unfired.clone().unwrap_or(first_key);
+        let start = self.timer_call()?.floor.clone().unwrap_or(first_key);
         // The due rows of moments up to `time`: before the first key of the
         // moment after it (none after i64::MAX).
         let end = match time.checked_add(1) {
@@ -175,7 +178,7 @@ impl HostState {
         if let Some(last) = due.last() {
             let mut after = keys.due(last.at, &last.key);
             after.push(0);
-            self.timer_call()?.unfired = Some(after);
+            self.timer_call()?.floor = Some(after);
         }
         Ok(due)
     }
