@@ -2,7 +2,8 @@
 //! versions of one processor over one log: their views are byte-identical and
 //! equal to the rules computed here; each language replays deterministically,
 //! also across a SIGKILL; and a malformed event stops each of them at the same
-//! partition and offset with an `invalid-event` error.
+//! partition and offset with an `invalid-event` error. All four speak
+//! contract 0.2.0 (the batch in columns).
 //!
 //! The Python, JavaScript and C components are built by
 //! `plugins/build-polyglot.sh DIR` (which `scripts/test` runs), found through
@@ -105,6 +106,15 @@ fn rust_python_js_and_c_build_identical_views_and_fail_alike() {
     let Some(plugins) = plugins() else {
         return;
     };
+    // Every example speaks contract 0.2.0, the batch in columns.
+    for plugin in &plugins {
+        let out = std::process::Command::new(KAPPA)
+            .args(["plugin", "check", &plugin.path, "--json"])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["contract"], "0.2.0", "{}: {report}", plugin.language);
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
 
