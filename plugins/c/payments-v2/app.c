@@ -1,6 +1,6 @@
 /* The payments v2 processor as a component: binds the `processor` world of
- * wit/processor-0.1.0 (through the bindings `wit-bindgen c` writes) to the
- * rules in payments.c.
+ * wit/processor-0.2.0, the batch in columns (through the bindings `wit-bindgen
+ * c` writes), to the rules in payments.c.
  *
  * Ownership, as the canonical ABI and the bindings define it: the arguments
  * of an export belong to it and are freed here before returning; a list
@@ -62,33 +62,63 @@ static void view_put(void *ctx, const uint8_t *key, size_t key_len, const uint8_
     kappa_processor_view_put(&k, &v);
 }
 
-bool exports_processor_process(processor_list_event_t *events, processor_error_t *err) {
-    if (!configured) {
-        processor_list_event_free(events);
-        internal(err, "process called before init");
-        return false;
+/* The events of a batch of contract 0.2.0 as the rules take them, each key
+ * and value pointing into `data` (no copy); NULL, with `*message` set, when
+ * the columns disagree (a host bug, never the event's fault). */
+static pay_event *batch_events(const processor_event_batch_t *batch, const char **message) {
+    size_t n = batch->offsets.len;
+    if (batch->timestamps.len != n || batch->key_lengths.len != n ||
+        batch->value_lengths.len != n) {
+        *message = "malformed event batch: columns of different lengths";
+        return NULL;
     }
-    pay_event *in = malloc((events->len ? events->len : 1) * sizeof *in);
+    pay_event *in = malloc((n ? n : 1) * sizeof *in);
     if (in == NULL) {
         abort();
     }
-    for (size_t i = 0; i < events->len; i++) {
-        const processor_event_t *e = &events->ptr[i];
+    size_t position = 0, size = batch->data.len;
+    for (size_t i = 0; i < n; i++) {
+        int32_t key_length = batch->key_lengths.ptr[i];
+        uint32_t value_length = batch->value_lengths.ptr[i];
+        size_t key_len = key_length > 0 ? (size_t)key_length : 0;
+        if (key_length < -1 || key_len > size - position ||
+            value_length > size - position - key_len) {
+            free(in);
+            *message = "malformed event batch: a key or value reaches past the data";
+            return NULL;
+        }
         in[i] = (pay_event){
-            .offset = e->offset,
-            .timestamp = e->timestamp,
-            .has_key = e->key.is_some,
-            .key = e->key.val.ptr,
-            .key_len = e->key.is_some ? e->key.val.len : 0,
-            .value = e->value.ptr,
-            .value_len = e->value.len,
+            .offset = batch->offsets.ptr[i],
+            .timestamp = batch->timestamps.ptr[i],
+            .has_key = key_length >= 0,
+            .key = batch->data.ptr + position,
+            .key_len = key_len,
+            .value = batch->data.ptr + position + key_len,
+            .value_len = value_length,
         };
+        position += key_len + value_length;
+    }
+    return in;
+}
+
+bool exports_processor_process(processor_event_batch_t *batch, processor_error_t *err) {
+    if (!configured) {
+        processor_event_batch_free(batch);
+        internal(err, "process called before init");
+        return false;
+    }
+    const char *malformed = NULL;
+    pay_event *in = batch_events(batch, &malformed);
+    if (in == NULL) {
+        processor_event_batch_free(batch);
+        internal(err, malformed);
+        return false;
     }
     pay_view view = {NULL, view_get, view_put};
     pay_failure failure = {PAY_OK, 0, NULL};
-    pay_status status = pay_process_batch(&config, &view, in, events->len, &failure);
+    pay_status status = pay_process_batch(&config, &view, in, batch->offsets.len, &failure);
     free(in);
-    processor_list_event_free(events);
+    processor_event_batch_free(batch);
     if (status == PAY_INVALID_EVENT) {
         err->tag = KAPPA_PROCESSOR_TYPES_ERROR_INVALID_EVENT;
         err->val.invalid_event.offset = failure.offset;

@@ -254,7 +254,8 @@ _WINDOW_ROW = re.compile(rb"\[-?" + _DIGITS + rb"(?:,-?" + _DIGITS + rb")*\]")
 
 def _account_state(view, account):
     """The cached state of an account, read from the view on first touch:
-    [txns, total_cents, flagged, times, account_key, window_key]."""
+    [txns, total_cents, flagged, times, account_key, window_key, account as
+    JSON (made on its first flag, then kept for the batch)]."""
     id_bytes = account.encode("utf-8")
     account_key = ACCOUNT_PREFIX + id_bytes
     window_key = WINDOW_PREFIX + id_bytes
@@ -274,7 +275,7 @@ def _account_state(view, account):
         times = [int(t) for t in raw[1:-1].split(b",")]
     else:
         times = _decode_row(raw, window_key)
-    return [txns, total, flagged, times, account_key, window_key]
+    return [txns, total, flagged, times, account_key, window_key, None]
 
 
 def _payment(offset, data, start, key_end, end, key_length):
@@ -375,12 +376,15 @@ def process_columns(config, view, offsets, timestamps, key_lengths, value_length
         else:
             continue
         state[2] += 1
+        account_json = state[6]
+        if account_json is None:
+            account_json = state[6] = json.dumps(account, ensure_ascii=False)
         flag = (
-            f'{{"account":{json.dumps(account, ensure_ascii=False)},'
+            f'{{"account":{account_json},'
             f'"amount_cents":{amount},"rule":"{rule}","timestamp":{timestamp}}}'
         )
         put(FLAG_PREFIX + txn.encode("utf-8"), flag.encode("utf-8"))
-    for txns, total, flagged, times, account_key, window_key in accounts.values():
+    for txns, total, flagged, times, account_key, window_key, _ in accounts.values():
         put(account_key, f'{{"txns":{txns},"total_cents":{total},"flagged":{flagged}}}'.encode())
         put(window_key, ("[" + ",".join(map(str, times)) + "]").encode())
 
