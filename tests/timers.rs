@@ -1,9 +1,10 @@
-//! Event-time timers (contract 0.3.0), tried through the real `kappa`
-//! binary with the example payments v3, whose timers expire each payment's
-//! row once event time passes the window: the timers are part of the view's
-//! state, so a replay killed with SIGKILL several times and resumed ends with
-//! the view, timers included, of a replay never interrupted, on one thread
-//! rather than two.
+//! Event-time timers and several input topics (contract 0.3.0), tried
+//! through the real `kappa` binary with the example payments v3, which reads
+//! payments and account limits and whose timers expire each payment's row
+//! once event time passes the window: the timers and every topic's offsets
+//! are part of the view's state, so a replay killed with SIGKILL twice and
+//! resumed ends with the view, timers included, of a replay never
+//! interrupted, on one thread rather than two.
 
 #![allow(clippy::unwrap_used)]
 
@@ -41,8 +42,32 @@ fn deploy(server: &Server, version: &str, threads: &str) {
     server.deploy_payments(
         kappa_plugins::PAYMENTS_V3.path,
         version,
-        &["--config", CONFIG, "--threads", threads],
+        &[
+            "--topic",
+            "limits",
+            "--config",
+            CONFIG,
+            "--threads",
+            threads,
+        ],
     );
+}
+
+/// A limit event per account of `payments` every 200 payments: the account's
+/// limit from that payment's time on.
+fn limits(payments: &[kappa::workload::Payment]) -> String {
+    payments
+        .iter()
+        .step_by(200)
+        .enumerate()
+        .map(|(i, p)| {
+            let limit = 20_000 + (i % 7) * 15_000;
+            format!(
+                "{{\"key\":\"{}\",\"value\":{{\"limit_cents\":{limit}}},\"timestamp\":{}}}\n",
+                p.account, p.timestamp
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -51,9 +76,13 @@ fn a_replay_killed_and_resumed_keeps_every_timer_and_fires_none_twice() {
     let payments = PaymentGenerator::new(41, 300, 1_767_225_600_000).take(12_000);
     let server = start(dir.path());
     server.json(&["topic", "create", "payments", "--partitions", "2"]);
+    server.json(&["topic", "create", "limits", "--partitions", "2"]);
     let file = dir.path().join("payments.jsonl");
     write_jsonl(&file, &payments);
     server.json(&["produce", "payments", "--file", file.to_str().unwrap()]);
+    let limits_file = dir.path().join("limits.jsonl");
+    std::fs::write(&limits_file, limits(&payments)).unwrap();
+    server.json(&["produce", "limits", "--file", limits_file.to_str().unwrap()]);
     deploy(&server, "3.0.0", "2");
 
     // Kill the host while the replay runs, twice: once it has applied a
