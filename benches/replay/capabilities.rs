@@ -128,7 +128,7 @@ impl Bench {
     /// Seconds to deploy key-totals on 0.3.0 over both halves and catch up.
     fn two_topic_replay(&self) -> f64 {
         let id = VersionId::parse(&format!(
-            "capabilities@2.0.{}",
+            "capabilities-two-topics@1.0.{}",
             self.counter.fetch_add(1, Ordering::Relaxed)
         ))
         .unwrap();
