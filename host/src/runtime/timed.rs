@@ -8,16 +8,26 @@
 //! them is due, passes those events to `process`, fires what is due, and goes
 //! on with the rest of the batch. A timer set within a call is seen only once
 //! the call returns: if it is due before the last event the call was given,
-//! the host takes back the call's writes (a journal of the pending writes)
-//! and passes the events again, cut at that event. The second call sees the
-//! same events and the same shard, so it sets the same timers, and the cut
-//! converges. Every call of one batch shares its pending writes, committed
-//! once, with the batch's offsets, by the caller.
+//! the host takes back the call's writes and passes the events again, cut at
+//! that event. The second call sees the same events and the same shard, so it
+//! sets the same timers, and the cut converges. Every call of one batch
+//! shares its pending writes, committed once, with the batch's offsets, by
+//! the caller.
+//!
+//! Taking a call back needs the values its writes replaced. Keeping them (a
+//! journal of the pending writes) cost a batch without such a timer 18% of
+//! its time (BENCHMARKS.md section 9), and most batches have none; so the
+//! first time a batch needs it, the host starts the batch again from its
+//! first event with the cut it found, journaling from then on: a batch is
+//! processed at most twice over, and one that never sets a timer due within
+//! itself keeps no journal.
 //!
 //! After a cut a timer set in the call made, the next calls are given at
 //! most twice as many events as the last one, growing back to the whole
 //! batch: a processor that sets a timer due right away at every event costs
 //! a few calls per event rather than a call per event for each event left.
+
+use std::collections::BTreeSet;
 
 use wasmtime::Store;
 
@@ -82,54 +92,74 @@ pub(super) fn run(
     };
     let before = store.data_mut().event_time()?;
     let times = event_times(before, events.iter().map(|r| r.timestamp));
-    let mut pos = 0;
-    let mut window = events.len();
-    while pos < events.len() {
-        let mut cut = pos.saturating_add(window).min(events.len()) - 1;
-        if let Some(due) = store.data_mut().next_due()?
-            && let Some(at) = fire_point(&times, pos, due)
-        {
-            cut = cut.min(at);
-        }
-        loop {
-            let given = &events[pos..=cut];
-            let batch = match to_columns_v0_3(given, topics.get(pos..).unwrap_or_default()) {
-                Ok(batch) => batch,
-                Err(message) => return Ok(Err(Refused::host(message))),
-            };
-            let count = u32::try_from(given.len()).unwrap_or(u32::MAX);
-            store.data_mut().begin_timer_call(count)?;
-            store.data_mut().begin_journal()?;
-            // The time limit is per call into the plugin, however many calls
-            // a batch becomes.
-            store.set_epoch_deadline(timeout_ticks);
-            if let Err(e) = b.call_process(&mut *store, &batch)? {
-                return Ok(Err(Refused::guest(e)));
+    let floor = store.data_mut().timer_floor()?;
+    // The cuts found by taking a call back. Until the first, calls keep no
+    // journal (most batches set no timer due within themselves): that first
+    // time, the batch starts again from its first event, journaled.
+    let mut found: BTreeSet<usize> = BTreeSet::new();
+    'batch: loop {
+        let journaled = !found.is_empty();
+        let (mut pos, mut window) = (0, events.len());
+        while pos < events.len() {
+            let mut cut = pos.saturating_add(window).min(events.len()) - 1;
+            if let Some(&at) = found.range(pos..).next() {
+                cut = cut.min(at);
             }
-            let earliest = store
-                .data_mut()
-                .timers_set()?
-                .into_iter()
-                .filter_map(|(event, at)| fire_point(&times, pos + event as usize, at))
-                .min();
-            match earliest {
-                Some(at) if at < cut => {
-                    store.data_mut().end_journal(false)?;
-                    cut = at;
-                    window = cut - pos + 1;
+            if let Some(due) = store.data_mut().next_due()?
+                && let Some(at) = fire_point(&times, pos, due)
+            {
+                cut = cut.min(at);
+            }
+            loop {
+                let given = &events[pos..=cut];
+                let batch = match to_columns_v0_3(given, topics.get(pos..).unwrap_or_default()) {
+                    Ok(batch) => batch,
+                    Err(message) => return Ok(Err(Refused::host(message))),
+                };
+                let count = u32::try_from(given.len()).unwrap_or(u32::MAX);
+                store.data_mut().begin_timer_call(count)?;
+                if journaled {
+                    store.data_mut().begin_journal()?;
                 }
-                _ => {
-                    store.data_mut().end_journal(true)?;
-                    break;
+                // The time limit is per call into the plugin, however many
+                // calls a batch becomes.
+                store.set_epoch_deadline(timeout_ticks);
+                if let Err(e) = b.call_process(&mut *store, &batch)? {
+                    return Ok(Err(Refused::guest(e)));
+                }
+                let earliest = store
+                    .data_mut()
+                    .timers_set()?
+                    .into_iter()
+                    .filter_map(|(event, at)| fire_point(&times, pos + event as usize, at))
+                    .min();
+                match earliest {
+                    Some(at) if at < cut => {
+                        found.insert(at);
+                        if !journaled {
+                            store.data_mut().restart_batch(floor.clone())?;
+                            continue 'batch;
+                        }
+                        store.data_mut().end_journal(false)?;
+                        cut = at;
+                        window = cut - pos + 1;
+                    }
+                    _ => {
+                        if journaled {
+                            store.data_mut().end_journal(true)?;
+                        }
+                        break;
+                    }
                 }
             }
+            let after = (partition, times[cut], events[cut].offset);
+            if let Err(refused) = fire(b, store, after, timeout_ticks)? {
+                return Ok(Err(refused));
+            }
+            pos = cut + 1;
+            window = window.saturating_mul(2);
         }
-        let after = (partition, times[cut], events[cut].offset);
-        if let Err(refused) = fire(b, store, after, timeout_ticks)? {
-            return Ok(Err(refused));
-        }
-        pos = cut + 1;
-        window = window.saturating_mul(2);
+        break;
     }
     if let Some(&after) = times.last()
         && after > before

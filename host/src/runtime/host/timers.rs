@@ -197,6 +197,28 @@ impl HostState {
         Ok(std::mem::take(&mut self.timer_call()?.sets))
     }
 
+    /// The timer floor the batch started from.
+    pub(in super::super) fn timer_floor(&mut self) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.timer_call()?.floor.clone())
+    }
+
+    /// Takes back everything the batch's calls did so far, to process it
+    /// again from its first event: no pending writes, the timer floor it
+    /// started from (`floor`).
+    pub(in super::super) fn restart_batch(
+        &mut self,
+        floor: Option<Vec<u8>>,
+    ) -> wasmtime::Result<()> {
+        let batch = self.batch()?;
+        batch.writes = super::super::budget::PendingWrites::new();
+        if let Some(timers) = batch.timers.as_mut() {
+            timers.floor = floor;
+            timers.sets.clear();
+        }
+        self.memory.pending = 0;
+        Ok(())
+    }
+
     /// Starts keeping what takes back the writes of the next call.
     pub(in super::super) fn begin_journal(&mut self) -> wasmtime::Result<()> {
         self.batch()?.writes.begin_journal();
