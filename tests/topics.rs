@@ -240,13 +240,14 @@ fn phases() -> (Vec<Event>, Vec<Event>, Vec<Event>, Vec<Event>) {
     )
 }
 
+/// The order a probe saw, by partition: (topic, offset, timestamp) of each
+/// event.
+type SeenOrder = BTreeMap<u32, Vec<(u32, u64, i64)>>;
+
 /// Produces phase 1, deploys, interrupts the host with `interrupt` (after
 /// `wait`ing for the replay, or right away), produces phase 2 and returns
 /// the final digest and order.
-fn interrupted_run(
-    interrupt: fn(Server),
-    wait: bool,
-) -> (Value, BTreeMap<u32, Vec<(u32, u64, i64)>>) {
+fn interrupted_run(interrupt: fn(Server), wait: bool) -> (Value, SeenOrder) {
     let dir = tempfile::tempdir().unwrap();
     let (o1, l1, o2, l2) = phases();
     let server = Server::start(dir.path());
