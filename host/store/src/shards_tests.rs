@@ -276,7 +276,7 @@ fn a_deleted_key_can_be_written_by_another_partition() {
 fn the_keys_a_shard_is_known_to_hold_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let shards = Shards::open(dir.path(), Layout::PerPartition, options()).unwrap();
-    let many: Writes = (0..=super::KNOWN_KEYS)
+    let many: Writes = (0..=KNOWN_KEYS)
         .map(|i| (format!("k{i:07}").into_bytes(), Some(Vec::new())))
         .collect();
     shards.commit(0, 1, &many, false).unwrap();
