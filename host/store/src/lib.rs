@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use shards::{Layout, Shards};
+pub use shards::{KNOWN_KEYS, Layout, Shards};
 pub use snapshot::{KeyValue, RowIter, Snapshot};
 
 /// Rows of the view: key bytes to value bytes, ordered bytewise.
