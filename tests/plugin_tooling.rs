@@ -398,17 +398,24 @@ fn check_refuses_each_wrong_file_with_the_precise_reason() {
 
 /// The contracts `kappa plugin new --contract` writes, the default first.
 const CONTRACTS: [&str; 2] = ["0.2.0", "0.1.0"];
-/// Those of a Rust, Python, JavaScript or C starter: the same and the
-/// release candidate.
-const ALL_CONTRACTS: [&str; 3] = ["0.2.0", "0.1.0", "0.3.0-rc.1"];
-/// The release candidate.
-const CANDIDATE: &str = "0.3.0-rc.1";
-/// Those of a Rust starter: the same and 0.3.0.
-const RUST_CONTRACTS: [&str; 4] = ["0.2.0", "0.1.0", "0.3.0-rc.1", "0.3.0"];
+/// Those of a Rust, Python, JavaScript or C starter: the same, the release
+/// candidate and 0.3.0.
+const ALL_CONTRACTS: [&str; 4] = ["0.2.0", "0.1.0", "0.3.0-rc.1", "0.3.0"];
+
+/// Whether a starter of `contract` keeps a state per partition and has a
+/// range reader: 0.3.0-rc.1 and 0.3.0.
+fn per_partition(contract: &str) -> bool {
+    contract.starts_with("0.3.0")
+}
+
+/// Whether a starter of `contract` sets a timer per key: 0.3.0.
+fn timed(contract: &str) -> bool {
+    contract == "0.3.0"
+}
 
 /// The row `deploy_and_count` expects for events without a key.
 fn no_key(contract: &str) -> &'static str {
-    if contract == CANDIDATE {
+    if per_partition(contract) {
         "(no key)/1"
     } else {
         "(no key)"
@@ -477,7 +484,8 @@ const HOST_ROWS: &str = "0xffff6b617070612f";
 const TIMER_ROW: &str = "2f74696d65722f";
 
 /// [`deploy_and_count`] of a starter that sets a timer per key (`timed`),
-/// as the 0.3.0 starters do.
+/// as the 0.3.0 starters do: one timer row per counted row, and then
+/// [`timers_fire_and_forget_the_quiet_keys`].
 fn deploy_and_count_timed(
     component: &Path,
     name: &str,
@@ -532,6 +540,9 @@ fn deploy_and_count_timed(
         .filter(|(k, _)| k.contains(TIMER_ROW))
         .count();
     assert_eq!(timers, if timed { 4 } else { 0 }, "{host_rows:?}");
+    if timed {
+        timers_fire_and_forget_the_quiet_keys(&server, name);
+    }
     if let Some(rebuilt) = rebuilt {
         rebuilt_is_a_new_version(&server, component, rebuilt, name);
     }
@@ -553,6 +564,37 @@ fn deploy_and_count_timed(
         2,
     );
     assert!(err.contains("takes no configuration"), "{err}");
+}
+
+/// An event without a key in each of the 3 partitions, at event time 2100
+/// (hours past the others): in each partition it counts under `(no key)/P`
+/// and sets that row's timer (moving partition 1's), and the timers of the
+/// keys, an hour after their last events, fire and delete their rows.
+fn timers_fire_and_forget_the_quiet_keys(server: &Server, name: &str) {
+    const YEAR_2100_MS: i64 = 4_102_444_800_000;
+    let lines: String = (0..3)
+        .map(|p| format!("{{\"value\":\"late\",\"partition\":{p},\"timestamp\":{YEAR_2100_MS}}}\n"))
+        .collect();
+    server.run_stdin(&["produce", "events"], Some(&lines));
+    server.wait_applied(&format!("{name}@0.1.0"));
+    let (host_rows, rows): (Vec<_>, Vec<_>) = server
+        .rows(name)
+        .into_iter()
+        .partition(|(k, _)| k.starts_with(HOST_ROWS));
+    let expected: Vec<(String, String)> = [
+        ("(no key)/0", "1"),
+        ("(no key)/1", "2"),
+        ("(no key)/2", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(rows, expected, "{name}");
+    let timers = host_rows
+        .iter()
+        .filter(|(k, _)| k.contains(TIMER_ROW))
+        .count();
+    assert_eq!(timers, 3, "{host_rows:?}");
 }
 
 /// The files a starter writes besides the common ones, per contract.
@@ -601,7 +643,7 @@ fn rebuilt_is_a_new_version(server: &Server, deployed: &Path, rebuilt: &Path, na
 #[test]
 fn a_new_rust_project_builds_passes_the_check_and_counts_events() {
     let dir = tempfile::tempdir().unwrap();
-    for contract in RUST_CONTRACTS {
+    for contract in ALL_CONTRACTS {
         let project = dir.path().join(format!("counter-{contract}"));
         let files = sorted(plugin_new("tally-counter", "rust", contract, &project));
         let mut expected = vec![".gitignore", "Cargo.toml", "README.md"];
@@ -625,13 +667,7 @@ fn a_new_rust_project_builds_passes_the_check_and_counts_events() {
         let release = cargo_build_wasm(&project.join("Cargo.toml"));
         let component = release.join("tally_counter.wasm");
         accepted(&component, contract);
-        deploy_and_count_timed(
-            &component,
-            "tally-counter",
-            no_key,
-            None,
-            contract == "0.3.0",
-        );
+        deploy_and_count_timed(&component, "tally-counter", no_key, None, timed(contract));
     }
     let project = dir.path().join("counter-0.2.0");
 
@@ -805,7 +841,7 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
         let files = sorted(plugin_new("py-counter", "python", contract, &project));
         let mut expected = vec![".gitignore", "README.md", "app.py", "build.py"];
         expected.extend(contract_files(contract, &[], &["columns.py"]));
-        if contract == CANDIDATE {
+        if per_partition(contract) {
             expected.push("ranges.py");
         }
         expected.extend(["requirements.txt", "wit/processor.wit"]);
@@ -828,12 +864,27 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
             }
         }
         run_ok(&mut compile);
-        if contract == CANDIDATE {
+        if per_partition(contract) {
             // The range reader pages as the Rust one does, under CPython.
             let out = run_ok(
                 Command::new("python3")
                     .env("PYTHONDONTWRITEBYTECODE", "1")
                     .arg(repo().join("tests").join("guest").join("ranges_test.py"))
+                    .arg(&project),
+            );
+            assert_eq!(text(&out.stdout), "ok\n");
+        }
+        if timed(contract) {
+            // The column reader gives each event's topic, under CPython.
+            let out = run_ok(
+                Command::new("python3")
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .arg(
+                        repo()
+                            .join("tests")
+                            .join("guest")
+                            .join("columns_topics_test.py"),
+                    )
                     .arg(&project),
             );
             assert_eq!(text(&out.stdout), "ok\n");
@@ -861,7 +912,13 @@ fn a_new_python_project_is_written_and_builds_with_componentize_py() {
         let bytes = build(&component);
         accepted(&component, contract);
         if contract != CONTRACTS[0] {
-            deploy_and_count(&component, "py-counter", no_key(contract), None);
+            deploy_and_count_timed(
+                &component,
+                "py-counter",
+                no_key(contract),
+                None,
+                timed(contract),
+            );
             continue;
         }
         // The pinned componentize-py does not build the same bytes
@@ -885,7 +942,7 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
         let files = sorted(plugin_new("js-counter", "js", contract, &project));
         let mut expected = vec![".gitignore", "README.md", "build.mjs", "index.js"];
         expected.extend(contract_files(contract, &[], &["columns.js"]));
-        if contract == CANDIDATE {
+        if per_partition(contract) {
             expected.push("range.js");
         }
         expected.extend(["package.json", "wit/processor.wit"]);
@@ -906,12 +963,26 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
                 run_ok(Command::new("node").arg("--check").arg(project.join(file)));
             }
         }
-        if contract == CANDIDATE {
+        if per_partition(contract) {
             // The range reader pages as the Rust one does, under node.
             let out = run_ok(
                 Command::new("node")
                     .arg(repo().join("tests").join("guest").join("range_test.mjs"))
                     .arg(project.join("range.js")),
+            );
+            assert_eq!(text(&out.stdout), "ok\n");
+        }
+        if timed(contract) {
+            // The column reader gives each event's topic, under node.
+            let out = run_ok(
+                Command::new("node")
+                    .arg(
+                        repo()
+                            .join("tests")
+                            .join("guest")
+                            .join("columns_topics_test.mjs"),
+                    )
+                    .arg(project.join("columns.js")),
             );
             assert_eq!(text(&out.stdout), "ok\n");
         }
@@ -939,7 +1010,13 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
         let bytes = build(&component);
         accepted(&component, contract);
         if contract != CONTRACTS[0] {
-            deploy_and_count(&component, "js-counter", no_key(contract), None);
+            deploy_and_count_timed(
+                &component,
+                "js-counter",
+                no_key(contract),
+                None,
+                timed(contract),
+            );
             continue;
         }
         // The pinned componentize-js does not build the same bytes
@@ -963,7 +1040,7 @@ fn a_new_c_project_is_written_and_builds_with_clang_and_wit_bindgen() {
         let files = sorted(plugin_new("c-counter", "c", contract, &project));
         let mut expected = vec![".gitignore", "README.md", "build.sh", "plugin.c"];
         expected.extend(contract_files(contract, &[], &["columns.c", "columns.h"]));
-        if contract == CANDIDATE {
+        if per_partition(contract) {
             expected.extend(["range.c", "range.h"]);
         }
         expected.push("wit/processor.wit");
@@ -997,21 +1074,55 @@ fn a_new_c_project_is_written_and_builds_with_clang_and_wit_bindgen() {
         );
         let component = project.join("c-counter.wasm");
         accepted(&component, contract);
+        if timed(contract) {
+            // The names docs/plugins-c.md gives for timers, `fire` and topics.
+            let header = std::fs::read_to_string(project.join("bindings/processor.h")).unwrap();
+            for declaration in [
+                "extern void kappa_processor_timers_set(uint32_t event, processor_list_u8_t *key, \
+                 int64_t at);",
+                "extern void kappa_processor_timers_cancel(processor_list_u8_t *key);",
+                "extern bool kappa_processor_timers_get(processor_list_u8_t *key, int64_t *ret);",
+                "bool exports_processor_fire(uint32_t partition, int64_t time, \
+                 processor_list_timer_t *fired, processor_error_t *err);",
+                "void processor_list_timer_free(processor_list_timer_t *ptr);",
+                "processor_list_u32_t   topics;",
+                "uint32_t   topic;",
+                "typedef kappa_processor_types_timer_t processor_timer_t;",
+            ] {
+                assert!(
+                    header.contains(declaration),
+                    "{declaration} not in processor.h"
+                );
+            }
+        }
         if contract != "0.1.0" {
-            passes_native_test(&project, "columns", dir.path());
+            // The reader of 0.3.0 gives each event's topic, and says so.
+            let expected = if timed(contract) {
+                "ok (topics)\n"
+            } else {
+                "ok\n"
+            };
+            passes_native_test(&project, "columns", dir.path(), expected);
         }
-        if contract == CANDIDATE {
-            passes_native_test(&project, "range", dir.path());
+        if per_partition(contract) {
+            passes_native_test(&project, "range", dir.path(), "ok\n");
         }
-        deploy_and_count(&component, "c-counter", no_key(contract), None);
+        deploy_and_count_timed(
+            &component,
+            "c-counter",
+            no_key(contract),
+            None,
+            timed(contract),
+        );
     }
 }
 
 /// Compiles `READER.c` of the C starter in `project` (after its build wrote
 /// the bindings) natively with `tests/guest/READER_test.c`, and runs that:
 /// for `columns`, events with and without keys, headers, and malformed
-/// batches; for `range`, the pages of a range over a view of its own.
-fn passes_native_test(project: &Path, reader: &str, scratch: &Path) {
+/// batches (and, for 0.3.0, each event's topic); for `range`, the pages of a
+/// range over a view of its own. It must print `expected`.
+fn passes_native_test(project: &Path, reader: &str, scratch: &Path, expected: &str) {
     let program = scratch.join(format!("{reader}_test"));
     run_ok(
         Command::new("clang-14")
@@ -1030,5 +1141,5 @@ fn passes_native_test(project: &Path, reader: &str, scratch: &Path) {
             .arg(project.join(format!("{reader}.c"))),
     );
     let out = run_ok(&mut Command::new(&program));
-    assert_eq!(text(&out.stdout), "ok\n", "{reader}_test");
+    assert_eq!(text(&out.stdout), expected, "{reader}_test");
 }

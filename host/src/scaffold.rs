@@ -1,7 +1,9 @@
 //! `kappa plugin new`: writes a starter project for a processor plugin in
 //! Rust, Python, JavaScript or C, against contract 0.1.0 or 0.2.0 (the
-//! default), or the release candidate 0.3.0-rc.1 (never the default; with a
-//! reader of the view by key range too). Each project holds a copy of the contract
+//! default), the release candidate 0.3.0-rc.1 (never the default; with a
+//! reader of the view by key range too), or 0.3.0 (with timers that forget a
+//! key quiet for an hour of event time, and a column reader that gives each
+//! event's topic). Each project holds a copy of the contract
 //! (`wit/processor.wit`), a processor that counts the events of each key with
 //! comments explaining the contract, for 0.2.0 a reader of the batch's
 //! columns, a build script or manifest, and a README saying how to build,
@@ -127,6 +129,8 @@ struct Language {
     columns_note: &'static str,
     /// The README's line on the range reader of a 0.3.0-rc.1 project.
     range_note: &'static str,
+    /// The README's line on the timers and topics of a 0.3.0 project.
+    timers_note: &'static str,
     /// Shell commands that build the component, run from the project.
     build: &'static [&'static str],
     /// Where the build writes the component, relative to the project.
@@ -225,6 +229,10 @@ const RUST: Language = Language {
                    `kappa-guest` crate of the kappa repository).\n",
     range_note: "- `src/range.rs`: reads the view by key range in pages (a copy of the\n  \
                  `kappa-guest` crate of the kappa repository).\n",
+    timers_note: "- Timers and topics: `process` sets a timer per key for an hour of event time\n  \
+                  after its last event (`timers::set`), `fire` deletes the counts of the keys\n  \
+                  whose timers fired, and `event.topic` is the index of the event's topic\n  \
+                  among the version's `--topic`s.\n",
     build: &[
         "rustup target add wasm32-wasip2",
         "cargo build --release --target wasm32-wasip2",
@@ -266,9 +274,23 @@ const PYTHON: Language = Language {
             include_str!("../templates/python/0.3.0-rc.1/ranges.py"),
         ),
     ],
-    v0_3_0: &[],
+    v0_3_0: &[
+        ("app.py", include_str!("../templates/python/0.3.0/app.py")),
+        (
+            "columns.py",
+            include_str!("../templates/python/0.3.0/columns.py"),
+        ),
+        (
+            "ranges.py",
+            include_str!("../templates/python/0.3.0-rc.1/ranges.py"),
+        ),
+    ],
     columns_note: "- `columns.py`: reads the batch's columns event by event.\n",
     range_note: "- `ranges.py`: reads the view by key range in pages.\n",
+    timers_note: "- Timers and topics: `process` sets a timer per key for an hour of event time\n  \
+                  after its last event (`timers.set`), `fire` deletes the counts of the keys\n  \
+                  whose timers fired, and `event.topic` is the index of the event's topic\n  \
+                  among the version's `--topic`s.\n",
     build: &[
         "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt",
         "python3 build.py",
@@ -310,9 +332,23 @@ const JS: Language = Language {
             include_str!("../templates/js/0.3.0-rc.1/range.js"),
         ),
     ],
-    v0_3_0: &[],
+    v0_3_0: &[
+        ("index.js", include_str!("../templates/js/0.3.0/index.js")),
+        (
+            "columns.js",
+            include_str!("../templates/js/0.3.0/columns.js"),
+        ),
+        (
+            "range.js",
+            include_str!("../templates/js/0.3.0-rc.1/range.js"),
+        ),
+    ],
     columns_note: "- `columns.js`: reads the batch's columns event by event.\n",
     range_note: "- `range.js`: reads the view by key range in pages.\n",
+    timers_note: "- Timers and topics: `process` sets a timer per key for an hour of event time\n  \
+                  after its last event (`set` of `kappa:processor/timers`), the export `fire`\n  \
+                  deletes the counts of the keys whose timers fired, and `event.topic` is the\n  \
+                  index of the event's topic among the version's `--topic`s.\n",
     build: &["npm install", "npm run build"],
     component: "{{name}}.wasm",
     newest: Contract::V0_2_0,
@@ -341,9 +377,20 @@ const C: Language = Language {
         ("range.h", include_str!("../templates/c/0.3.0-rc.1/range.h")),
         ("range.c", include_str!("../templates/c/0.3.0-rc.1/range.c")),
     ],
-    v0_3_0: &[],
+    v0_3_0: &[
+        ("plugin.c", include_str!("../templates/c/0.3.0/plugin.c")),
+        ("columns.h", include_str!("../templates/c/0.3.0/columns.h")),
+        ("columns.c", include_str!("../templates/c/0.3.0/columns.c")),
+        ("range.h", include_str!("../templates/c/0.3.0-rc.1/range.h")),
+        ("range.c", include_str!("../templates/c/0.3.0-rc.1/range.c")),
+    ],
     columns_note: "- `columns.h`, `columns.c`: read the batch's columns event by event.\n",
     range_note: "- `range.h`, `range.c`: read the view by key range in pages.\n",
+    timers_note: "- Timers and topics: `exports_processor_process` sets a timer per key for an\n  \
+                  hour of event time after its last event (`kappa_processor_timers_set`),\n  \
+                  `exports_processor_fire` deletes the counts of the keys whose timers fired,\n  \
+                  and `event.topic` is the index of the event's topic among the version's\n  \
+                  `--topic`s.\n",
     build: &["sh build.sh"],
     component: "{{name}}.wasm",
     newest: Contract::V0_2_0,
@@ -431,9 +478,13 @@ impl Fill<'_> {
         let columns = match self.contract {
             Contract::V0_1_0 => String::new(),
             Contract::V0_2_0 => self.language.columns_note.to_owned(),
-            Contract::V0_3_0Rc1 | Contract::V0_3_0 => {
-                [self.language.columns_note, self.language.range_note].concat()
-            }
+            Contract::V0_3_0Rc1 => [self.language.columns_note, self.language.range_note].concat(),
+            Contract::V0_3_0 => [
+                self.language.columns_note,
+                self.language.range_note,
+                self.language.timers_note,
+            ]
+            .concat(),
         };
         let (target, standalone) = match &self.workspace {
             None => ("target/".to_owned(), RUST_STANDALONE.to_owned()),
@@ -694,13 +745,51 @@ mod tests {
         let files = project_files("my-counter", &release);
         let lib = &files.iter().find(|(p, _)| *p == "src/lib.rs").unwrap().1;
         assert!(lib.contains("fn fire(") && lib.contains("columns_topics!"));
-        for lang in [Lang::Python, Lang::Js, Lang::C] {
+    }
+
+    /// Every language has a 0.3.0 starter: a `fire` export, timers set per
+    /// event, and a column reader that gives each event's topic.
+    #[test]
+    fn every_language_writes_a_starter_of_0_3_0() {
+        for (lang, main, set, fire, reader, topic) in [
+            (
+                Lang::Python,
+                "app.py",
+                "timers.set(event.index, key,",
+                "def fire(",
+                "columns.py",
+                "topic: int",
+            ),
+            (
+                Lang::Js,
+                "index.js",
+                "set(event.index, key,",
+                "export function fire(",
+                "columns.js",
+                "topic: topics.length === 0 ? 0 : topics[i]",
+            ),
+            (
+                Lang::C,
+                "plugin.c",
+                "kappa_processor_timers_set(event.index, &key, at)",
+                "bool exports_processor_fire(",
+                "columns.c",
+                "event->topic =",
+            ),
+        ] {
             let options = Options {
                 contract: Some(Contract::V0_3_0),
                 ..Options::new(lang)
             };
-            let err = options.contract().unwrap_err().to_string();
-            assert!(err.contains("not written against contract 0.3.0"), "{err}");
+            assert_eq!(options.contract().unwrap(), Contract::V0_3_0);
+            let files = project_files("my-counter", &options);
+            let file = |name: &str| &files.iter().find(|(p, _)| *p == name).unwrap().1;
+            assert!(
+                file(main).contains(set) && file(main).contains(fire),
+                "{lang}"
+            );
+            assert!(file(reader).contains(topic), "{lang}");
+            assert!(file("README.md").contains("- Timers and topics:"), "{lang}");
         }
     }
 

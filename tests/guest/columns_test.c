@@ -1,11 +1,12 @@
 /* Checks the column reader of the C starter (columns.c) natively: the events
  * of a batch, with and without keys, their headers, and each kind of
- * malformed batch refused with its reason. Built and run by
+ * malformed batch refused with its reason; for the reader of 0.3.0
+ * (KAPPA_COLUMNS_TOPICS), each event's topic too. Built and run by
  * tests/plugin_tooling.rs against the bindings a starter's build wrote:
  *
  *     cc -I PROJECT -I PROJECT/bindings columns_test.c PROJECT/columns.c
  *
- * Prints "ok" and exits 0, or names the first failed check and exits 1. */
+ * Prints "ok" ("ok (topics)" for the reader of 0.3.0) and exits 0, or names the first failed check and exits 1. */
 #include <stdio.h>
 #include <string.h>
 
@@ -77,7 +78,11 @@ int main(void) {
     processor_event_batch_t bad = batch;
     bad.timestamps.len = 2;
     CHECK(!kappa_columns_open(&columns, &bad));
+#ifdef KAPPA_COLUMNS_TOPICS
+    CHECK(strstr(columns.error, "columns of different lengths: 3 offsets, 0 topics, 2 timestamps"));
+#else
     CHECK(strstr(columns.error, "columns of different lengths: 3 offsets, 2 timestamps"));
+#endif
     bad = batch;
     int32_t below[] = {1, -2, 0};
     bad.key_lengths.ptr = below;
@@ -105,8 +110,29 @@ int main(void) {
     CHECK(!kappa_columns_open(&columns, &bad));
     CHECK(strstr(columns.error, "header 0 is of event 3"));
 
+#ifdef KAPPA_COLUMNS_TOPICS
+    /* Without a topic column every event is of topic 0; with one, each event
+     * has its own; a topic column of another length is refused. */
+    CHECK(kappa_columns_open(&columns, &batch));
+    CHECK(kappa_columns_next(&columns, &event) && event.topic == 0);
+    uint32_t topics[] = {1, 0, 2};
+    processor_event_batch_t merged = batch;
+    merged.topics = (processor_list_u32_t){topics, 3};
+    CHECK(kappa_columns_open(&columns, &merged));
+    CHECK(kappa_columns_next(&columns, &event) && event.topic == 1 && event.offset == 7);
+    CHECK(kappa_columns_next(&columns, &event) && event.topic == 0 && event.offset == 8);
+    CHECK(kappa_columns_next(&columns, &event) && event.topic == 2 && event.offset == 9);
+    merged.topics.len = 2;
+    CHECK(!kappa_columns_open(&columns, &merged));
+    CHECK(strstr(columns.error, "3 offsets, 2 topics, 3 timestamps"));
+#endif
+
     if (failures == 0) {
+#ifdef KAPPA_COLUMNS_TOPICS
+        printf("ok (topics)\n");
+#else
         printf("ok\n");
+#endif
     }
     return failures == 0 ? 0 : 1;
 }
