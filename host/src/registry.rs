@@ -10,6 +10,9 @@
 //! The component bytes themselves are content-addressed files
 //! (`plugins/<sha256>.wasm`), written before the version record that names
 //! them, so a crash between the two leaves at worst an unreferenced file.
+//!
+//! Why one file of some 650 lines: the records, their stored form and the
+//! transactions over them change together; a third of it is their tests.
 
 use std::path::{Path, PathBuf};
 

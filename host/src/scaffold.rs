@@ -15,6 +15,10 @@
 //! anywhere; `{{name}}`, `{{crate}}`, `{{contract}}` and the other
 //! placeholders of [`Fill`] are replaced. Everything one language needs is
 //! its [`Language`]: adding a language is a `Lang` variant and one of those.
+//!
+//! Why one file of some 850 lines: most of it is the four languages' tables
+//! of templates (data, one per language and contract) and the tests of what
+//! they write; the logic itself is the few functions after them.
 
 use std::path::{Path, PathBuf};
 

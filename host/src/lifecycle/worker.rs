@@ -26,6 +26,10 @@
 //! batches, their commits and their pinpointing are in `worker_topics.rs`.
 //! (About 700 lines: the loop, the reads, the commits and the pinpointing of
 //! one topic share the worker's state, and read best together.)
+//!
+//! Why one file of some 700 lines: the loop, the reading of a batch, its
+//! commit and the pinpointing of a failed batch are one state machine over
+//! the same [`Worker`]; what several topics add is in `super::worker_topics`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
