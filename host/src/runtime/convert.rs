@@ -22,54 +22,84 @@ pub fn to_event(r: Record) -> v0_1::Event {
     }
 }
 
-/// Lays a batch out in the columns of contract 0.2.0: a fixed number of lists
-/// whatever the batch's size, so that lowering it into the guest costs a few
-/// allocations and copies instead of three per event. Fails only for a batch
-/// no guest could address (over 4 GiB of keys and values).
-pub fn to_columns(events: Vec<Record>) -> Result<v0_2::EventBatch, String> {
+/// The columns every layout of a batch shares: 0.2.0's, but the headers,
+/// whose record each contract version generates on its own.
+struct Columns {
+    partition: u32,
+    offsets: Vec<u64>,
+    timestamps: Vec<i64>,
+    key_lengths: Vec<i32>,
+    value_lengths: Vec<u32>,
+    data: Vec<u8>,
+}
+
+/// Lays out the columns of `events`. Fails only for a batch no guest could
+/// address (over 4 GiB of keys and values, or of 2^32 events).
+fn columns(events: &[Record]) -> Result<Columns, String> {
     let n = events.len();
     let data_len: usize = events
         .iter()
         .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.len())
         .sum();
-    if u32::try_from(data_len).is_err() {
+    if u32::try_from(data_len).is_err() || u32::try_from(n).is_err() {
         return Err(format!(
             "a batch of {n} events holds {data_len} bytes of keys and values, over the 4 GiB \
              a guest can address"
         ));
     }
-    let mut batch = v0_2::EventBatch {
+    let mut columns = Columns {
         partition: events.first().map_or(0, |r| r.partition),
         offsets: Vec::with_capacity(n),
         timestamps: Vec::with_capacity(n),
         key_lengths: Vec::with_capacity(n),
         value_lengths: Vec::with_capacity(n),
         data: Vec::with_capacity(data_len),
-        headers: Vec::new(),
     };
-    for (index, r) in events.into_iter().enumerate() {
+    for r in events {
         let too_large = || format!("the event at offset {} is too large for a batch", r.offset);
-        batch.offsets.push(r.offset);
-        batch.timestamps.push(r.timestamp);
-        batch.key_lengths.push(match &r.key {
+        columns.offsets.push(r.offset);
+        columns.timestamps.push(r.timestamp);
+        columns.key_lengths.push(match &r.key {
             Some(key) => i32::try_from(key.len()).map_err(|_| too_large())?,
             None => -1,
         });
-        batch
+        columns
             .value_lengths
             .push(u32::try_from(r.value.len()).map_err(|_| too_large())?);
         if let Some(key) = &r.key {
-            batch.data.extend_from_slice(key);
+            columns.data.extend_from_slice(key);
         }
-        batch.data.extend_from_slice(&r.value);
-        let event = u32::try_from(index).map_err(|_| too_large())?;
-        batch.headers.extend(
+        columns.data.extend_from_slice(&r.value);
+    }
+    Ok(columns)
+}
+
+/// Lays a batch out in the columns of contract 0.2.0: a fixed number of lists
+/// whatever the batch's size, so that lowering it into the guest costs a few
+/// allocations and copies instead of three per event. Fails only for a batch
+/// no guest could address (over 4 GiB of keys and values). The headers are
+/// moved, not copied.
+pub fn to_columns(events: Vec<Record>) -> Result<v0_2::EventBatch, String> {
+    let c = columns(&events)?;
+    // `columns` checked that the events' indexes fit a u32.
+    let headers = events
+        .into_iter()
+        .zip(0u32..)
+        .flat_map(|(r, event)| {
             r.headers
                 .into_iter()
-                .map(|(name, value)| v0_2::EventHeader { event, name, value }),
-        );
-    }
-    Ok(batch)
+                .map(move |(name, value)| v0_2::EventHeader { event, name, value })
+        })
+        .collect();
+    Ok(v0_2::EventBatch {
+        partition: c.partition,
+        offsets: c.offsets,
+        timestamps: c.timestamps,
+        key_lengths: c.key_lengths,
+        value_lengths: c.value_lengths,
+        data: c.data,
+        headers,
+    })
 }
 
 /// Lays a batch out in the columns of contract 0.3.0-rc.1, which are those of
@@ -101,54 +131,32 @@ pub fn to_columns_v0_3_rc1(events: Vec<Record>) -> Result<v0_3_rc1::EventBatch, 
 /// host may pass the first events of a batch to the plugin on their own (to
 /// fire timers after them) and then the rest.
 pub fn to_columns_v0_3(events: &[Record], topics: &[u32]) -> Result<v0_3::EventBatch, String> {
-    let n = events.len();
-    let data_len: usize = events
+    let c = columns(events)?;
+    let headers = events
         .iter()
-        .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.len())
-        .sum();
-    if u32::try_from(data_len).is_err() {
-        return Err(format!(
-            "a batch of {n} events holds {data_len} bytes of keys and values, over the 4 GiB \
-             a guest can address"
-        ));
-    }
-    let mut batch = v0_3::EventBatch {
-        partition: events.first().map_or(0, |r| r.partition),
-        topics: (0..n)
+        .zip(0u32..)
+        .flat_map(|(r, event)| {
+            r.headers
+                .iter()
+                .map(move |(name, value)| v0_3::EventHeader {
+                    event,
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+        })
+        .collect();
+    Ok(v0_3::EventBatch {
+        partition: c.partition,
+        topics: (0..events.len())
             .map(|i| topics.get(i).copied().unwrap_or(0))
             .collect(),
-        offsets: Vec::with_capacity(n),
-        timestamps: Vec::with_capacity(n),
-        key_lengths: Vec::with_capacity(n),
-        value_lengths: Vec::with_capacity(n),
-        data: Vec::with_capacity(data_len),
-        headers: Vec::new(),
-    };
-    for (index, r) in events.iter().enumerate() {
-        let too_large = || format!("the event at offset {} is too large for a batch", r.offset);
-        batch.offsets.push(r.offset);
-        batch.timestamps.push(r.timestamp);
-        batch.key_lengths.push(match &r.key {
-            Some(key) => i32::try_from(key.len()).map_err(|_| too_large())?,
-            None => -1,
-        });
-        batch
-            .value_lengths
-            .push(u32::try_from(r.value.len()).map_err(|_| too_large())?);
-        if let Some(key) = &r.key {
-            batch.data.extend_from_slice(key);
-        }
-        batch.data.extend_from_slice(&r.value);
-        let event = u32::try_from(index).map_err(|_| too_large())?;
-        batch
-            .headers
-            .extend(r.headers.iter().map(|(name, value)| v0_3::EventHeader {
-                event,
-                name: name.clone(),
-                value: value.clone(),
-            }));
-    }
-    Ok(batch)
+        offsets: c.offsets,
+        timestamps: c.timestamps,
+        key_lengths: c.key_lengths,
+        value_lengths: c.value_lengths,
+        data: c.data,
+        headers,
+    })
 }
 
 #[cfg(test)]
