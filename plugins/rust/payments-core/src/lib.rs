@@ -214,6 +214,51 @@ pub fn parse_config<T: for<'de> Deserialize<'de> + Default>(config: &str) -> Res
     })
 }
 
+/// Largest `window_ms` accepted: the largest integer every language of the
+/// examples represents exactly.
+pub const MAX_WINDOW_MS: u64 = (1 << 53) - 1;
+
+/// The configuration of payments v2 and v3, given at deploy as a JSON
+/// object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowConfig {
+    /// Smallest amount, in cents, flagged as `large-amount`.
+    pub large_cents: u64,
+    /// Length of the window, in milliseconds.
+    pub window_ms: u64,
+    /// Payments within the window, this one included, that flag it as
+    /// `velocity`.
+    pub max_txns: u32,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig {
+            large_cents: 1_000_000,
+            window_ms: 60_000,
+            max_txns: 4,
+        }
+    }
+}
+
+impl WindowConfig {
+    /// Parses the `init` string and checks the ranges serde cannot.
+    pub fn parse(config: &str) -> Result<WindowConfig, String> {
+        let config: WindowConfig = parse_config(config)?;
+        if !(1..=MAX_WINDOW_MS).contains(&config.window_ms) {
+            return Err(format!(
+                "invalid config: window_ms must be between 1 and {MAX_WINDOW_MS}, not {}",
+                config.window_ms
+            ));
+        }
+        if config.max_txns == 0 {
+            return Err("invalid config: max_txns must be at least 1".into());
+        }
+        Ok(config)
+    }
+}
+
 /// Reads and decodes the JSON row under `key`, `None` when absent.
 pub fn load<T: for<'de> Deserialize<'de>>(
     view: &mut impl View,

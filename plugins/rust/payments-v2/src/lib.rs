@@ -42,8 +42,8 @@ include!("component.rs");
 mod tests {
     use payments_core::{Failure, Input, MemoryView};
 
-    use super::rules::MAX_WINDOW_MS;
     use super::*;
+    use payments_core::MAX_WINDOW_MS;
 
     fn payment(
         offset: u64,

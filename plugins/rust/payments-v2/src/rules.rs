@@ -4,54 +4,12 @@
 
 use std::collections::VecDeque;
 
+pub use payments_core::WindowConfig as Config;
 use payments_core::{
     ACCOUNT_PREFIX, AccountRow, Batch, FLAG_PREFIX, Failure, Flag, Input, Rule, View,
-    WINDOW_PREFIX, Writer, account_of, load, parse_config, parse_payment,
+    WINDOW_PREFIX, Writer, account_of, load, parse_payment,
 };
 use serde::Deserialize;
-
-/// Largest `window_ms` accepted: the largest integer every language of the
-/// examples represents exactly.
-pub(crate) const MAX_WINDOW_MS: u64 = (1 << 53) - 1;
-
-/// The configuration given at deploy, as a JSON object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// Smallest amount, in cents, flagged as `large-amount`.
-    pub large_cents: u64,
-    /// Length of the velocity window, in milliseconds.
-    pub window_ms: u64,
-    /// Payments within the window, this one included, that flag it.
-    pub max_txns: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            large_cents: 1_000_000,
-            window_ms: 60_000,
-            max_txns: 4,
-        }
-    }
-}
-
-impl Config {
-    /// Parses the `init` string and checks the ranges serde cannot.
-    pub fn parse(config: &str) -> Result<Config, String> {
-        let config: Config = parse_config(config)?;
-        if !(1..=MAX_WINDOW_MS).contains(&config.window_ms) {
-            return Err(format!(
-                "invalid config: window_ms must be between 1 and {MAX_WINDOW_MS}, not {}",
-                config.window_ms
-            ));
-        }
-        if config.max_txns == 0 {
-            return Err("invalid config: max_txns must be at least 1".into());
-        }
-        Ok(config)
-    }
-}
 
 /// The recent event times of one account, ascending, as stored under
 /// `window/<account>`.

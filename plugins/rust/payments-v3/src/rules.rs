@@ -4,8 +4,9 @@
 
 use payments_core::{
     ACCOUNT_PREFIX, AccountRow, FLAG_PREFIX, Failure, Flag, Rule, View, Writer, account_of, load,
-    parse_config, parse_payment,
+    parse_payment,
 };
+pub use payments_core::{MAX_WINDOW_MS, WindowConfig as Config};
 use serde::{Deserialize, Serialize};
 
 /// Prefix of the payments still in an account's window:
@@ -15,52 +16,8 @@ pub const RECENT_PREFIX: &str = "recent/";
 /// Prefix of an account's limit: `limit/<account>` → `{"limit_cents":N}`.
 pub const LIMIT_PREFIX: &str = "limit/";
 
-/// Largest `window_ms` accepted: the largest integer every language of the
-/// examples represents exactly.
-pub const MAX_WINDOW_MS: u64 = (1 << 53) - 1;
-
 /// Rows read per range call.
 pub const PAGE: u32 = 256;
-
-/// The configuration given at deploy, as a JSON object: that of payments v2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    /// Smallest amount, in cents, flagged as `large-amount`.
-    pub large_cents: u64,
-    /// Length of the window, in milliseconds.
-    pub window_ms: u64,
-    /// Payments within the window, this one included, that flag it as
-    /// `velocity`.
-    pub max_txns: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            large_cents: 1_000_000,
-            window_ms: 60_000,
-            max_txns: 4,
-        }
-    }
-}
-
-impl Config {
-    /// Parses the `init` string and checks the ranges serde cannot.
-    pub fn parse(config: &str) -> Result<Config, String> {
-        let config: Config = parse_config(config)?;
-        if !(1..=MAX_WINDOW_MS).contains(&config.window_ms) {
-            return Err(format!(
-                "invalid config: window_ms must be between 1 and {MAX_WINDOW_MS}, not {}",
-                config.window_ms
-            ));
-        }
-        if config.max_txns == 0 {
-            return Err("invalid config: max_txns must be at least 1".into());
-        }
-        Ok(config)
-    }
-}
 
 /// The partition's shard as the rules use it: contract 0.3.0's `view` and
 /// `timers`.
