@@ -145,7 +145,12 @@ impl Merge {
                 },
             };
             let mut out = Vec::new();
-            if let Err(e) = reader.read_batch(max, max_bytes, &mut out) {
+            // Never past the ends the merge decides by: an event appended
+            // since is read with the other topics' events of its moment.
+            let want = usize::try_from(end - input.read)
+                .unwrap_or(usize::MAX)
+                .min(max);
+            if let Err(e) = reader.read_batch(want, max_bytes, &mut out) {
                 if e.is_unavailable() {
                     input.reader = None;
                     return Err(FillError::Unavailable(e));
@@ -153,6 +158,12 @@ impl Merge {
                 return Err(failed(e));
             }
             input.read = reader.next_offset();
+            // Offsets may have gaps on Kafka, so a read may still pass them.
+            if out.last().is_some_and(|r| r.offset >= end) {
+                out.retain(|r| r.offset < end);
+                input.read = out.last().map_or(end, |r| r.offset + 1);
+                input.reader = None;
+            }
             if !out.is_empty() {
                 input.idle_since = None;
                 input.waived = false;

@@ -26,6 +26,10 @@ pub(super) enum MergeStart {
     Failed(Fault),
 }
 
+/// Readings of every topic's ends at most, waiting for two in a row to agree
+/// (see `Worker::read_ends`).
+const ENDS_READINGS: usize = 8;
+
 impl Worker {
     /// [`report_applied`](Self::report_applied) of the topics past the
     /// first, of a version that reads several, into `applied` (by topic
@@ -89,19 +93,41 @@ impl Worker {
         Ok(())
     }
 
-    /// Reads the end offsets of every topic (topic 0's are `first`) into
-    /// `self.ends`, and starts a merge for a partition added since.
+    /// Reads the end offsets of every topic into `self.ends` (`first`, topic
+    /// 0's, as a first reading), and starts a merge for a partition added
+    /// since.
+    ///
+    /// The ends must be a cut of one moment: read one topic after another,
+    /// a later reading could see an event appended after one of another
+    /// topic that an earlier reading missed, and the merge would take the
+    /// other topic for at its end and deliver the later event first. Two
+    /// readings in a row that agree are the ends of a moment between them
+    /// (ends only grow), so the host reads again until they agree, a few
+    /// times at most.
     pub(super) fn read_ends(&mut self, env: &Env<'_>, first: &[u64]) -> Result<(), MergeStart> {
-        let mut ends = vec![first.to_vec()];
-        for topic in &self.topics[1..] {
-            match env.log.end_offsets(topic) {
-                Ok(e) => ends.push(e),
-                Err(e) if e.is_unavailable() => return Err(MergeStart::Unavailable(e)),
-                Err(e) => {
-                    return Err(MergeStart::Failed(Fault::unplaced(format!(
-                        "reading topic `{topic}`: {e}"
-                    ))));
+        let read = |topics: &[String], ends: &mut Vec<Vec<u64>>| -> Result<(), MergeStart> {
+            for topic in topics {
+                match env.log.end_offsets(topic) {
+                    Ok(e) => ends.push(e),
+                    Err(e) if e.is_unavailable() => return Err(MergeStart::Unavailable(e)),
+                    Err(e) => {
+                        return Err(MergeStart::Failed(Fault::unplaced(format!(
+                            "reading topic `{topic}`: {e}"
+                        ))));
+                    }
                 }
+            }
+            Ok(())
+        };
+        let mut ends = vec![first.to_vec()];
+        read(&self.topics[1..], &mut ends)?;
+        for _ in 0..ENDS_READINGS {
+            let mut again = Vec::with_capacity(self.topics.len());
+            read(&self.topics, &mut again)?;
+            let agree = again == ends;
+            ends = again;
+            if agree {
+                break;
             }
         }
         self.ends = ends;
