@@ -199,6 +199,7 @@ impl Bench {
         let dir = tempfile::tempdir().unwrap();
         let host_options = HostOptions {
             view_write_buffer_bytes: options.view_write_buffer_bytes,
+            view_row_cache_bytes: options.view_row_cache_bytes,
             ..HostOptions::default()
         };
         let host = Host::open(&dir.path().join("host"), host_options.clone()).unwrap();
@@ -234,12 +235,18 @@ impl Bench {
     }
 
     pub(crate) fn fresh_view(&self, label: &str) -> (View, PathBuf) {
+        self.fresh_view_with(label, self.view_options.row_cache_bytes)
+    }
+
+    /// A fresh view with a row cache of `row_cache_bytes` (0: none).
+    pub(crate) fn fresh_view_with(&self, label: &str, row_cache_bytes: usize) -> (View, PathBuf) {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.path().join(format!("view-{label}-{n}.redb"));
-        (
-            View::open_with(&path, self.view_options.clone()).unwrap(),
-            path,
-        )
+        let options = ViewOptions {
+            row_cache_bytes,
+            ..self.view_options.clone()
+        };
+        (View::open_with(&path, options).unwrap(), path)
     }
 
     pub(crate) fn wasm(&self, plugin: &Plugin) -> Wasm {

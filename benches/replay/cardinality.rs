@@ -193,6 +193,8 @@ struct Replay {
     seconds: f64,
     written: f64,
     on_disk: f64,
+    /// Bytes of rows in the view's row cache at the end of the replay.
+    row_cache: f64,
     rows: u64,
     digest: String,
 }
@@ -203,6 +205,8 @@ struct Measured {
     events: f64,
     native: Vec<Replay>,
     wasm: Vec<Replay>,
+    /// The Wasm replays into views without a row cache.
+    uncached: Vec<Replay>,
 }
 
 fn median_of(side: &[Replay], f: impl Fn(&Replay) -> f64) -> f64 {
@@ -248,13 +252,23 @@ impl Bench {
                 mix.label(),
                 started.elapsed().as_secs_f64()
             );
-            let (mut native, mut wasm) = (Vec::new(), Vec::new());
+            let (mut native, mut wasm, mut uncached) = (Vec::new(), Vec::new(), Vec::new());
             for run in 0..self.options.card_runs {
                 for wasm_side in pair_order(run) {
                     if wasm_side {
-                        wasm.push(self.measure_keys(&log, &mut self.wasm(&plugin)));
+                        // The Wasm replay with the row cache and without
+                        // it, back to back (in turns first), so their ratio
+                        // is paired in time as the Wasm/native one is.
+                        for cached in pair_order(run) {
+                            let replay = self.measure_keys(&log, &mut self.wasm(&plugin), cached);
+                            if cached {
+                                wasm.push(replay);
+                            } else {
+                                uncached.push(replay);
+                            }
+                        }
                     } else {
-                        native.push(self.measure_keys(&log, &mut NativeTotals));
+                        native.push(self.measure_keys(&log, &mut NativeTotals, true));
                     }
                 }
             }
@@ -264,6 +278,11 @@ impl Bench {
                 .iter()
                 .map(|r| ("native", r.digest.clone()))
                 .chain(wasm.iter().map(|r| ("wasm", r.digest.clone())))
+                .chain(
+                    uncached
+                        .iter()
+                        .map(|r| ("wasm without row cache", r.digest.clone())),
+                )
                 .collect();
             let time = |side: &[Replay]| side.iter().map(|r| r.seconds).collect::<Vec<_>>();
             s.note(format!(
@@ -274,12 +293,18 @@ impl Bench {
                 median_of(&native, |r| r.on_disk) / native[0].rows.max(1) as f64,
                 paired_ratio(&time(&wasm), &time(&native)),
             ));
+            s.note(format!(
+                "{}: Wasm time without the row cache / with it {:.2} (paired)",
+                mix.label(),
+                paired_ratio(&time(&uncached), &time(&wasm)),
+            ));
             check_same(&mut s, &digests);
             measured.push(Measured {
                 label: mix.label(),
                 events: events as f64,
                 native,
                 wasm,
+                uncached,
             });
         }
         cardinality_figures(&mut s, &measured);
@@ -292,10 +317,20 @@ impl Bench {
         s
     }
 
-    /// Replays the log of a mix into a fresh view.
-    fn measure_keys(&self, log: &EmbeddedLog, processor: &mut dyn Processor) -> Replay {
+    /// Replays the log of a mix into a fresh view, with the configured row
+    /// cache (`cached`) or none.
+    fn measure_keys(
+        &self,
+        log: &EmbeddedLog,
+        processor: &mut dyn Processor,
+        cached: bool,
+    ) -> Replay {
         let batch = HostOptions::default().batch_size;
-        let (view, path) = self.fresh_view("cardinality");
+        let (view, path) = if cached {
+            self.fresh_view("cardinality")
+        } else {
+            self.fresh_view_with("cardinality", 0)
+        };
         let written = storage_written_bytes();
         let started = Instant::now();
         replay(log, TOPIC, &[0], &view, batch, processor);
@@ -304,6 +339,7 @@ impl Bench {
         let snapshot = view.snapshot().unwrap();
         let (rows, digest) = (snapshot.len().unwrap(), snapshot.digest().unwrap().sha256);
         drop(snapshot);
+        let row_cache = view.row_cache_bytes() as f64;
         drop(view);
         let on_disk = allocated(&path);
         std::fs::remove_file(&path).ok();
@@ -311,6 +347,7 @@ impl Bench {
             seconds,
             written,
             on_disk,
+            row_cache,
             rows,
             digest,
         }
@@ -327,13 +364,25 @@ fn allocated(path: &Path) -> f64 {
 /// first mix's.
 fn cardinality_figures(s: &mut Section, measured: &[Measured]) {
     type Metric = (&'static str, &'static str, fn(&Replay, f64) -> f64);
-    let metrics: [Metric; 3] = [
+    let metrics: [Metric; 4] = [
         ("events/s", "events/s", |r, events| events / r.seconds),
         ("written per event", "B/event", |r, events| {
             r.written / events
         }),
         ("view on disk", "MB", |r, _| r.on_disk / 1e6),
+        ("row cache", "MB", |r, _| r.row_cache / 1e6),
     ];
+    for m in measured {
+        let rate = |r: &Replay| m.events / r.seconds;
+        let base = median_of(&measured[0].uncached, |r| measured[0].events / r.seconds);
+        let v = median_of(&m.uncached, rate);
+        s.figure(
+            format!("Wasm without row cache, {}, events/s", m.label),
+            v,
+            "events/s",
+            (base > 0.0).then(|| v / base),
+        );
+    }
     for (what, unit, metric) in metrics {
         for (side, pick) in [
             (

@@ -89,12 +89,13 @@ pub fn run(options: &Options) -> Report {
     let machine = machine();
     let setup = format!(
         "{} mode: {} events of ~100 bytes over {} keys (payments v2 logic), median of {} run(s), \
-         view write buffer {} MiB",
+         view write buffer {} MiB, row cache {} MiB",
         if options.quick { "quick" } else { "full" },
         options.events,
         options.keys,
         options.runs,
-        options.view_write_buffer_bytes >> 20
+        options.view_write_buffer_bytes >> 20,
+        options.view_row_cache_bytes >> 20
     );
     println!("kappa replay benchmark\n{machine}\n{setup}");
     let bench = Bench::new(options);

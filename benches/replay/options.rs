@@ -48,6 +48,8 @@ pub struct Options {
     /// the product worker's (`--view-write-buffer-mb`, as `kappa serve`); 0
     /// writes every batch's commit to the view file as its own transaction.
     pub view_write_buffer_bytes: usize,
+    /// Per view: bytes of its row cache (`--view-row-cache-mb`).
+    pub view_row_cache_bytes: usize,
 }
 
 impl Options {
@@ -73,6 +75,7 @@ impl Options {
             card_runs: 3,
             scaling_partitions: 2,
             view_write_buffer_bytes: kappa::store::DEFAULT_WRITE_BUFFER_BYTES,
+            view_row_cache_bytes: kappa::store::DEFAULT_ROW_CACHE_BYTES,
         }
     }
 
@@ -168,6 +171,12 @@ impl Options {
                         .checked_mul(1 << 20)
                         .ok_or("--view-write-buffer-mb: too large")?;
                 }
+                "--view-row-cache-mb" => {
+                    let mb = number(arg, value(arg)?)?;
+                    options.view_row_cache_bytes = mb
+                        .checked_mul(1 << 20)
+                        .ok_or("--view-row-cache-mb: too large")?;
+                }
                 "--json" => json = Some(PathBuf::from(value(arg)?)),
                 "--only" => {
                     options.sections = value(arg)?
@@ -185,7 +194,8 @@ impl Options {
                          --keys N, --runs N, --rate N, --seconds S, --polyglot DIR, --only 1,2,.., \
                          --batches 256,1024,.. , --card-keys 1k,100k,1M,10M, --card-events N, \
                          --card-runs N, --zipf-keys N (0: none), --zipf-s S, \
-                         --scaling-partitions N, --view-write-buffer-mb N, --json FILE"
+                         --scaling-partitions N, --view-write-buffer-mb N, --view-row-cache-mb N, \
+                         --json FILE"
                     ));
                 }
             }

@@ -241,6 +241,12 @@ struct ServeArgs {
     #[arg(long, env = "KAPPA_VIEW_WRITE_BUFFER_MB", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
     view_write_buffer_mb: u64,
+    /// Per view: MiB of rows kept in a hash table of the latest value of
+    /// recently used keys, in front of the write buffer and the file (a
+    /// replay into a new view reads nothing else while it fits). 0: none.
+    #[arg(long, env = "KAPPA_VIEW_ROW_CACHE_MB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
+    view_row_cache_mb: u64,
     /// Most threads one version processes its partitions on (versions of
     /// contract 0.3.0-rc.1 and later; earlier ones use one). Default: the
     /// machine's cores.

@@ -18,6 +18,7 @@ pub(super) async fn run(args: ServeArgs, token: Option<String>) -> Result<(), Fa
         max_event_bytes,
         view_cache_mb,
         view_write_buffer_mb,
+        view_row_cache_mb,
         threads_per_version,
         log,
     } = args;
@@ -39,6 +40,7 @@ pub(super) async fn run(args: ServeArgs, token: Option<String>) -> Result<(), Fa
         max_event_bytes: usize::try_from(max_event_bytes).unwrap_or(usize::MAX),
         view_cache_bytes: usize::try_from(view_cache_mb << 20).unwrap_or(usize::MAX),
         view_write_buffer_bytes: usize::try_from(view_write_buffer_mb << 20).unwrap_or(usize::MAX),
+        view_row_cache_bytes: usize::try_from(view_row_cache_mb << 20).unwrap_or(usize::MAX),
         threads_per_version: threads_per_version
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or_else(|| HostOptions::default().threads_per_version),
@@ -124,12 +126,16 @@ mod tests {
     use crate::cli::{Cli, Command};
 
     #[test]
-    fn serve_takes_the_view_cache_and_write_buffer_sizes() {
+    fn serve_takes_the_view_cache_write_buffer_and_row_cache_sizes() {
         let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
-            Command::Serve(args) => (args.view_cache_mb, args.view_write_buffer_mb),
+            Command::Serve(args) => (
+                args.view_cache_mb,
+                args.view_write_buffer_mb,
+                args.view_row_cache_mb,
+            ),
             _ => unreachable!("serve parses as serve"),
         };
-        assert_eq!(parse(&["kappa", "serve"]), (256, 64));
+        assert_eq!(parse(&["kappa", "serve"]), (256, 64, 256));
         assert_eq!(
             parse(&[
                 "kappa",
@@ -137,9 +143,11 @@ mod tests {
                 "--view-cache-mb",
                 "8",
                 "--view-write-buffer-mb",
+                "0",
+                "--view-row-cache-mb",
                 "0"
             ]),
-            (8, 0)
+            (8, 0, 0)
         );
         assert!(Cli::try_parse_from(["kappa", "serve", "--view-cache-mb", "0"]).is_err());
         let threads = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
@@ -155,5 +163,6 @@ mod tests {
         let defaults = kappa::HostOptions::default().view_options();
         assert_eq!(defaults.cache_bytes, 256 << 20);
         assert_eq!(defaults.write_buffer_bytes, 64 << 20);
+        assert_eq!(defaults.row_cache_bytes, 256 << 20);
     }
 }

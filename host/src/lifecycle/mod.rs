@@ -70,6 +70,9 @@ pub struct HostOptions {
     /// Per view: bytes of the view file's pages cached in memory
     /// (`kappa serve --view-cache-mb`).
     pub view_cache_bytes: usize,
+    /// Per view: bytes of rows in its row cache
+    /// (`kappa serve --view-row-cache-mb`; zero: none).
+    pub view_row_cache_bytes: usize,
     /// Most threads one version processes its partitions on, when its state
     /// is per partition (contract 0.3.0-rc.1 and later; versions of earlier
     /// contracts use one): one per partition this host processes, at most
@@ -103,6 +106,7 @@ impl HostOptions {
             sync_interval: self.view_sync_interval,
             write_buffer_bytes: self.view_write_buffer_bytes,
             cache_bytes: self.view_cache_bytes,
+            row_cache_bytes: self.view_row_cache_bytes,
         }
     }
 }
@@ -121,6 +125,7 @@ impl Default for HostOptions {
             view_sync_interval: Duration::from_millis(200),
             view_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
             view_cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            view_row_cache_bytes: crate::store::DEFAULT_ROW_CACHE_BYTES,
             threads_per_version: std::thread::available_parallelism().map_or(1, usize::from),
             lower_replay_priority: true,
             max_event_bytes: 1 << 20,

@@ -16,7 +16,8 @@
 //! `-- keys=1M` for the scenarios named, `-- shards` for the section on
 //! views kept per partition alone, `support/shards.rs`, which a full run
 //! ends with; `-- background` for the comparison of writing a full buffer
-//! in the background or not, below).
+//! in the background or not, below; `-- row-cache-memory` for the memory a
+//! full row cache holds, `support/row_cache_memory.rs`).
 //! Throughput is given per second elapsed and per CPU-second (of the
 //! writing thread, and of the whole process: the reading thread and a
 //! store's background threads included), the latter being what a shared
@@ -33,6 +34,8 @@ use std::time::{Duration, Instant};
 
 use kappa_store::{View, ViewOptions, Writes};
 
+#[path = "support/row_cache_memory.rs"]
+mod row_cache_memory;
 #[path = "support/shards.rs"]
 mod shards;
 
@@ -422,10 +425,20 @@ fn run_for(
 type Opener = fn(&Path) -> Arc<dyn Candidate>;
 
 fn redb(path: &Path, write_buffer_bytes: usize, cache_bytes: usize) -> Arc<dyn Candidate> {
+    redb_cached(path, write_buffer_bytes, cache_bytes, 0)
+}
+
+fn redb_cached(
+    path: &Path,
+    write_buffer_bytes: usize,
+    cache_bytes: usize,
+    row_cache_bytes: usize,
+) -> Arc<dyn Candidate> {
     let options = ViewOptions {
         sync_interval: Duration::from_millis(200),
         write_buffer_bytes,
         cache_bytes,
+        row_cache_bytes,
     };
     Arc::new(Redb::new(
         View::open_with(&path.join("v.redb"), options).expect("open"),
@@ -446,6 +459,7 @@ fn candidates() -> Vec<(&'static str, bool, Opener)> {
                         sync_interval: Duration::ZERO,
                         write_buffer_bytes: 0,
                         cache_bytes: 1 << 30,
+                        row_cache_bytes: 0,
                     },
                 )
                 .expect("open"),
@@ -454,6 +468,10 @@ fn candidates() -> Vec<(&'static str, bool, Opener)> {
         // A write buffer of ~8 batches of distinct keys.
         ("redb-buffer16M", false, |p| redb(p, 16 << 20, 256 << 20)),
         ("redb-buffer64M", true, |p| redb(p, 64 << 20, 256 << 20)),
+        // The buffer and a row cache of 256 MiB (the default).
+        ("redb-buffer64M-rows256M", true, |p| {
+            redb_cached(p, 64 << 20, 256 << 20, 256 << 20)
+        }),
         ("redb-buffer256M", false, |p| redb(p, 256 << 20, 256 << 20)),
         ("redb-buffer64M-cache64M", false, |p| {
             redb(p, 64 << 20, 64 << 20)
@@ -571,6 +589,10 @@ fn main() {
         .unwrap_or_else(std::env::temp_dir);
     if args.iter().any(|a| a == "shards") {
         shards::run(&base);
+        return;
+    }
+    if args.iter().any(|a| a == "row-cache-memory") {
+        row_cache_memory::run(&base);
         return;
     }
     let only: Vec<&str> = args

@@ -32,6 +32,13 @@
 //! sync), otherwise written with `Durability::None`, made durable by a later
 //! one. That keeps fsyncs off the per-batch path without weakening exactly-once.
 //!
+//! Point reads ask the row cache first (`cache.rs`): a hash table of the
+//! latest committed value of rows, bounded in bytes
+//! ([`ViewOptions::row_cache_bytes`]), which takes the rows of the buffer
+//! when it is first written to the file and every row committed after, so
+//! that a view larger than its buffer is read without a search of the
+//! file's B-tree.
+//!
 //! A full buffer can be written in the background (`write.rs`,
 //! [`View::with_background_writes`], off by default: it did not make replays
 //! measurably faster, BENCHMARKS.md, "Writing the buffer in the background"): the commit
@@ -52,6 +59,9 @@
     clippy::cast_possible_wrap
 )]
 
+mod cache;
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod hooks;
 mod shards;
@@ -176,12 +186,19 @@ pub struct ViewOptions {
     pub write_buffer_bytes: usize,
     /// Bytes of the file's pages cached in memory (redb's cache).
     pub cache_bytes: usize,
+    /// Most bytes of rows held in the row cache, a hash table of the latest
+    /// value of recently used keys in front of the buffer and the file
+    /// (`cache.rs`). Zero: no row cache.
+    pub row_cache_bytes: usize,
 }
 
 /// Default of [`ViewOptions::write_buffer_bytes`]: 64 MiB.
 pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 64 << 20;
 /// Default of [`ViewOptions::cache_bytes`]: 256 MiB.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+/// Default of [`ViewOptions::row_cache_bytes`]: 256 MiB, about 1.5M rows of
+/// 12-byte keys and 60-byte values.
+pub const DEFAULT_ROW_CACHE_BYTES: usize = 256 << 20;
 /// Bytes counted per buffered row on top of its key and value: roughly what a
 /// B-tree map entry and its two vectors cost.
 const ROW_OVERHEAD: usize = 64;
@@ -192,6 +209,7 @@ impl Default for ViewOptions {
             sync_interval: Duration::from_millis(200),
             write_buffer_bytes: DEFAULT_WRITE_BUFFER_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            row_cache_bytes: DEFAULT_ROW_CACHE_BYTES,
         }
     }
 }
@@ -239,6 +257,9 @@ struct Core {
     path: PathBuf,
     options: ViewOptions,
     buffer: Mutex<Buffer>,
+    /// The row cache, shared with the snapshots (`None`: none configured).
+    /// Locked after `buffer` when both are, never the other way round.
+    row_cache: Option<Arc<Mutex<cache::RowCache>>>,
     sync: Mutex<SyncState>,
     /// Test hooks into background writes.
     #[cfg(test)]
@@ -305,11 +326,27 @@ impl View {
         } else {
             create_whole(path, &builder).map_err(err)?
         };
+        let empty = {
+            let txn = db.begin_read().map_err(|e| err(e.into()))?;
+            match txn.open_table(ROWS) {
+                Ok(rows) => rows.first().map_err(|e| err(e.into()))?.is_none(),
+                Err(redb::TableError::TableDoesNotExist(_)) => true,
+                Err(e) => return Err(err(e.into())),
+            }
+        };
+        let row_cache = (options.row_cache_bytes > 0).then(|| {
+            Arc::new(Mutex::new(cache::RowCache::new(
+                options.row_cache_bytes,
+                0,
+                empty,
+            )))
+        });
         let core = Core {
             db,
             path: path.to_owned(),
             options,
             buffer: Mutex::new(Buffer::default()),
+            row_cache,
             sync: Mutex::new(SyncState {
                 last_durable: Instant::now(),
                 durable_commits: 0,
@@ -370,6 +407,24 @@ impl View {
         &self.core.path
     }
 
+    /// Bytes of rows in the row cache, as weighed against
+    /// [`ViewOptions::row_cache_bytes`] (zero without a cache).
+    pub fn row_cache_bytes(&self) -> u64 {
+        self.core
+            .row_cache
+            .as_ref()
+            .map_or(0, |cache| cache.lock().bytes())
+    }
+
+    /// Whether the row cache holds every row of the view.
+    #[cfg(test)]
+    pub(crate) fn row_cache_is_complete(&self) -> bool {
+        self.core
+            .row_cache
+            .as_ref()
+            .is_some_and(|cache| cache.lock().is_complete())
+    }
+
     /// The options the view was opened with.
     pub fn options(&self) -> &ViewOptions {
         &self.core.options
@@ -396,7 +451,7 @@ impl View {
         writes: &Writes,
         force_durable: bool,
     ) -> Result<(), StoreError> {
-        let full = {
+        let (full, generation) = {
             let mut buffer = self.core.buffer.lock();
             let buffer = &mut *buffer;
             let rows = Arc::make_mut(&mut buffer.active);
@@ -412,8 +467,21 @@ impl View {
             }
             buffer.offsets.insert(partition, next_offset);
             buffer.commits += 1;
-            buffer.bytes >= self.core.options.write_buffer_bytes
+            (
+                buffer.bytes >= self.core.options.write_buffer_bytes,
+                buffer.commits,
+            )
         };
+        // After the buffer's lock, so that readers do not wait for it: until
+        // the cache is of this commit, reads skip it (`cache.rs`).
+        if let Some(cache) = &self.core.row_cache {
+            cache.lock().commit(
+                generation,
+                writes
+                    .iter()
+                    .map(|(key, value)| (key.as_slice(), value.as_deref())),
+            );
+        }
         if force_durable {
             self.write_now(true)
         } else if full {
@@ -458,38 +526,67 @@ impl View {
         }
         let mut offsets = buffer.writing_offsets.clone();
         offsets.extend(buffer.offsets.iter().map(|(p, o)| (*p, *o)));
+        let cache = self
+            .core
+            .row_cache
+            .as_ref()
+            .map(|cache| (Arc::clone(cache), buffer.commits));
         drop(buffer);
         let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
         let file_offsets = txn.open_table(OFFSETS).map_err(|e| self.err(e))?;
-        Ok(Snapshot::new(
+        Ok(Snapshot::new(snapshot::Part {
+            shard: None,
             rows,
-            file_offsets,
+            offsets: file_offsets,
             layers,
-            offsets,
-            self.core.path.clone(),
-        ))
+            buffered_offsets: offsets,
+            cache,
+            path: self.core.path.clone(),
+        }))
     }
 
     /// The value under `key` in the latest commit. Unlike a snapshot, shares
     /// nothing with the writer afterwards, so a reader never makes the next
     /// commit copy the buffer.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = {
+        let (txn, generation) = {
             let buffer = self.core.buffer.lock();
+            let known = match &self.core.row_cache {
+                // Not waiting for a commit updating the cache: skipped then.
+                Some(cache) => cache
+                    .try_lock()
+                    .map_or(cache::Cached::Unknown, |c| c.get(buffer.commits, key)),
+                None => cache::Cached::Unknown,
+            };
+            let complete = match known {
+                cache::Cached::Known(value) => return Ok(value),
+                cache::Cached::BufferedOrAbsent => true,
+                cache::Cached::Unknown => false,
+            };
             let layers = [Some(&buffer.active), buffer.writing.as_ref()];
             for layer in layers.into_iter().flatten() {
                 if let Some(value) = layer.get(key) {
                     return Ok(value.clone());
                 }
             }
+            if complete {
+                return Ok(None);
+            }
             // Begun under the lock: the file as of the buffer just read.
-            self.core.db.begin_read().map_err(|e| self.err(e))?
+            let txn = self.core.db.begin_read().map_err(|e| self.err(e))?;
+            (txn, buffer.commits)
         };
         let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
-        Ok(rows
+        let value = rows
             .get(key)
             .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
+            .map(|v| v.value().to_vec());
+        if let Some(cache) = &self.core.row_cache
+            && let Some(mut cache) = cache.try_lock()
+        {
+            cache.fill(generation, key, value.as_deref());
+        }
+        Ok(value)
     }
 
     /// Next offset to apply, per partition (absent = 0).
@@ -505,15 +602,25 @@ impl View {
     pub(crate) fn get_many(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let mut found = vec![None; keys.len()];
         let mut in_file = Vec::new();
-        let txn = {
+        let (txn, generation) = {
             let buffer = self.core.buffer.lock();
+            let cache = self.core.row_cache.as_ref().map(|cache| cache.lock());
             for (i, key) in keys.iter().enumerate() {
+                let complete = match cache.as_ref().map(|c| c.get(buffer.commits, key)) {
+                    Some(cache::Cached::Known(value)) => {
+                        found[i] = value;
+                        continue;
+                    }
+                    Some(cache::Cached::BufferedOrAbsent) => true,
+                    Some(cache::Cached::Unknown) | None => false,
+                };
                 let buffered = buffer
                     .active
                     .get(*key)
                     .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(*key)));
                 match buffered {
                     Some(value) => found[i].clone_from(value),
+                    None if complete => {}
                     None => in_file.push(i),
                 }
             }
@@ -521,14 +628,21 @@ impl View {
                 return Ok(found);
             }
             // Begun under the lock: the file as of the buffer just read.
-            self.core.db.begin_read().map_err(|e| self.err(e))?
+            let txn = self.core.db.begin_read().map_err(|e| self.err(e))?;
+            (txn, buffer.commits)
         };
         let rows = txn.open_table(ROWS).map_err(|e| self.err(e))?;
-        for i in in_file {
+        for &i in &in_file {
             found[i] = rows
                 .get(keys[i])
                 .map_err(|e| self.err(e))?
                 .map(|v| v.value().to_vec());
+        }
+        if let Some(cache) = &self.core.row_cache {
+            let mut cache = cache.lock();
+            for i in in_file {
+                cache.fill(generation, keys[i], found[i].as_deref());
+            }
         }
         Ok(found)
     }

@@ -21,6 +21,7 @@ fn options() -> ViewOptions {
         sync_interval: Duration::from_secs(3600),
         write_buffer_bytes: 1 << 30,
         cache_bytes: 1 << 20,
+        row_cache_bytes: 1 << 20,
     }
 }
 

@@ -16,9 +16,11 @@ use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use redb::{ReadableTable, ReadableTableMetadata};
 use sha2::{Digest, Sha256};
 
+use crate::cache::{Cached, RowCache};
 use crate::{Rows, StoreError, ViewDigest};
 
 /// A read-only snapshot of a view, consistent across rows and offsets.
@@ -32,16 +34,19 @@ pub struct Snapshot {
 }
 
 /// The snapshot of one view file.
-struct Part {
+pub(crate) struct Part {
     /// The partition whose shard this is, when merged from shards.
-    shard: Option<u32>,
-    rows: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-    offsets: redb::ReadOnlyTable<u32, u64>,
+    pub(crate) shard: Option<u32>,
+    pub(crate) rows: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    pub(crate) offsets: redb::ReadOnlyTable<u32, u64>,
     /// Buffered rows not yet in the file, newest first.
-    layers: Vec<Arc<Rows>>,
+    pub(crate) layers: Vec<Arc<Rows>>,
     /// Buffered offsets, over the file's.
-    buffered_offsets: BTreeMap<u32, u64>,
-    path: PathBuf,
+    pub(crate) buffered_offsets: BTreeMap<u32, u64>,
+    /// The view's row cache and the commit this snapshot is of: point reads
+    /// ask the cache first, which answers only while it is of that commit.
+    pub(crate) cache: Option<(Arc<Mutex<RowCache>>, u64)>,
+    pub(crate) path: PathBuf,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -62,23 +67,8 @@ pub type KeyValue = (Vec<u8>, Vec<u8>);
 pub type RowIter = Box<dyn Iterator<Item = Result<KeyValue, StoreError>>>;
 
 impl Snapshot {
-    pub(crate) fn new(
-        rows: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-        offsets: redb::ReadOnlyTable<u32, u64>,
-        layers: Vec<Arc<Rows>>,
-        buffered_offsets: BTreeMap<u32, u64>,
-        path: PathBuf,
-    ) -> Self {
-        Snapshot {
-            parts: vec![Part {
-                shard: None,
-                rows,
-                offsets,
-                layers,
-                buffered_offsets,
-                path,
-            }],
-        }
+    pub(crate) fn new(part: Part) -> Self {
+        Snapshot { parts: vec![part] }
     }
 
     /// One snapshot of several shards, each given with the partition it
@@ -205,16 +195,40 @@ impl Part {
 
     /// The value under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let known = match &self.cache {
+            // A reader does not wait for a commit updating the cache (the
+            // cache is of the next commit then): it reads the buffer and the
+            // file instead.
+            Some((cache, generation)) => cache
+                .try_lock()
+                .map_or(Cached::Unknown, |c| c.get(*generation, key)),
+            None => Cached::Unknown,
+        };
+        let complete = match known {
+            Cached::Known(value) => return Ok(value),
+            Cached::BufferedOrAbsent => true,
+            Cached::Unknown => false,
+        };
         for layer in &self.layers {
             if let Some(value) = layer.get(key) {
                 return Ok(value.clone());
             }
         }
-        Ok(self
+        if complete {
+            // Neither in the cache nor in the buffer: not in the view.
+            return Ok(None);
+        }
+        let value = self
             .rows
             .get(key)
             .map_err(|e| self.err(e))?
-            .map(|v| v.value().to_vec()))
+            .map(|v| v.value().to_vec());
+        if let Some((cache, generation)) = &self.cache
+            && let Some(mut cache) = cache.try_lock()
+        {
+            cache.fill(*generation, key, value.as_deref());
+        }
+        Ok(value)
     }
 
     /// Next offset to apply, per partition that has seen events.

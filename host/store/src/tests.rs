@@ -135,6 +135,7 @@ fn options(write_buffer_bytes: usize) -> ViewOptions {
         sync_interval: Duration::from_secs(3600),
         write_buffer_bytes,
         cache_bytes: 1 << 20,
+        row_cache_bytes: 1 << 20,
     }
 }
 

@@ -127,6 +127,9 @@ impl View {
             commits,
             ..crate::Buffer::default()
         };
+        if let Some(cache) = &self.core.row_cache {
+            cache.lock().forget(commits);
+        }
     }
 
     /// The hooks into this view's background writes.
@@ -170,6 +173,11 @@ impl Core {
         let writing = buffer.writing.take();
         let offsets = std::mem::take(&mut buffer.writing_offsets);
         if written {
+            // The rows leave the buffer for the file: the first time, the
+            // row cache takes them (`cache.rs`), so reads still skip the file.
+            if let (Some(cache), Some(rows)) = (&self.row_cache, &writing) {
+                cache.lock().absorb(rows, &buffer.active);
+            }
             return;
         }
         let Some(rows) = writing else {

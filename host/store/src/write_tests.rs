@@ -31,6 +31,7 @@ fn open(path: &Path) -> View {
             sync_interval: Duration::from_secs(3600),
             write_buffer_bytes: BUFFER,
             cache_bytes: 1 << 20,
+            row_cache_bytes: 1 << 20,
         },
     )
     .unwrap()
@@ -311,6 +312,7 @@ fn without_background_writes_the_filling_commit_writes_the_buffer() {
                 sync_interval: Duration::from_secs(3600),
                 write_buffer_bytes: BUFFER,
                 cache_bytes: 1 << 20,
+                row_cache_bytes: 1 << 20,
             };
             let mut view = View::open_with(&path, options).unwrap();
             if let Some(background) = background {
@@ -341,6 +343,7 @@ fn concurrent_snapshots_during_background_writes_are_of_one_moment() {
             // Full every few commits.
             write_buffer_bytes: 300,
             cache_bytes: 1 << 20,
+            row_cache_bytes: 1 << 20,
         },
     )
     .unwrap()

@@ -1,0 +1,264 @@
+//! The row cache: the latest committed value of a view's rows, in a hash
+//! table bounded in bytes, in front of the write buffer and the file.
+//!
+//! At many keys a point read was the largest cost of a replay: a key rarely
+//! in the write buffer costs a search of the buffer's B-tree map and then of
+//! the file's B-tree, a binary search per level over cold memory each
+//! (BENCHMARKS.md, "The view store at many keys"). A hash table finds a row
+//! in a few memory accesses.
+//!
+//! Until the buffer is first written to the file, the view is all in the
+//! buffer (whose B-tree map is then small enough to be fast), and the cache
+//! holds only rows read from the file. The first write of the buffer hands
+//! its rows, and those of any commit made meanwhile, to the cache; from then
+//! on every commit puts the rows it writes (*write-through*). So a view that
+//! fits in its buffer pays nothing for the cache, and one that does not
+//! finds its rows in the cache. In both states a commit updates the rows the
+//! cache holds, so it never answers with an old value.
+//!
+//! What the cache holds is always the view as of one commit, its
+//! *generation* (the view's count of commits), moved on by each commit once
+//! it is in the buffer (after the buffer's lock, so that readers do not
+//! wait for the cache's update). A read uses the cache only if it is of the
+//! reader's commit: the writer's own snapshot always is; a query's snapshot
+//! taken before a later commit is not, and reads the buffer and the file. So
+//! a snapshot never sees a row of a commit after it.
+//!
+//! A view that was empty when opened starts *complete*: every row of the
+//! view is in the buffer or the cache (in the cache alone once it writes
+//! through), so a key found in neither is absent, known without a read of
+//! the file. That is the common case of a Kappa replay, a new version
+//! filling a new view from the log. The first row evicted (the cache full)
+//! makes it incomplete for the life of the view; a key then found nowhere
+//! in memory is read from the file and cached (an absent key as absent).
+//!
+//! Eviction is quick_cache's (S3-FIFO, weighted by the bytes of each row):
+//! a well-kept library, and one whose policy keeps the hot keys of a skewed
+//! mix while a scan of cold keys passes through.
+
+use quick_cache::{Lifecycle, Weighter};
+
+use crate::Rows;
+
+/// Bytes counted per cached row on top of its key and value: the table's
+/// slot and entry (about 64 bytes in quick_cache 0.6) and the rounding of
+/// the key's and the value's allocations, so that the bound is close to the
+/// memory really used.
+const ENTRY_OVERHEAD: u64 = 96;
+
+/// A cached row: `None` is a key known to be absent.
+type Value = Option<Box<[u8]>>;
+
+/// Weighs a row by its bytes.
+#[derive(Clone, Copy)]
+struct RowWeight;
+
+impl Weighter<Box<[u8]>, Value> for RowWeight {
+    fn weight(&self, key: &Box<[u8]>, value: &Value) -> u64 {
+        (key.len() + value.as_ref().map_or(0, |v| v.len())) as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// Reports whether an insert evicted a row (or was refused as too large).
+#[derive(Clone, Copy)]
+struct Evictions;
+
+impl Lifecycle<Box<[u8]>, Value> for Evictions {
+    type RequestState = bool;
+
+    fn begin_request(&self) -> bool {
+        false
+    }
+
+    fn on_evict(&self, evicted: &mut bool, _key: Box<[u8]>, _value: Value) {
+        *evicted = true;
+    }
+}
+
+type Table =
+    quick_cache::unsync::Cache<Box<[u8]>, Value, RowWeight, foldhash::fast::RandomState, Evictions>;
+
+/// What the cache knows of a key, as of its generation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Cached {
+    /// The key's value (`None`: the key is absent from the view).
+    Known(Option<Vec<u8>>),
+    /// In the buffer if anywhere: absent if the buffer lacks it.
+    BufferedOrAbsent,
+    /// Not known: read the buffer, then the file.
+    Unknown,
+}
+
+/// The cache of one view file.
+pub(crate) struct RowCache {
+    table: Table,
+    /// The commit count the cached rows are as of.
+    generation: u64,
+    /// Whether every row of the view is in the buffer or the cache (in the
+    /// cache alone once `write_through`).
+    complete: bool,
+    /// Whether commits put every row they write, which they do from the
+    /// first write of the buffer to the file on.
+    write_through: bool,
+}
+
+impl std::fmt::Debug for RowCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowCache")
+            .field("rows", &self.table.len())
+            .field("bytes", &self.table.weight())
+            .field("generation", &self.generation)
+            .field("complete", &self.complete)
+            .field("write_through", &self.write_through)
+            .finish()
+    }
+}
+
+impl RowCache {
+    /// A cache of at most `bytes`, as of commit `generation`, complete if
+    /// the view holds no rows.
+    pub(crate) fn new(bytes: usize, generation: u64, view_is_empty: bool) -> Self {
+        let bytes = bytes as u64;
+        let estimated_rows = usize::try_from(bytes / (ENTRY_OVERHEAD + 64)).unwrap_or(usize::MAX);
+        let options = quick_cache::OptionsBuilder::new()
+            // Start small and grow: most views hold far fewer rows than fit.
+            .estimated_items_capacity(estimated_rows.min(1 << 16))
+            .weight_capacity(bytes)
+            .build();
+        let table = match options {
+            Ok(options) => Table::with_options(
+                options,
+                RowWeight,
+                foldhash::fast::RandomState::default(),
+                Evictions,
+            ),
+            // Only a capacity of zero is refused, and a view opened so has no
+            // cache (`Core::row_cache` is `None`); a table of one row is the
+            // harmless answer should it happen.
+            Err(_) => Table::with_options(
+                quick_cache::OptionsBuilder::new()
+                    .estimated_items_capacity(1)
+                    .weight_capacity(1)
+                    .build()
+                    .unwrap_or_else(|_| unreachable!("a capacity of one is valid")),
+                RowWeight,
+                foldhash::fast::RandomState::default(),
+                Evictions,
+            ),
+        };
+        RowCache {
+            table,
+            generation,
+            complete: view_is_empty,
+            write_through: false,
+        }
+    }
+
+    /// What the cache knows of `key` for a reader of commit `generation`.
+    pub(crate) fn get(&self, generation: u64, key: &[u8]) -> Cached {
+        if generation != self.generation {
+            return Cached::Unknown;
+        }
+        match self.table.get(key) {
+            Some(value) => Cached::Known(value.as_deref().map(<[u8]>::to_vec)),
+            None if self.complete && self.write_through => Cached::Known(None),
+            None if self.complete => Cached::BufferedOrAbsent,
+            None => Cached::Unknown,
+        }
+    }
+
+    /// Caches `value`, read from the file by a reader of commit
+    /// `generation`, if that is still the cache's.
+    pub(crate) fn fill(&mut self, generation: u64, key: &[u8], value: Option<&[u8]>) {
+        if generation == self.generation && !self.complete {
+            self.put(key, value);
+        }
+    }
+
+    /// Applies commit number `generation`'s writes (`None` deletes): to
+    /// every row once the cache writes through, else to the rows it holds
+    /// (the others are in the buffer).
+    pub(crate) fn commit<'a>(
+        &mut self,
+        generation: u64,
+        writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    ) {
+        if self.write_through || !self.table.is_empty() {
+            for (key, value) in writes {
+                self.update(key, value);
+            }
+        }
+        self.generation = generation;
+    }
+
+    /// Applies one write, to a row cached or (writing through) to any.
+    fn update(&mut self, key: &[u8], value: Option<&[u8]>) {
+        if let Some(mut cached) = self.table.get_mut(key) {
+            // The same size (as a counter's often is): overwritten in place,
+            // no allocation, the weight unchanged.
+            if let (Some(old), Some(new)) = (cached.as_mut(), value)
+                && old.len() == new.len()
+            {
+                old.copy_from_slice(new);
+                return;
+            }
+        } else if !self.write_through {
+            return;
+        }
+        match value {
+            // Complete, an absent key needs no row.
+            None if self.complete => {
+                self.table.remove(key);
+            }
+            _ => self.put(key, value),
+        }
+    }
+
+    /// After a write of the buffer to the file: the first one hands the
+    /// rows it wrote (`written`) and then those of the commits made
+    /// meanwhile (`newer`, newer values) to the cache, which writes through
+    /// from then on. A row the cache holds is up to date already.
+    pub(crate) fn absorb(&mut self, written: &Rows, newer: &Rows) {
+        if self.write_through {
+            return;
+        }
+        self.write_through = true;
+        for (key, value) in written {
+            if value.is_some() && !self.table.contains_key(key.as_slice()) {
+                self.put(key, value.as_deref());
+            }
+        }
+        for (key, value) in newer {
+            self.update(key, value.as_deref());
+        }
+    }
+
+    #[cfg(test)]
+    /// Forgets everything, as after a crash: the cache is then of commit
+    /// `generation` and incomplete.
+    pub(crate) fn forget(&mut self, generation: u64) {
+        self.table.clear();
+        self.generation = generation;
+        self.complete = false;
+    }
+
+    fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let evicted = self
+            .table
+            .insert_with_lifecycle(Box::from(key), value.map(Box::from));
+        if evicted {
+            self.complete = false;
+        }
+    }
+
+    /// Whether every row of the view is in the buffer or the cache.
+    #[cfg(test)]
+    pub(crate) fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Bytes of rows cached, as weighed.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.table.weight()
+    }
+}

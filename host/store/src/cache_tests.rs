@@ -1,0 +1,223 @@
+//! Tests of the row cache: a read answered by the cache equals a read of the
+//! buffer and the file, whatever the cache's size, evictions, reopens and
+//! snapshots older than the latest commit.
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::{Shards, View, ViewOptions, Writes};
+
+fn options(write_buffer_bytes: usize, row_cache_bytes: usize) -> ViewOptions {
+    ViewOptions {
+        sync_interval: Duration::from_secs(3600),
+        write_buffer_bytes,
+        cache_bytes: 1 << 20,
+        row_cache_bytes,
+    }
+}
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// What the view should hold.
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key-{i:04}").into_bytes()
+}
+
+/// Random batches of writes and deletions over 300 keys, each followed by
+/// reads through a fresh snapshot, `View::get` and a snapshot kept from two
+/// commits before (which must still see its own commit), all checked
+/// against a model; the view is reopened now and then (its cache then
+/// starts incomplete, the file holding rows). Run with no cache, a cache
+/// that holds everything, and caches so small that they evict at every
+/// commit, over a buffer that writes the file at every commit, one that
+/// writes it often (on the commit's thread or in the background, commits
+/// going on meanwhile) and one that never does.
+#[test]
+fn reads_through_the_cache_equal_the_model_whatever_its_size() {
+    let buffers = [
+        (0, false),
+        (2 << 10, false),
+        (2 << 10, true),
+        (1 << 30, false),
+    ];
+    for row_cache_bytes in [0, 1 << 20, 4 << 10, 300] {
+        for (write_buffer_bytes, background) in buffers {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("v.redb");
+            let options = options(write_buffer_bytes, row_cache_bytes);
+            let open = || {
+                View::open_with(&path, options.clone())
+                    .unwrap()
+                    .with_background_writes(background)
+            };
+            let mut view = open();
+            let mut model: Model = BTreeMap::new();
+            let mut history: Vec<(crate::Snapshot, Model)> = Vec::new();
+            let mut rng =
+                Rng(0x9e37_79b9_7f4a_7c15 ^ (row_cache_bytes + write_buffer_bytes) as u64);
+            for commit in 1..=120u64 {
+                let mut batch = Writes::new();
+                for _ in 0..rng.below(40) {
+                    let k = key(rng.below(300));
+                    if rng.below(5) == 0 {
+                        batch.insert(k, None);
+                    } else {
+                        let v = format!("v{commit}-{}", rng.below(1 << 20)).into_bytes();
+                        batch.insert(k, Some(v));
+                    }
+                }
+                // A snapshot of the previous commit reads keys this commit
+                // changes, before and after it: the cache must not leak
+                // the newer rows into it, nor its reads into the cache.
+                let before = view.snapshot().unwrap();
+                for k in batch.keys().take(5) {
+                    assert_eq!(before.get(k).unwrap(), model.get(k).cloned());
+                }
+                view.commit(0, commit, &batch, false).unwrap();
+                for k in batch.keys().take(5) {
+                    assert_eq!(
+                        before.get(k).unwrap(),
+                        model.get(k).cloned(),
+                        "old snapshot"
+                    );
+                }
+                for (k, v) in batch {
+                    match v {
+                        Some(v) => model.insert(k, v),
+                        None => model.remove(&k),
+                    };
+                }
+                let now = view.snapshot().unwrap();
+                for _ in 0..60 {
+                    let k = key(rng.below(320));
+                    assert_eq!(now.get(&k).unwrap(), model.get(&k).cloned(), "{commit}");
+                    assert_eq!(view.get(&k).unwrap(), model.get(&k).cloned(), "{commit}");
+                }
+                history.push((now, model.clone()));
+                if history.len() > 2 {
+                    let (old, then) = history.remove(0);
+                    for _ in 0..20 {
+                        let k = key(rng.below(300));
+                        assert_eq!(old.get(&k).unwrap(), then.get(&k).cloned(), "kept snapshot");
+                    }
+                }
+                if commit % 37 == 0 {
+                    history.clear();
+                    drop(view);
+                    view = open();
+                }
+            }
+            let rows: BTreeMap<Vec<u8>, Vec<u8>> = view
+                .snapshot()
+                .unwrap()
+                .rows(b"", None)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(rows, model);
+        }
+    }
+}
+
+/// A view opened empty knows every row from its cache until the cache
+/// first evicts one; a view opened holding rows does not, and finds them
+/// in the file.
+#[test]
+fn the_cache_is_complete_for_a_new_view_until_it_evicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.redb");
+    let view = View::open_with(&path, options(0, 4 << 10)).unwrap();
+    assert!(view.row_cache_is_complete());
+    let batch: Writes = (0..10).map(|i| (key(i), Some(b"x".to_vec()))).collect();
+    view.commit(0, 1, &batch, false).unwrap();
+    assert!(view.row_cache_is_complete());
+    assert!(view.row_cache_bytes() > 0);
+    assert_eq!(view.snapshot().unwrap().get(b"absent").unwrap(), None);
+    // 200 rows of about 80 bytes do not fit in 4 KiB.
+    let batch: Writes = (0..200).map(|i| (key(i), Some(vec![b'y'; 16]))).collect();
+    view.commit(0, 2, &batch, false).unwrap();
+    assert!(!view.row_cache_is_complete());
+    assert!(view.row_cache_bytes() <= 4 << 10);
+    let snap = view.snapshot().unwrap();
+    for i in 0..200 {
+        assert_eq!(snap.get(&key(i)).unwrap(), Some(vec![b'y'; 16]));
+    }
+    drop(snap);
+    drop(view);
+    let view = View::open_with(&path, options(0, 1 << 20)).unwrap();
+    assert!(!view.row_cache_is_complete());
+    assert_eq!(view.get(&key(7)).unwrap(), Some(vec![b'y'; 16]));
+    let view = View::open_with(&dir.path().join("w.redb"), options(0, 0)).unwrap();
+    assert!(!view.row_cache_is_complete(), "no cache, nothing known");
+    assert_eq!(view.row_cache_bytes(), 0);
+}
+
+/// A crash loses the cache with the buffer: reads after it see the file.
+#[test]
+fn a_crash_loses_the_cache_with_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = View::open_with(&dir.path().join("v.redb"), options(1 << 30, 1 << 20)).unwrap();
+    view.commit(0, 1, &[(key(1), Some(b"kept".to_vec()))].into(), true)
+        .unwrap();
+    view.commit(0, 2, &[(key(1), Some(b"lost".to_vec()))].into(), false)
+        .unwrap();
+    assert_eq!(view.get(&key(1)).unwrap().as_deref(), Some(&b"lost"[..]));
+    view.lose_buffer();
+    assert_eq!(view.get(&key(1)).unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(
+        view.snapshot().unwrap().get(&key(1)).unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+}
+
+/// Shards check one key, one partition through their caches: a key held by
+/// one partition's shard is refused to another, whether the holder's row
+/// is cached, evicted or in the file only.
+#[test]
+fn shards_refuse_a_key_of_another_partition_through_their_caches() {
+    for row_cache_bytes in [1 << 20, 200, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("view");
+        let shards = Shards::open(
+            &path,
+            crate::Layout::PerPartition,
+            options(1 << 30, row_cache_bytes),
+        )
+        .unwrap();
+        let batch: Writes = (0..50).map(|i| (key(i), Some(b"p0".to_vec()))).collect();
+        shards.commit(0, 1, &batch, false).unwrap();
+        let refused = shards.commit(1, 1, &[(key(3), Some(b"p1".to_vec()))].into(), false);
+        assert!(
+            matches!(
+                refused,
+                Err(crate::StoreError::Conflict {
+                    holder: 0,
+                    writer: 1,
+                    ..
+                })
+            ),
+            "{row_cache_bytes}: {refused:?}"
+        );
+        assert_eq!(
+            shards.snapshot().unwrap().get(&key(3)).unwrap().as_deref(),
+            Some(&b"p0"[..])
+        );
+    }
+}
