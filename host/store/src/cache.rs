@@ -40,6 +40,9 @@ use quick_cache::{Lifecycle, Weighter};
 
 use crate::Rows;
 
+/// Look-ups of an incomplete cache over which its hit ratio is measured.
+const WINDOW: u32 = 1 << 16;
+
 /// Bytes counted per cached row on top of its key and value: the table's
 /// slot and entry (about 64 bytes in quick_cache 0.6) and the rounding of
 /// the key's and the value's allocations, so that the bound is close to the
@@ -100,6 +103,18 @@ pub(crate) struct RowCache {
     /// Whether commits put every row they write, which they do from the
     /// first write of the buffer to the file on.
     write_through: bool,
+    /// Whether rows not cached are taken in (by commits writing through and
+    /// by reads of the file): always while complete; once incomplete, only
+    /// while at least a quarter of the look-ups of the last window hit. A
+    /// view many times larger than its cache, read uniformly, would
+    /// otherwise pay an insert and an eviction per row written for a few
+    /// hits (10 M keys: 0.84× the speed without the cache); rows cached stay
+    /// and are kept up to date, so a skew that makes them hot again turns
+    /// admission back on.
+    admitting: bool,
+    /// Look-ups and hits in the current window (counted while incomplete).
+    window_lookups: u32,
+    window_hits: u32,
 }
 
 impl std::fmt::Debug for RowCache {
@@ -151,26 +166,47 @@ impl RowCache {
             generation,
             complete: view_is_empty,
             write_through: false,
+            admitting: true,
+            window_lookups: 0,
+            window_hits: 0,
         }
     }
 
     /// What the cache knows of `key` for a reader of commit `generation`.
-    pub(crate) fn get(&self, generation: u64, key: &[u8]) -> Cached {
+    pub(crate) fn get(&mut self, generation: u64, key: &[u8]) -> Cached {
         if generation != self.generation {
             return Cached::Unknown;
         }
-        match self.table.get(key) {
-            Some(value) => Cached::Known(value.as_deref().map(<[u8]>::to_vec)),
+        let found = self
+            .table
+            .get(key)
+            .map(|value| value.as_deref().map(<[u8]>::to_vec));
+        if !self.complete {
+            self.count(found.is_some());
+        }
+        match found {
+            Some(value) => Cached::Known(value),
             None if self.complete && self.write_through => Cached::Known(None),
             None if self.complete => Cached::BufferedOrAbsent,
             None => Cached::Unknown,
         }
     }
 
+    /// Counts a look-up of an incomplete cache; ends a window when full.
+    fn count(&mut self, hit: bool) {
+        self.window_lookups += 1;
+        self.window_hits += u32::from(hit);
+        if self.window_lookups == WINDOW {
+            self.admitting = self.window_hits * 4 >= self.window_lookups;
+            self.window_lookups = 0;
+            self.window_hits = 0;
+        }
+    }
+
     /// Caches `value`, read from the file by a reader of commit
-    /// `generation`, if that is still the cache's.
+    /// `generation`, if that is still the cache's and it admits rows.
     pub(crate) fn fill(&mut self, generation: u64, key: &[u8], value: Option<&[u8]>) {
-        if generation == self.generation && !self.complete {
+        if generation == self.generation && !self.complete && self.admitting {
             self.put(key, value);
         }
     }
@@ -202,7 +238,7 @@ impl RowCache {
                 old.copy_from_slice(new);
                 return;
             }
-        } else if !self.write_through {
+        } else if !self.write_through || !self.admitting {
             return;
         }
         match value {
@@ -255,6 +291,12 @@ impl RowCache {
     #[cfg(test)]
     pub(crate) fn is_complete(&self) -> bool {
         self.complete
+    }
+
+    /// Whether rows not cached are taken in.
+    #[cfg(test)]
+    pub(crate) fn is_admitting(&self) -> bool {
+        self.admitting
     }
 
     /// Bytes of rows cached, as weighed.

@@ -221,3 +221,45 @@ fn shards_refuse_a_key_of_another_partition_through_their_caches() {
         );
     }
 }
+
+/// An incomplete cache stops taking in rows while fewer than a quarter of
+/// its look-ups hit, keeps the rows it holds up to date meanwhile, and
+/// takes rows in again once they hit.
+#[test]
+fn an_incomplete_cache_admits_rows_only_while_they_hit() {
+    use crate::cache::{Cached, RowCache};
+    // Room for about 100 rows of 8-byte keys and 8-byte values.
+    let mut cache = RowCache::new(100 * (16 + 96), 0, false);
+    let value = |i: u64| i.to_le_bytes();
+    for i in 0..100 {
+        cache.fill(0, &key(i), Some(&value(i)));
+    }
+    // A uniform read of 10,000 keys: about 1% hit, so admission stops.
+    let mut rng = Rng(7);
+    for _ in 0..(1 << 16) {
+        let k = key(rng.below(10_000));
+        if cache.get(0, &k) == Cached::Unknown {
+            cache.fill(0, &k, Some(&[0; 8]));
+        }
+    }
+    assert!(!cache.is_admitting());
+    cache.fill(0, &key(20_000), Some(&[1; 8]));
+    assert_eq!(cache.get(0, &key(20_000)), Cached::Unknown, "not taken in");
+    // A cached row written by a commit is updated even so.
+    let cached = (0..10_000)
+        .map(key)
+        .find(|k| matches!(cache.get(0, k), Cached::Known(_)))
+        .unwrap();
+    cache.commit(1, [(cached.as_slice(), Some(&b"newvalue"[..]))].into_iter());
+    assert_eq!(
+        cache.get(1, &cached),
+        Cached::Known(Some(b"newvalue".to_vec()))
+    );
+    // Reads of the rows it holds: they hit, and admission resumes.
+    for _ in 0..(1 << 16) {
+        cache.get(1, &cached);
+    }
+    assert!(cache.is_admitting());
+    cache.fill(1, &key(20_001), Some(&[2; 8]));
+    assert_eq!(cache.get(1, &key(20_001)), Cached::Known(Some(vec![2; 8])));
+}

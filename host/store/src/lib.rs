@@ -555,7 +555,7 @@ impl View {
                 // Not waiting for a commit updating the cache: skipped then.
                 Some(cache) => cache
                     .try_lock()
-                    .map_or(cache::Cached::Unknown, |c| c.get(buffer.commits, key)),
+                    .map_or(cache::Cached::Unknown, |mut c| c.get(buffer.commits, key)),
                 None => cache::Cached::Unknown,
             };
             let complete = match known {
@@ -604,9 +604,15 @@ impl View {
         let mut in_file = Vec::new();
         let (txn, generation) = {
             let buffer = self.core.buffer.lock();
-            let cache = self.core.row_cache.as_ref().map(|cache| cache.lock());
+            // As `get`, not waiting for a commit updating the cache (another
+            // partition's, when a shard checks its keys against the others).
+            let mut cache = self
+                .core
+                .row_cache
+                .as_ref()
+                .and_then(|cache| cache.try_lock());
             for (i, key) in keys.iter().enumerate() {
-                let complete = match cache.as_ref().map(|c| c.get(buffer.commits, key)) {
+                let complete = match cache.as_mut().map(|c| c.get(buffer.commits, key)) {
                     Some(cache::Cached::Known(value)) => {
                         found[i] = value;
                         continue;
@@ -638,8 +644,9 @@ impl View {
                 .map_err(|e| self.err(e))?
                 .map(|v| v.value().to_vec());
         }
-        if let Some(cache) = &self.core.row_cache {
-            let mut cache = cache.lock();
+        if let Some(cache) = &self.core.row_cache
+            && let Some(mut cache) = cache.try_lock()
+        {
             for i in in_file {
                 cache.fill(generation, keys[i], found[i].as_deref());
             }

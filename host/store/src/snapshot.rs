@@ -201,7 +201,7 @@ impl Part {
             // file instead.
             Some((cache, generation)) => cache
                 .try_lock()
-                .map_or(Cached::Unknown, |c| c.get(*generation, key)),
+                .map_or(Cached::Unknown, |mut c| c.get(*generation, key)),
             None => Cached::Unknown,
         };
         let complete = match known {
