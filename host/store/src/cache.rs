@@ -253,12 +253,17 @@ impl RowCache {
     /// After a write of the buffer to the file: the first one hands the
     /// rows it wrote (`written`) and then those of the commits made
     /// meanwhile (`newer`, newer values) to the cache, which writes through
-    /// from then on. A row the cache holds is up to date already.
-    pub(crate) fn absorb(&mut self, written: &Rows, newer: &Rows) {
+    /// from then on. A row the cache holds is up to date already. Called
+    /// under the buffer's lock with its count of commits, `generation`: a
+    /// commit that is in the buffer but has not yet updated the cache is in
+    /// `newer`, so the cache is then of that commit (and its update, when
+    /// it comes, changes nothing).
+    pub(crate) fn absorb(&mut self, written: &Rows, newer: &Rows, generation: u64) {
         if self.write_through {
             return;
         }
         self.write_through = true;
+        self.generation = generation;
         for (key, value) in written {
             if value.is_some() && !self.table.contains_key(key.as_slice()) {
                 self.put(key, value.as_deref());

@@ -176,7 +176,7 @@ impl Core {
             // The rows leave the buffer for the file: the first time, the
             // row cache takes them (`cache.rs`), so reads still skip the file.
             if let (Some(cache), Some(rows)) = (&self.row_cache, &writing) {
-                cache.lock().absorb(rows, &buffer.active);
+                cache.lock().absorb(rows, &buffer.active, buffer.commits);
             }
             return;
         }
