@@ -36,6 +36,7 @@
 //! a well-kept library, and one whose policy keeps the hot keys of a skewed
 //! mix while a scan of cold keys passes through.
 
+use parking_lot::Mutex;
 use quick_cache::{Lifecycle, Weighter};
 
 use crate::Rows;
@@ -129,38 +130,37 @@ impl std::fmt::Debug for RowCache {
     }
 }
 
+/// What `cache` knows of `key` for a reader of commit `generation`,
+/// without waiting for a commit that is updating it (the cache is then of
+/// that next commit, so the reader could not use it anyway).
+pub(crate) fn lookup(cache: &Mutex<RowCache>, generation: u64, key: &[u8]) -> Cached {
+    cache
+        .try_lock()
+        .map_or(Cached::Unknown, |mut cache| cache.get(generation, key))
+}
+
+/// Caches a row read from the file ([`RowCache::fill`]) unless a commit is
+/// updating the cache.
+pub(crate) fn try_fill(cache: &Mutex<RowCache>, generation: u64, key: &[u8], value: Option<&[u8]>) {
+    if let Some(mut cache) = cache.try_lock() {
+        cache.fill(generation, key, value);
+    }
+}
+
 impl RowCache {
     /// A cache of at most `bytes`, as of commit `generation`, complete if
     /// the view holds no rows.
     pub(crate) fn new(bytes: usize, generation: u64, view_is_empty: bool) -> Self {
         let bytes = bytes as u64;
         let estimated_rows = usize::try_from(bytes / (ENTRY_OVERHEAD + 64)).unwrap_or(usize::MAX);
-        let options = quick_cache::OptionsBuilder::new()
-            // Start small and grow: most views hold far fewer rows than fit.
-            .estimated_items_capacity(estimated_rows.min(1 << 16))
-            .weight_capacity(bytes)
-            .build();
-        let table = match options {
-            Ok(options) => Table::with_options(
-                options,
-                RowWeight,
-                foldhash::fast::RandomState::default(),
-                Evictions,
-            ),
-            // Only a capacity of zero is refused, and a view opened so has no
-            // cache (`Core::row_cache` is `None`); a table of one row is the
-            // harmless answer should it happen.
-            Err(_) => Table::with_options(
-                quick_cache::OptionsBuilder::new()
-                    .estimated_items_capacity(1)
-                    .weight_capacity(1)
-                    .build()
-                    .unwrap_or_else(|_| unreachable!("a capacity of one is valid")),
-                RowWeight,
-                foldhash::fast::RandomState::default(),
-                Evictions,
-            ),
-        };
+        // Start small and grow: most views hold far fewer rows than fit.
+        let table = Table::with(
+            estimated_rows.min(1 << 16),
+            bytes,
+            RowWeight,
+            foldhash::fast::RandomState::default(),
+            Evictions,
+        );
         RowCache {
             table,
             generation,

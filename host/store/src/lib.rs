@@ -552,10 +552,7 @@ impl View {
         let (txn, generation) = {
             let buffer = self.core.buffer.lock();
             let known = match &self.core.row_cache {
-                // Not waiting for a commit updating the cache: skipped then.
-                Some(cache) => cache
-                    .try_lock()
-                    .map_or(cache::Cached::Unknown, |mut c| c.get(buffer.commits, key)),
+                Some(cache) => cache::lookup(cache, buffer.commits, key),
                 None => cache::Cached::Unknown,
             };
             let complete = match known {
@@ -581,10 +578,8 @@ impl View {
             .get(key)
             .map_err(|e| self.err(e))?
             .map(|v| v.value().to_vec());
-        if let Some(cache) = &self.core.row_cache
-            && let Some(mut cache) = cache.try_lock()
-        {
-            cache.fill(generation, key, value.as_deref());
+        if let Some(cache) = &self.core.row_cache {
+            cache::try_fill(cache, generation, key, value.as_deref());
         }
         Ok(value)
     }

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use redb::{ReadableTable, ReadableTableMetadata};
 use sha2::{Digest, Sha256};
 
-use crate::cache::{Cached, RowCache};
+use crate::cache::{self, Cached, RowCache};
 use crate::{Rows, StoreError, ViewDigest};
 
 /// A read-only snapshot of a view, consistent across rows and offsets.
@@ -196,12 +196,7 @@ impl Part {
     /// The value under `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let known = match &self.cache {
-            // A reader does not wait for a commit updating the cache (the
-            // cache is of the next commit then): it reads the buffer and the
-            // file instead.
-            Some((cache, generation)) => cache
-                .try_lock()
-                .map_or(Cached::Unknown, |mut c| c.get(*generation, key)),
+            Some((cache, generation)) => cache::lookup(cache, *generation, key),
             None => Cached::Unknown,
         };
         let complete = match known {
@@ -223,10 +218,8 @@ impl Part {
             .get(key)
             .map_err(|e| self.err(e))?
             .map(|v| v.value().to_vec());
-        if let Some((cache, generation)) = &self.cache
-            && let Some(mut cache) = cache.try_lock()
-        {
-            cache.fill(*generation, key, value.as_deref());
+        if let Some((cache, generation)) = &self.cache {
+            cache::try_fill(cache, *generation, key, value.as_deref());
         }
         Ok(value)
     }
