@@ -8,8 +8,9 @@
 # OUT_DIR/payments-v2-c.wasm. The tools are installed on first use, pinned,
 # into a cache outside the clone (KAPPA_TOOLS_DIR, default
 # ~/.cache/kappa-tools): a Python venv with componentize-py, an npm prefix
-# with @bytecodealliance/componentize-js, and wit-bindgen-cli (built by cargo
-# with its C generator only). The C compiler is Debian's clang-14 with
+# with @bytecodealliance/componentize-js, weval (built by cargo: the
+# JavaScript examples are compiled ahead of time, `node build.mjs --aot`), and
+# wit-bindgen-cli (built by cargo with its C generator only). The C compiler is Debian's clang-14 with
 # wasi-libc and the wasm32 compiler-rt, installed with apt-get when missing
 # (as root; otherwise the script stops and names the packages); the linker is
 # wasm-component-ld, which ships with the Rust toolchain. Needs python3 (with
@@ -23,6 +24,9 @@ set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
 COMPONENTIZE_JS_VERSION=0.23.0
+# The weval release componentize-js 0.23.0 downloads for `enableAot` (its
+# @bytecodealliance/weval 0.5.0), built here from crates.io instead.
+WEVAL_VERSION=0.5.0
 WIT_BINDGEN_VERSION=0.63.0
 # Debian bookworm's packages: the compiler, the C library and compiler-rt.
 C_PACKAGES="clang-14 wasi-libc libclang-rt-14-dev-wasm32"
@@ -39,6 +43,7 @@ venv="$tools/componentize-py-$COMPONENTIZE_PY_VERSION"
 npm_prefix="$tools/componentize-js-$COMPONENTIZE_JS_VERSION"
 componentize_js="$npm_prefix/node_modules/@bytecodealliance/componentize-js"
 wit_bindgen="$tools/wit-bindgen-cli-$WIT_BINDGEN_VERSION/bin/wit-bindgen"
+weval="$tools/weval-$WEVAL_VERSION/bin/weval"
 
 say() { echo "build-polyglot: $*"; }
 
@@ -62,15 +67,23 @@ install_python_tools() {
 }
 
 install_js_tools() {
-    if [ -f "$componentize_js/package.json" ] \
-        && grep -q "\"version\": \"$COMPONENTIZE_JS_VERSION\"" "$componentize_js/package.json"; then
-        return
+    if ! { [ -f "$componentize_js/package.json" ] \
+        && grep -q "\"version\": \"$COMPONENTIZE_JS_VERSION\"" "$componentize_js/package.json"; }; then
+        say "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION into $npm_prefix"
+        rm -rf "$npm_prefix"
+        mkdir -p "$npm_prefix"
+        npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error \
+            "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
     fi
-    say "installing @bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION into $npm_prefix"
-    rm -rf "$npm_prefix"
-    mkdir -p "$npm_prefix"
-    npm install --prefix "$npm_prefix" --no-audit --no-fund --loglevel=error \
-        "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
+    if [ ! -x "$weval" ]; then
+        say "installing weval $WEVAL_VERSION into $tools (cargo install; a few minutes)"
+        local started=$SECONDS
+        rm -rf "$tools/weval-$WEVAL_VERSION"
+        # Its own temporary target directory, not the project's.
+        env -u CARGO_TARGET_DIR cargo install --locked --quiet \
+            --root "$tools/weval-$WEVAL_VERSION" "weval@$WEVAL_VERSION"
+        say "installed weval in $((SECONDS - started)) s"
+    fi
 }
 
 script="$root/plugins/build-polyglot.sh"
@@ -113,9 +126,9 @@ js_src="$root/plugins/js/payments-v2"
 js_out="$out/payments-v2-js.wasm"
 if stale "$js_out" "$js_src" "$script"; then
     install_js_tools
-    say "building $js_out (componentize-js $COMPONENTIZE_JS_VERSION)"
+    say "building $js_out (componentize-js $COMPONENTIZE_JS_VERSION, ahead of time with weval $WEVAL_VERSION)"
     start=$SECONDS
-    KAPPA_COMPONENTIZE_JS="$componentize_js" node "$js_src/build.mjs" "$js_out.tmp"
+    KAPPA_COMPONENTIZE_JS="$componentize_js" WEVAL_BIN="$weval" node "$js_src/build.mjs" --aot "$js_out.tmp"
     mv "$js_out.tmp" "$js_out"
     say "built $js_out: $(wc -c <"$js_out") bytes in $((SECONDS - start)) s"
 else
@@ -128,9 +141,9 @@ js3_src="$root/plugins/js/payments-v3"
 js3_out="$out/payments-v3-js.wasm"
 if stale "$js3_out" "$js3_src" "$js_src/payments.js" "$script"; then
     install_js_tools
-    say "building $js3_out (componentize-js $COMPONENTIZE_JS_VERSION)"
+    say "building $js3_out (componentize-js $COMPONENTIZE_JS_VERSION, ahead of time with weval $WEVAL_VERSION)"
     start=$SECONDS
-    KAPPA_COMPONENTIZE_JS="$componentize_js" node "$js3_src/build.mjs" "$js3_out.tmp"
+    KAPPA_COMPONENTIZE_JS="$componentize_js" WEVAL_BIN="$weval" node "$js3_src/build.mjs" --aot "$js3_out.tmp"
     mv "$js3_out.tmp" "$js3_out"
     say "built $js3_out: $(wc -c <"$js3_out") bytes in $((SECONDS - start)) s"
 else

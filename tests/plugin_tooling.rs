@@ -27,6 +27,10 @@ use support::*;
 const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 const WIT_BINDGEN_VERSION: &str = "0.63.0";
+/// The weval `plugins/build-polyglot.sh` installs, for `node build.mjs --aot`.
+const WEVAL_VERSION: &str = "0.5.0";
+/// A name weval writes into the components it has compiled ahead of time.
+const WEVALED: &str = "weval.is.wevaled";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -954,6 +958,9 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
             serde_json::from_str(&std::fs::read_to_string(project.join("package.json")).unwrap())
                 .unwrap();
         assert_eq!(package["name"], "js-counter");
+        // What the README's `npm run build` and `npm run build:aot` run.
+        assert_eq!(package["scripts"]["build"], "node build.mjs");
+        assert_eq!(package["scripts"]["build:aot"], "node build.mjs --aot");
         assert_eq!(
             package["devDependencies"]["@bytecodealliance/componentize-js"],
             COMPONENTIZE_JS_VERSION
@@ -996,15 +1003,31 @@ fn a_new_js_project_is_written_and_builds_with_componentize_js() {
             .join("@bytecodealliance")
             .join("componentize-js");
         assert!(componentize_js.is_dir(), "{}", componentize_js.display());
+        let weval = tools
+            .join(format!("weval-{WEVAL_VERSION}"))
+            .join("bin")
+            .join("weval");
+        assert!(weval.is_file(), "{}", weval.display());
+        // The starter of 0.3.0 is built ahead of time (`--aot`, with the
+        // weval in WEVAL_BIN), the others as `npm run build` does.
+        let aot = contract == "0.3.0";
         let build = |out: &Path| {
-            run_ok(
-                Command::new("node")
-                    .current_dir(&project)
-                    .env("KAPPA_COMPONENTIZE_JS", &componentize_js)
-                    .arg("build.mjs")
-                    .arg(out),
-            );
-            std::fs::read(out).unwrap()
+            let mut node = Command::new("node");
+            node.current_dir(&project)
+                .env("KAPPA_COMPONENTIZE_JS", &componentize_js)
+                .arg("build.mjs");
+            if aot {
+                node.env("WEVAL_BIN", &weval).arg("--aot");
+            }
+            let printed = text(&run_ok(node.arg(out)).stdout);
+            assert_eq!(printed.contains("compiled ahead of time"), aot, "{printed}");
+            let bytes = std::fs::read(out).unwrap();
+            // weval leaves this mark in the components it has processed.
+            let marked = bytes
+                .windows(WEVALED.len())
+                .any(|w| w == WEVALED.as_bytes());
+            assert_eq!(marked, aot, "{} processed by weval", out.display());
+            bytes
         };
         let component = dir.path().join(format!("js-counter-{contract}.wasm"));
         let bytes = build(&component);

@@ -123,6 +123,16 @@ fn rust_python_js_and_c_build_identical_views_and_fail_alike() {
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["contract"], "0.2.0", "{}: {report}", plugin.language);
     }
+    // The JavaScript example is compiled ahead of time (`build.mjs --aot`):
+    // weval leaves this name in what it has processed.
+    let js = std::fs::read(&plugins[2].path).unwrap();
+    let mark = b"weval.is.wevaled";
+    assert_eq!(plugins[2].language, "js");
+    assert!(
+        js.windows(mark.len()).any(|w| w == mark),
+        "{} was not built with --aot",
+        plugins[2].path
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path());
 

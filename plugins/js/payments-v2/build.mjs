@@ -1,15 +1,24 @@
 // Builds the component with componentize-js's JavaScript API:
-//   node build.mjs OUT.wasm
+//   node build.mjs [--aot] OUT.wasm
 // (NODE_PATH or a node_modules above must hold @bytecodealliance/componentize-js.)
+//
+// --aot compiles the JavaScript ahead of time with weval (componentize-js's
+// `enableAot`): SpiderMonkey has no JIT inside Wasm, and weval specialises
+// its interpreter to this module's code, about 1.2 times the events per
+// second of the payments example (BENCHMARKS.md, section 2). weval is the
+// binary in $WEVAL_BIN when that is set, else componentize-js downloads its
+// pinned release from GitHub on first use.
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = process.argv[2];
-if (!out) {
-  console.error('usage: node build.mjs OUT.wasm');
+const args = process.argv.slice(2);
+const aot = args[0] === '--aot';
+const out = aot ? args[1] : args[0];
+if (!out || args.length !== (aot ? 2 : 1)) {
+  console.error('usage: node build.mjs [--aot] OUT.wasm');
   process.exit(2);
 }
 // Resolved from KAPPA_COMPONENTIZE_JS (the package directory) when set.
@@ -21,6 +30,8 @@ const { component } = await componentize({
   sourcePath: join(here, 'app.js'),
   witPath: join(here, 'wit'),
   worldName: 'processor',
+  enableAot: aot,
+  wevalBin: aot ? process.env.WEVAL_BIN : undefined,
   // No console, no Math.random/crypto, no Date.now, no fetch: a processor
   // must not use them, and without them the component imports less.
   disableFeatures: ['stdio', 'random', 'clocks', 'http', 'fetch-event'],
