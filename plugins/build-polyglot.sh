@@ -88,11 +88,16 @@ install_js_tools() {
 
 script="$root/plugins/build-polyglot.sh"
 
+# Installed even when the components are up to date: the Python and
+# JavaScript starter projects of tests/plugin_tooling.rs build with the same
+# tools (the JavaScript one with weval too).
+install_python_tools
+install_js_tools
+
 py_src="$root/plugins/python/payments-v2"
 py_out="$out/payments-v2-python.wasm"
 # Each example's `wit` links to the contract it speaks.
 if stale "$py_out" "$py_src" "$script"; then
-    install_python_tools
     say "building $py_out (componentize-py $COMPONENTIZE_PY_VERSION)"
     start=$SECONDS
     # No bytecode caches in the source tree, and no site-packages: the app
@@ -111,7 +116,6 @@ fi
 py3_src="$root/plugins/python/payments-v3"
 py3_out="$out/payments-v3-python.wasm"
 if stale "$py3_out" "$py3_src" "$py_src/payments.py" "$script"; then
-    install_python_tools
     say "building $py3_out (componentize-py $COMPONENTIZE_PY_VERSION)"
     start=$SECONDS
     (cd "$py3_src" && env -u VIRTUAL_ENV PYTHONDONTWRITEBYTECODE=1 "$venv/bin/componentize-py" \
@@ -125,7 +129,6 @@ fi
 js_src="$root/plugins/js/payments-v2"
 js_out="$out/payments-v2-js.wasm"
 if stale "$js_out" "$js_src" "$script"; then
-    install_js_tools
     say "building $js_out (componentize-js $COMPONENTIZE_JS_VERSION, ahead of time with weval $WEVAL_VERSION)"
     start=$SECONDS
     KAPPA_COMPONENTIZE_JS="$componentize_js" WEVAL_BIN="$weval" node "$js_src/build.mjs" --aot "$js_out.tmp"
@@ -140,7 +143,6 @@ fi
 js3_src="$root/plugins/js/payments-v3"
 js3_out="$out/payments-v3-js.wasm"
 if stale "$js3_out" "$js3_src" "$js_src/payments.js" "$script"; then
-    install_js_tools
     say "building $js3_out (componentize-js $COMPONENTIZE_JS_VERSION, ahead of time with weval $WEVAL_VERSION)"
     start=$SECONDS
     KAPPA_COMPONENTIZE_JS="$componentize_js" WEVAL_BIN="$weval" node "$js3_src/build.mjs" --aot "$js3_out.tmp"
