@@ -214,10 +214,6 @@ impl Shards {
             }
             return Ok(());
         }
-        // The shard as the batch found it, to undo the batch if refused: only
-        // this partition's batches write this shard, so it holds until the
-        // commit below.
-        let before = shard.snapshot()?;
         let unknown: Vec<&[u8]> = {
             let known = self.known(partition);
             let known = known.lock();
@@ -234,20 +230,51 @@ impl Shards {
             .filter(|(_, old)| old.is_none())
             .map(|(key, _)| *key)
             .collect();
+        if added.is_empty() {
+            shard.commit(partition, next_offset, writes, force_durable)?;
+            self.remember(partition, writes);
+            return Ok(());
+        }
+        // The batch adds keys, so it may be refused: what it overwrites, to
+        // undo it then. Read now, as values: only this partition's batches
+        // write this shard, so they hold until the commit below. A snapshot
+        // kept across the commit would make the commit copy the shard's
+        // whole write buffer (`View::commit` writes into a buffer no reader
+        // shares), which cost more than the batch at millions of rows.
+        let undo = self.overwritten(&shard, partition, writes, &unknown, found)?;
         shard.commit(partition, next_offset, writes, force_durable)?;
-        if !added.is_empty()
-            && let Some(conflict) = self.held_elsewhere(partition, &added)?
-        {
-            let mut undo = Writes::new();
-            for key in writes.keys() {
-                undo.insert(key.clone(), before.get(key)?);
-            }
-            let offset_before = before.offsets()?.get(&partition).copied().unwrap_or(0);
+        if let Some(conflict) = self.held_elsewhere(partition, &added)? {
+            let (undo, offset_before) = undo;
             shard.commit(partition, offset_before, &undo, force_durable)?;
             return Err(conflict);
         }
         self.remember(partition, writes);
         Ok(())
+    }
+
+    /// What a commit of `writes` to `partition`'s `shard` overwrites: each
+    /// key's value before it (`found` for the keys of `unknown`, read already)
+    /// and the partition's next offset (0 when the shard has none), which
+    /// committed back undo the batch.
+    fn overwritten(
+        &self,
+        shard: &View,
+        partition: u32,
+        writes: &Writes,
+        unknown: &[&[u8]],
+        found: Vec<Option<Vec<u8>>>,
+    ) -> Result<(Writes, u64), StoreError> {
+        let mut undo: Writes = unknown.iter().map(|key| key.to_vec()).zip(found).collect();
+        let rest: Vec<&[u8]> = writes
+            .keys()
+            .filter(|key| !undo.contains_key(*key))
+            .map(Vec::as_slice)
+            .collect();
+        for (key, old) in rest.iter().zip(shard.get_many(&rest)?) {
+            undo.insert(key.to_vec(), old);
+        }
+        let offset = shard.offsets()?.get(&partition).copied().unwrap_or(0);
+        Ok((undo, offset))
     }
 
     /// The keys `partition`'s shard is known to hold.

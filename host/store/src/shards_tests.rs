@@ -176,6 +176,16 @@ fn a_key_of_another_partition_is_refused_at_commit() {
         Some(&b"2"[..])
     );
     assert_eq!(shards.offsets().unwrap()[&1], 3);
+    // A deletion in a refused batch is undone too.
+    let err = shards
+        .commit(1, 4, &writes(&[("own", None), ("count", Some("2"))]), false)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(
+        shards.get(b"own", Some(1)).unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(shards.offsets().unwrap()[&1], 3);
     // A key that is not text is shown in hex.
     let binary = StoreError::Conflict {
         key: vec![0, 255],

@@ -9,8 +9,7 @@
 // --aot compiles the JavaScript ahead of time with weval (componentize-js's
 // `enableAot`). The engine has no JIT inside WebAssembly; weval specialises
 // its interpreter to this code, which made kappa's payments example about 1.2
-// times as fast. The component is larger (about 16 MB) and takes as long to
-// build. weval is the binary in $WEVAL_BIN when that is set (for instance
+// times as fast. The component is a few MB larger and takes as long to build. weval is the binary in $WEVAL_BIN when that is set (for instance
 // from `cargo install weval@0.5.0`), else componentize-js downloads its
 // pinned release from GitHub on first use.
 import { writeFile } from 'node:fs/promises';

@@ -35,15 +35,19 @@ const staged = await mkdtemp(join(tmpdir(), 'payments-v3-js-'));
 await cp(here, join(staged, 'payments-v3'), { recursive: true, dereference: true });
 await cp(join(here, '..', 'payments-v2', 'payments.js'), join(staged, 'payments-v2', 'payments.js'));
 await writeFile(join(staged, 'index.js'), "export * from './payments-v3/app.js';\n");
-const { component } = await componentize({
-  sourcePath: join(staged, 'index.js'),
-  witPath: join(here, 'wit'),
-  worldName: 'processor',
-  enableAot: aot,
-  wevalBin: aot ? process.env.WEVAL_BIN : undefined,
-  // No console, no Math.random/crypto, no Date.now, no fetch: a processor
-  // must not use them, and without them the component imports less.
-  disableFeatures: ['stdio', 'random', 'clocks', 'http', 'fetch-event'],
-});
-await rm(staged, { recursive: true, force: true });
+let component;
+try {
+  ({ component } = await componentize({
+    sourcePath: join(staged, 'index.js'),
+    witPath: join(here, 'wit'),
+    worldName: 'processor',
+    enableAot: aot,
+    wevalBin: aot ? process.env.WEVAL_BIN : undefined,
+    // No console, no Math.random/crypto, no Date.now, no fetch: a processor
+    // must not use them, and without them the component imports less.
+    disableFeatures: ['stdio', 'random', 'clocks', 'http', 'fetch-event'],
+  }));
+} finally {
+  await rm(staged, { recursive: true, force: true });
+}
 await writeFile(out, component);
