@@ -28,8 +28,10 @@
 //! its own shard; the keys a shard is known to hold (written by its earlier
 //! commits, up to [`KNOWN_KEYS`] per shard) are kept in memory and need none,
 //! so a partition that keeps writing the same rows (an account's total)
-//! pays a hash look-up per key instead. The batch is undone from a snapshot
-//! of the shard taken before the commit, read only when it is refused.
+//! pays a hash look-up per key instead. A batch that adds keys first reads
+//! the values it overwrites, and commits them back when it is refused; it
+//! keeps no snapshot across its commit, which would make the commit copy the
+//! shard's whole write buffer.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
