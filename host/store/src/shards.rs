@@ -243,7 +243,7 @@ impl Shards {
         // kept across the commit would make the commit copy the shard's
         // whole write buffer (`View::commit` writes into a buffer no reader
         // shares), which cost more than the batch at millions of rows.
-        let undo = self.overwritten(&shard, partition, writes, &unknown, found)?;
+        let undo = overwritten(&shard, partition, writes, &unknown, found)?;
         shard.commit(partition, next_offset, writes, force_durable)?;
         if let Some(conflict) = self.held_elsewhere(partition, &added)? {
             let (undo, offset_before) = undo;
@@ -252,31 +252,6 @@ impl Shards {
         }
         self.remember(partition, writes);
         Ok(())
-    }
-
-    /// What a commit of `writes` to `partition`'s `shard` overwrites: each
-    /// key's value before it (`found` for the keys of `unknown`, read already)
-    /// and the partition's next offset (0 when the shard has none), which
-    /// committed back undo the batch.
-    fn overwritten(
-        &self,
-        shard: &View,
-        partition: u32,
-        writes: &Writes,
-        unknown: &[&[u8]],
-        found: Vec<Option<Vec<u8>>>,
-    ) -> Result<(Writes, u64), StoreError> {
-        let mut undo: Writes = unknown.iter().map(|key| key.to_vec()).zip(found).collect();
-        let rest: Vec<&[u8]> = writes
-            .keys()
-            .filter(|key| !undo.contains_key(*key))
-            .map(Vec::as_slice)
-            .collect();
-        for (key, old) in rest.iter().zip(shard.get_many(&rest)?) {
-            undo.insert(key.to_vec(), old);
-        }
-        let offset = shard.offsets()?.get(&partition).copied().unwrap_or(0);
-        Ok((undo, offset))
     }
 
     /// The keys `partition`'s shard is known to hold.
@@ -400,6 +375,30 @@ impl Shards {
         }
         first
     }
+}
+
+/// What a commit of `writes` to `partition`'s `shard` overwrites: each
+/// key's value before it (`found` for the keys of `unknown`, read already)
+/// and the partition's next offset (0 when the shard has none), which
+/// committed back undo the batch.
+fn overwritten(
+    shard: &View,
+    partition: u32,
+    writes: &Writes,
+    unknown: &[&[u8]],
+    found: Vec<Option<Vec<u8>>>,
+) -> Result<(Writes, u64), StoreError> {
+    let mut undo: Writes = unknown.iter().map(|key| key.to_vec()).zip(found).collect();
+    let rest: Vec<&[u8]> = writes
+        .keys()
+        .filter(|key| !undo.contains_key(*key))
+        .map(Vec::as_slice)
+        .collect();
+    for (key, old) in rest.iter().zip(shard.get_many(&rest)?) {
+        undo.insert(key.to_vec(), old);
+    }
+    let offset = shard.offsets()?.get(&partition).copied().unwrap_or(0);
+    Ok((undo, offset))
 }
 
 #[cfg(test)]

@@ -162,30 +162,24 @@ fn a_key_of_another_partition_is_refused_at_commit() {
     shards
         .commit(1, 3, &writes(&[("own", Some("2"))]), false)
         .unwrap();
-    let err = shards
-        .commit(
-            1,
-            4,
-            &writes(&[("own", Some("3")), ("count", Some("2"))]),
-            true,
-        )
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    assert_eq!(
-        shards.get(b"own", Some(1)).unwrap().as_deref(),
-        Some(&b"2"[..])
-    );
-    assert_eq!(shards.offsets().unwrap()[&1], 3);
-    // A deletion in a refused batch is undone too.
-    let err = shards
-        .commit(1, 4, &writes(&[("own", None), ("count", Some("2"))]), false)
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    assert_eq!(
-        shards.get(b"own", Some(1)).unwrap().as_deref(),
-        Some(&b"2"[..])
-    );
-    assert_eq!(shards.offsets().unwrap()[&1], 3);
+    // A refused batch is undone whatever it does to its own keys: a write
+    // (made durable) or a deletion.
+    for (own, durable) in [(Some("3"), true), (None, false)] {
+        let err = shards
+            .commit(
+                1,
+                4,
+                &writes(&[("own", own), ("count", Some("2"))]),
+                durable,
+            )
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+        assert_eq!(
+            shards.get(b"own", Some(1)).unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        assert_eq!(shards.offsets().unwrap()[&1], 3);
+    }
     // A key that is not text is shown in hex.
     let binary = StoreError::Conflict {
         key: vec![0, 255],
