@@ -14,7 +14,9 @@ use kappa::runtime::{Instance, Plugin, Runtime};
 use kappa::store::{Shards, Snapshot, View, ViewOptions, Writes};
 use kappa::{Host, HostOptions};
 
-use super::common::{fill, payments, sha256, thread_cpu_seconds, wait_applied};
+use super::common::{
+    fill, payments, process_cpu_seconds, sha256, thread_cpu_seconds, wait_applied,
+};
 use super::options::Options;
 
 // ------------------------------------------------------------------ processors
@@ -303,8 +305,8 @@ impl Bench {
     }
 
     /// Seconds for a new version of the product (`Host::deploy`, its worker)
-    /// to replay all of `topic`, from the deploy call to the last event
-    /// applied, and its view's digest.
+    /// to replay all of `topic`, from the deploy call to the version caught
+    /// up, and its view's digest.
     pub(crate) fn host_replay(&self, name: &str, topic: &str, bytes: &[u8]) -> (f64, String) {
         self.host_replay_with(name, topic, bytes, self.settings.clone())
     }
@@ -317,6 +319,18 @@ impl Bench {
         bytes: &[u8],
         settings: Settings,
     ) -> (f64, String) {
+        let r = self.host_replay_measured(name, topic, bytes, settings);
+        (r.seconds, r.digest)
+    }
+
+    /// [`host_replay_with`](Self::host_replay_with), measured more closely.
+    pub(crate) fn host_replay_measured(
+        &self,
+        name: &str,
+        topic: &str,
+        bytes: &[u8],
+        settings: Settings,
+    ) -> HostReplay {
         let id = VersionId::parse(&format!(
             "{name}@1.0.{}",
             self.counter.fetch_add(1, Ordering::Relaxed)
@@ -324,15 +338,37 @@ impl Bench {
         .unwrap();
         let total: u64 = self.host.log().end_offsets(topic).unwrap().iter().sum();
         let started = Instant::now();
+        let cpu = process_cpu_seconds();
         self.host.deploy(&id, topic, bytes, settings).unwrap();
         wait_applied(&self.host, &id, total, Duration::from_millis(1));
+        let applied = started.elapsed().as_secs_f64();
         // Then caught up, which the version reports once its view is written
         // whole (its last buffer written and synced): timed, as the
         // benchmark's own loops time their final sync, and so that this write
         // never runs beside the next measurement.
         wait_applied(&self.host, &id, 0, Duration::from_millis(1));
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu;
         let digest = self.host.digest(&id.to_string()).unwrap().1.sha256;
-        (seconds, digest)
+        HostReplay {
+            seconds,
+            applied,
+            cpu,
+            digest,
+        }
     }
+}
+
+/// A replay by the product's worker, measured.
+pub(crate) struct HostReplay {
+    /// From the deploy call to the version caught up.
+    pub(crate) seconds: f64,
+    /// From the deploy call to its last event applied: the rest, up to
+    /// `seconds`, is its view's last buffer written to the file and synced.
+    pub(crate) applied: f64,
+    /// CPU-seconds the whole process used meanwhile (the version's threads,
+    /// and the benchmark's own polling them): more CPU per event on more
+    /// threads is contention; the same CPU in more time is waiting.
+    pub(crate) cpu: f64,
+    pub(crate) digest: String,
 }

@@ -44,6 +44,44 @@ pub(crate) fn fill(log: &dyn EventLog, topic: &str, records: Vec<NewRecord>) {
     }
 }
 
+/// Appends `records` to `topic` with every key in one partition, as
+/// [`fill`] does, but the keys spread so that the partitions hold as nearly
+/// the same number of events as the keys allow (the busiest keys first, each
+/// to the partition holding the fewest events so far): a replay on one thread
+/// per partition ends with its largest partition, so hashed keys that give
+/// one partition 52% of the events would cap two threads at 1.92 times one.
+pub(crate) fn fill_balanced(log: &dyn EventLog, topic: &str, records: Vec<NewRecord>) {
+    let partitions = log.topic(topic).unwrap().partitions;
+    let mut counts: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
+    for r in &records {
+        *counts
+            .entry(r.key.as_deref().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let mut keys: Vec<(&[u8], u64)> = counts.into_iter().collect();
+    keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut load = vec![0u64; partitions as usize];
+    let mut partition_of = std::collections::HashMap::new();
+    for (key, count) in keys {
+        let p = (0..partitions)
+            .min_by_key(|&p| (load[p as usize], p))
+            .unwrap();
+        load[p as usize] += count;
+        partition_of.insert(key.to_vec(), p);
+    }
+    let mut batch = Vec::with_capacity(50_000);
+    for r in records {
+        let p = partition_of[r.key.as_deref().unwrap_or_default()];
+        batch.push((p, r));
+        if batch.len() == 50_000 {
+            log.append(topic, std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    if !batch.is_empty() {
+        log.append(topic, batch).unwrap();
+    }
+}
+
 /// Which side of a pair runs first in run `run`: native then Wasm in even
 /// runs, Wasm then native in odd ones (`true` is the Wasm side), so that an
 /// effect of order (the previous run's final sync, a warmer cache) falls on
@@ -132,7 +170,18 @@ pub(crate) fn wait_applied(host: &Host, id: &VersionId, total: u64, poll: Durati
 /// `/proc/thread-self/stat` (in clock ticks of 10 ms; the replays timed
 /// with it last seconds). Zero where that file does not exist.
 pub(crate) fn thread_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
+    cpu_seconds("/proc/thread-self/stat")
+}
+
+/// CPU time (user + system) of every thread of this process so far, from
+/// `/proc/self/stat`: what the product's worker threads use, read from the
+/// benchmark's thread.
+pub(crate) fn process_cpu_seconds() -> f64 {
+    cpu_seconds("/proc/self/stat")
+}
+
+fn cpu_seconds(stat: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(stat) else {
         return 0.0;
     };
     // Fields after the command name, which is in parentheses: state is

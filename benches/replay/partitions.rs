@@ -13,8 +13,8 @@ use kappa::HostOptions;
 use kappa::registry::Settings;
 use kappa::store::{Layout, Shards};
 
-use super::bench::{Bench, Native, Processor, Target, replay};
-use super::common::{check_same, fill, median, payments};
+use super::bench::{Bench, HostReplay, Native, Processor, Target, replay};
+use super::common::{check_same, fill_balanced, median, payments};
 use super::report::Section;
 
 const TOPIC: &str = "scaling";
@@ -32,6 +32,9 @@ struct Times {
     product_shared: Vec<f64>,
     product_one: Vec<f64>,
     product_all: Vec<f64>,
+    /// The two rows above, measured more closely.
+    product_one_measured: Vec<HostReplay>,
+    product_all_measured: Vec<HostReplay>,
 }
 
 impl Bench {
@@ -44,7 +47,7 @@ impl Bench {
         );
         self.host.create_topic(TOPIC, partitions).unwrap();
         let records = payments(11, self.options.keys, self.options.events);
-        fill(self.host.log().as_ref(), TOPIC, records);
+        fill_balanced(self.host.log().as_ref(), TOPIC, records);
         let all: Vec<u32> = (0..partitions).collect();
         let n = self.options.events as f64;
         let batch = HostOptions::default().batch_size;
@@ -83,11 +86,14 @@ impl Bench {
             let (x, d) = self.host_replay("shared", TOPIC, kappa_plugins::PAYMENTS_V2.bytes);
             t.product_shared.push(x);
             digests.push(("product, contract 0.2.0", d));
-            let (x, d) = self.host_replay_with("one", TOPIC, v3, threads(1));
-            t.product_one.push(x);
-            digests.push(("product, 0.3.0-rc.1, 1 thread", d));
-            let (x, d) = self.host_replay_with("all", TOPIC, v3, threads(partitions));
-            t.product_all.push(x);
+            let r = self.host_replay_measured("one", TOPIC, v3, threads(1));
+            t.product_one.push(r.seconds);
+            digests.push(("product, 0.3.0-rc.1, 1 thread", r.digest.clone()));
+            t.product_one_measured.push(r);
+            let r = self.host_replay_measured("all", TOPIC, v3, threads(partitions));
+            t.product_all.push(r.seconds);
+            let d = r.digest.clone();
+            t.product_all_measured.push(r);
             digests.push(("product, 0.3.0-rc.1, 1 thread per partition", d));
         }
         let m = |v: &[f64]| median(v.to_vec());
@@ -128,6 +134,40 @@ impl Bench {
         for (label, seconds, base) in rows {
             s.figure(label, n / seconds, "events/s", Some(base / seconds));
         }
+        let ends = self.host.log().end_offsets(TOPIC).unwrap();
+        let largest = ends.iter().copied().max().unwrap_or(0).max(1);
+        s.note(format!(
+            "the partitions hold {} events: one thread each is at most {:.3}x one thread \
+             (all events / the largest partition's)",
+            ends.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            n / largest as f64,
+        ));
+        let of =
+            |rows: &[HostReplay], f: fn(&HostReplay) -> f64| median(rows.iter().map(f).collect());
+        let (one, all) = (&t.product_one_measured, &t.product_all_measured);
+        let (c1, ca) = (of(one, |r| r.cpu), of(all, |r| r.cpu));
+        s.note(format!(
+            "product, contract 0.3.0-rc.1: {:.0} ns of CPU per event on 1 thread, {:.0} on \
+             {partitions} ({:.2}x: above 1 the threads cost each other work); cores busy {:.2} \
+             and {:.2} (below the thread count: time a thread waited)",
+            c1 / n * 1e9,
+            ca / n * 1e9,
+            ca / c1,
+            of(one, |r| r.cpu / r.seconds),
+            of(all, |r| r.cpu / r.seconds),
+        ));
+        let (a1, aa) = (of(one, |r| r.applied), of(all, |r| r.applied));
+        s.note(format!(
+            "product, contract 0.3.0-rc.1: every event applied after {a1:.3} s on 1 thread and \
+             {aa:.3} s on {partitions} ({:.3}x); the view's last buffer then written and synced \
+             in {:.3} s and {:.3} s",
+            a1 / aa,
+            of(one, |r| r.seconds - r.applied),
+            of(all, |r| r.seconds - r.applied),
+        ));
         s.note(format!(
             "{} cores available; other processes on the machine share them; product rows are \
              deploy to caught up, the others the benchmark's own loop (as a worker does it)",
