@@ -17,7 +17,9 @@
 //! views kept per partition alone, `support/shards.rs`, which a full run
 //! ends with; `-- background` for the comparison of writing a full buffer
 //! in the background or not, below; `-- row-cache-memory` for the memory a
-//! full row cache holds, `support/row_cache_memory.rs`).
+//! full row cache holds, `support/row_cache_memory.rs`; `-- bulk-write` for
+//! what writing a full buffer costs per row in each store,
+//! `support/bulk_write.rs`).
 //! Throughput is given per second elapsed and per CPU-second (of the
 //! writing thread, and of the whole process: the reading thread and a
 //! store's background threads included), the latter being what a shared
@@ -34,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use kappa_store::{View, ViewOptions, Writes};
 
+#[path = "support/bulk_write.rs"]
+mod bulk_write;
 #[path = "support/row_cache_memory.rs"]
 mod row_cache_memory;
 #[path = "support/shards.rs"]
@@ -593,6 +597,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "row-cache-memory") {
         row_cache_memory::run(&base);
+        return;
+    }
+    if args.iter().any(|a| a == "bulk-write") {
+        bulk_write::run(&base);
         return;
     }
     let only: Vec<&str> = args
