@@ -4,8 +4,8 @@
 //! A view's write buffer reaches its file as one transaction of rows in key
 //! order (when full, and at the end of a replay, before the version reports
 //! itself caught up). This writes 480,000 rows of a flag row's shape (25-byte
-//! keys, ~85-byte values: payments v2 writes one per flagged payment, about
-//! what 4,000,000 payments leave), in key order, in one transaction, into an
+//! keys, ~85-byte values: payments v2 writes one per flagged payment, each
+//! its own key), in key order, in one transaction, into an
 //! empty store and then over the same keys, three times each: redb as the view
 //! file uses it (`Durability::None`, then one durable commit), fjall (one
 //! atomic batch, then a persist), and a [`View`] (one commit into its buffer,
