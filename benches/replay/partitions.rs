@@ -14,7 +14,7 @@ use kappa::registry::Settings;
 use kappa::store::{Layout, Shards};
 
 use super::bench::{Bench, HostReplay, Native, Processor, Target, replay};
-use super::common::{check_same, fill_balanced, median, payments};
+use super::common::{check_same, fill_balanced, median, payments, process_cpu_seconds};
 use super::report::Section;
 
 const TOPIC: &str = "scaling";
@@ -32,6 +32,9 @@ struct Times {
     product_shared: Vec<f64>,
     product_one: Vec<f64>,
     product_all: Vec<f64>,
+    /// CPU-seconds of the process in the Wasm loop's two shard rows.
+    wasm_one_sharded_cpu: Vec<f64>,
+    wasm_shards_cpu: Vec<f64>,
     /// The two rows above, measured more closely.
     product_one_measured: Vec<HostReplay>,
     product_all_measured: Vec<HostReplay>,
@@ -62,26 +65,28 @@ impl Bench {
             let (x, d) = self.timed_replay(TOPIC, &all, batch, &mut Native::new());
             t.native_one.push(x);
             digests.push(("native 1 thread", d));
-            let (x, d) = self.threads_replay(Layout::Shared, batch, || Box::new(Native::new()));
+            let (x, _, d) = self.threads_replay(Layout::Shared, batch, || Box::new(Native::new()));
             t.native_shared.push(x);
             digests.push(("native 1 thread per partition, shared view", d));
-            let (x, d) = self.sharded_replay(batch, &mut Native::new());
+            let (x, _, d) = self.sharded_replay(batch, &mut Native::new());
             t.native_one_sharded.push(x);
             digests.push(("native 1 thread, shards", d));
-            let (x, d) =
+            let (x, _, d) =
                 self.threads_replay(Layout::PerPartition, batch, || Box::new(Native::new()));
             t.native_shards.push(x);
             digests.push(("native 1 thread per partition, shards", d));
             let (x, d) = self.timed_replay(TOPIC, &all, batch, &mut self.wasm(&self.rust));
             t.wasm_one.push(x);
             digests.push(("wasm 1 thread", d));
-            let (x, d) = self.sharded_replay(batch, &mut self.wasm(&self.rust));
+            let (x, cpu, d) = self.sharded_replay(batch, &mut self.wasm(&self.rust));
             t.wasm_one_sharded.push(x);
+            t.wasm_one_sharded_cpu.push(cpu);
             digests.push(("wasm 1 thread, shards", d));
-            let (x, d) = self.threads_replay(Layout::PerPartition, batch, || {
+            let (x, cpu, d) = self.threads_replay(Layout::PerPartition, batch, || {
                 Box::new(self.wasm(&self.rust))
             });
             t.wasm_shards.push(x);
+            t.wasm_shards_cpu.push(cpu);
             digests.push(("wasm 1 thread per partition, shards", d));
             let (x, d) = self.host_replay("shared", TOPIC, kappa_plugins::PAYMENTS_V2.bytes);
             t.product_shared.push(x);
@@ -159,6 +164,16 @@ impl Bench {
             of(one, |r| r.cpu / r.seconds),
             of(all, |r| r.cpu / r.seconds),
         ));
+        let (w1, wa) = (m(&t.wasm_one_sharded_cpu), m(&t.wasm_shards_cpu));
+        s.note(format!(
+            "Wasm in the benchmark's loop, shards: {:.0} ns of CPU per event on 1 thread, {:.0} \
+             on {partitions} ({:.2}x); cores busy {:.2} and {:.2}",
+            w1 / n * 1e9,
+            wa / n * 1e9,
+            wa / w1,
+            w1 / ws1,
+            wa / m(&t.wasm_shards),
+        ));
         let (a1, aa) = (of(one, |r| r.applied), of(all, |r| r.applied));
         s.note(format!(
             "product, contract 0.3.0-rc.1: every event applied after {a1:.3} s on 1 thread and \
@@ -180,7 +195,7 @@ impl Bench {
     /// One thread replaying every partition of the section's topic,
     /// round-robin, each into its shard (the checked commits of state per
     /// partition): the baseline of the one-thread-per-shard rows.
-    fn sharded_replay(&self, batch: usize, processor: &mut dyn Processor) -> (f64, String) {
+    fn sharded_replay(&self, batch: usize, processor: &mut dyn Processor) -> (f64, f64, String) {
         let partitions = self.host.log().topic(TOPIC).unwrap().partitions;
         let all: Vec<u32> = (0..partitions).collect();
         let n = self
@@ -189,6 +204,7 @@ impl Bench {
         let path = self.dir.path().join(format!("sharded-{n}"));
         let view = Shards::open(&path, Layout::PerPartition, self.view_options.clone()).unwrap();
         let started = Instant::now();
+        let cpu = process_cpu_seconds();
         replay(
             self.host.log().as_ref(),
             TOPIC,
@@ -198,21 +214,23 @@ impl Bench {
             processor,
         );
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu;
         let digest = Shards::snapshot(&view).unwrap().digest().unwrap().sha256;
         drop(view);
         std::fs::remove_dir_all(&path).ok();
-        (seconds, digest)
+        (seconds, cpu, digest)
     }
 
     /// One thread per partition of the section's topic, each with its own
     /// processor, committing to one view (`Shared`: redb serializes the
-    /// commits) or each to its partition's shard (`PerPartition`).
+    /// commits) or each to its partition's shard (`PerPartition`). Returns
+    /// the seconds, the CPU-seconds of the process meanwhile and the digest.
     fn threads_replay(
         &self,
         layout: Layout,
         batch: usize,
         make: impl Fn() -> Box<dyn Processor>,
-    ) -> (f64, String) {
+    ) -> (f64, f64, String) {
         let partitions = self.host.log().topic(TOPIC).unwrap().partitions;
         let n = self
             .counter
@@ -222,6 +240,7 @@ impl Bench {
         let mut processors: Vec<_> = (0..partitions).map(|_| make()).collect();
         let log = self.host.log().as_ref();
         let started = Instant::now();
+        let cpu = process_cpu_seconds();
         std::thread::scope(|scope| {
             for (p, processor) in processors.iter_mut().enumerate() {
                 let view = &view;
@@ -231,6 +250,7 @@ impl Bench {
             }
         });
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu;
         Target::sync(&view);
         let digest = Shards::snapshot(&view).unwrap().digest().unwrap().sha256;
         drop(view);
@@ -239,6 +259,6 @@ impl Bench {
         } else {
             std::fs::remove_file(&path).ok();
         }
-        (seconds, digest)
+        (seconds, cpu, digest)
     }
 }
