@@ -31,17 +31,9 @@ pub(crate) fn payments(seed: u64, keys: u64, n: usize) -> Vec<NewRecord> {
 /// Appends `records` to `topic`, each to its key's partition.
 pub(crate) fn fill(log: &dyn EventLog, topic: &str, records: Vec<NewRecord>) {
     let partitions = log.topic(topic).unwrap().partitions;
-    let mut batch = Vec::with_capacity(50_000);
-    for r in records {
-        let p = kappa::log::partition_for_key(r.key.as_deref().unwrap_or_default(), partitions);
-        batch.push((p, r));
-        if batch.len() == 50_000 {
-            log.append(topic, std::mem::take(&mut batch)).unwrap();
-        }
-    }
-    if !batch.is_empty() {
-        log.append(topic, batch).unwrap();
-    }
+    append_to(log, topic, records, |key| {
+        kappa::log::partition_for_key(key, partitions)
+    });
 }
 
 /// Appends `records` to `topic` with every key in one partition, as
@@ -69,9 +61,20 @@ pub(crate) fn fill_balanced(log: &dyn EventLog, topic: &str, records: Vec<NewRec
         load[p as usize] += count;
         partition_of.insert(key.to_vec(), p);
     }
+    append_to(log, topic, records, |key| partition_of[key]);
+}
+
+/// Appends `records` to `topic` in batches of 50,000, each to the partition
+/// `partition_of` gives its key.
+fn append_to(
+    log: &dyn EventLog,
+    topic: &str,
+    records: Vec<NewRecord>,
+    partition_of: impl Fn(&[u8]) -> u32,
+) {
     let mut batch = Vec::with_capacity(50_000);
     for r in records {
-        let p = partition_of[r.key.as_deref().unwrap_or_default()];
+        let p = partition_of(r.key.as_deref().unwrap_or_default());
         batch.push((p, r));
         if batch.len() == 50_000 {
             log.append(topic, std::mem::take(&mut batch)).unwrap();
