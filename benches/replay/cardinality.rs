@@ -18,7 +18,10 @@ use kappa::log::{EmbeddedLog, LogOptions, NewRecord, Record};
 use kappa::store::{Snapshot, Writes};
 
 use super::bench::{Bench, NativeView, Processor, replay};
-use super::common::{check_same, median, pair_order, paired_ratio, sha256, storage_written_bytes};
+use super::common::{
+    check_same, median, pair_order, paired_ratio, process_cpu_seconds, sha256,
+    storage_written_bytes,
+};
 use super::report::Section;
 
 const TOPIC: &str = "keys";
@@ -191,6 +194,9 @@ impl Processor for NativeTotals {
 /// What one replay of a mix measured.
 struct Replay {
     seconds: f64,
+    /// CPU-seconds of the process over the replay and its final sync (one
+    /// thread replays; waiting for a core does not count).
+    cpu: f64,
     written: f64,
     on_disk: f64,
     /// Bytes of rows in the view's row cache at the end of the replay.
@@ -332,9 +338,11 @@ impl Bench {
             self.fresh_view_with("cardinality", 0)
         };
         let written = storage_written_bytes();
+        let cpu = process_cpu_seconds();
         let started = Instant::now();
         replay(log, TOPIC, &[0], &view, batch, processor);
         let seconds = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu;
         let written = storage_written_bytes().saturating_sub(written) as f64;
         let snapshot = view.snapshot().unwrap();
         let (rows, digest) = (snapshot.len().unwrap(), snapshot.digest().unwrap().sha256);
@@ -345,6 +353,7 @@ impl Bench {
         std::fs::remove_file(&path).ok();
         Replay {
             seconds,
+            cpu,
             written,
             on_disk,
             row_cache,
@@ -364,8 +373,11 @@ fn allocated(path: &Path) -> f64 {
 /// first mix's.
 fn cardinality_figures(s: &mut Section, measured: &[Measured]) {
     type Metric = (&'static str, &'static str, fn(&Replay, f64) -> f64);
-    let metrics: [Metric; 4] = [
+    let metrics: [Metric; 5] = [
         ("events/s", "events/s", |r, events| events / r.seconds),
+        ("events per CPU-second", "events/CPU-s", |r, events| {
+            events / r.cpu.max(1e-9)
+        }),
         ("written per event", "B/event", |r, events| {
             r.written / events
         }),

@@ -19,7 +19,8 @@
 //! in the background or not, below; `-- row-cache-memory` for the memory a
 //! full row cache holds, `support/row_cache_memory.rs`; `-- bulk-write` for
 //! what writing a full buffer costs per row in each store,
-//! `support/bulk_write.rs`).
+//! `support/bulk_write.rs`; `-- fresh-replay` for where a replay into a new
+//! view spends its time, `support/fresh_replay.rs`).
 //! Throughput is given per second elapsed and per CPU-second (of the
 //! writing thread, and of the whole process: the reading thread and a
 //! store's background threads included), the latter being what a shared
@@ -38,10 +39,17 @@ use kappa_store::{View, ViewOptions, Writes};
 
 #[path = "support/bulk_write.rs"]
 mod bulk_write;
+#[path = "support/fresh_replay.rs"]
+mod fresh_replay;
 #[path = "support/row_cache_memory.rs"]
 mod row_cache_memory;
 #[path = "support/shards.rs"]
 mod shards;
+
+/// The `kappa` binary's allocator: a replay allocates every row it writes,
+/// and the system allocator's costs differ (`host/src/main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 16_384;
 const MAX_EVENTS: u64 = 2_000_000;
@@ -597,6 +605,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "row-cache-memory") {
         row_cache_memory::run(&base);
+        return;
+    }
+    if args.iter().any(|a| a == "fresh-replay") {
+        fresh_replay::run(&base);
         return;
     }
     if args.iter().any(|a| a == "bulk-write") {

@@ -7,14 +7,11 @@
 //! (BENCHMARKS.md, "The view store at many keys"). A hash table finds a row
 //! in a few memory accesses.
 //!
-//! Until the buffer is first written to the file, the view is all in the
-//! buffer (whose B-tree map is then small enough to be fast), and the cache
-//! holds only rows read from the file. The first write of the buffer hands
-//! its rows, and those of any commit made meanwhile, to the cache; from then
-//! on every commit puts the rows it writes (*write-through*). So a view that
-//! fits in its buffer pays nothing for the cache, and one that does not
-//! finds its rows in the cache. In both states a commit updates the rows the
-//! cache holds, so it never answers with an old value.
+//! Every commit puts the rows it writes (*write-through*), from the first
+//! commit on, so the writer's reads never search the write buffer: its
+//! sorted runs (`runs.rs`) are for a query's snapshot of an earlier commit
+//! and for rows the cache does not hold. A commit also updates every row
+//! the cache holds, so the cache never answers with an old value.
 //!
 //! What the cache holds is always the view as of one commit, its
 //! *generation* (the view's count of commits), moved on by each commit once
@@ -25,9 +22,8 @@
 //! a snapshot never sees a row of a commit after it.
 //!
 //! A view that was empty when opened starts *complete*: every row of the
-//! view is in the buffer or the cache (in the cache alone once it writes
-//! through), so a key found in neither is absent, known without a read of
-//! the file. That is the common case of a Kappa replay, a new version
+//! view is in the cache, so a key not found there is absent, known without
+//! a read of the buffer or the file. That is the common case of a Kappa replay, a new version
 //! filling a new view from the log. The first row evicted (the cache full)
 //! makes it incomplete for the life of the view; a key then found nowhere
 //! in memory is read from the file and cached (an absent key as absent).
@@ -38,8 +34,6 @@
 
 use parking_lot::Mutex;
 use quick_cache::{Lifecycle, Weighter};
-
-use crate::Rows;
 
 /// Look-ups of an incomplete cache over which its hit ratio is measured.
 const WINDOW: u32 = 1 << 16;
@@ -87,8 +81,6 @@ type Table =
 pub(crate) enum Cached {
     /// The key's value (`None`: the key is absent from the view).
     Known(Option<Vec<u8>>),
-    /// In the buffer if anywhere: absent if the buffer lacks it.
-    BufferedOrAbsent,
     /// Not known: read the buffer, then the file.
     Unknown,
 }
@@ -98,12 +90,8 @@ pub(crate) struct RowCache {
     table: Table,
     /// The commit count the cached rows are as of.
     generation: u64,
-    /// Whether every row of the view is in the buffer or the cache (in the
-    /// cache alone once `write_through`).
+    /// Whether every row of the view is in the cache.
     complete: bool,
-    /// Whether commits put every row they write, which they do from the
-    /// first write of the buffer to the file on.
-    write_through: bool,
     /// Whether rows not cached are taken in (by commits writing through and
     /// by reads of the file): always while complete; once incomplete, only
     /// while at least a quarter of the look-ups of the last window hit. A
@@ -125,7 +113,6 @@ impl std::fmt::Debug for RowCache {
             .field("bytes", &self.table.weight())
             .field("generation", &self.generation)
             .field("complete", &self.complete)
-            .field("write_through", &self.write_through)
             .finish()
     }
 }
@@ -165,7 +152,6 @@ impl RowCache {
             table,
             generation,
             complete: view_is_empty,
-            write_through: false,
             admitting: true,
             window_lookups: 0,
             window_hits: 0,
@@ -186,8 +172,7 @@ impl RowCache {
         }
         match found {
             Some(value) => Cached::Known(value),
-            None if self.complete && self.write_through => Cached::Known(None),
-            None if self.complete => Cached::BufferedOrAbsent,
+            None if self.complete => Cached::Known(None),
             None => Cached::Unknown,
         }
     }
@@ -211,66 +196,55 @@ impl RowCache {
         }
     }
 
-    /// Applies commit number `generation`'s writes (`None` deletes): to
-    /// every row once the cache writes through, else to the rows it holds
-    /// (the others are in the buffer).
+    /// Applies commit number `generation`'s writes (`None` deletes) to the
+    /// rows cached, and caches the others while the cache admits rows.
     pub(crate) fn commit<'a>(
         &mut self,
         generation: u64,
         writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) {
-        if self.write_through || !self.table.is_empty() {
-            for (key, value) in writes {
-                self.update(key, value);
-            }
+        for (key, value) in writes {
+            self.update(key, value);
         }
         self.generation = generation;
     }
 
-    /// Applies one write, to a row cached or (writing through) to any.
+    /// Applies one write, to a row cached or, admitting, to any.
     fn update(&mut self, key: &[u8], value: Option<&[u8]>) {
         if let Some(mut cached) = self.table.get_mut(key) {
-            // The same size (as a counter's often is): overwritten in place,
-            // no allocation, the weight unchanged.
-            if let (Some(old), Some(new)) = (cached.as_mut(), value)
-                && old.len() == new.len()
-            {
-                old.copy_from_slice(new);
-                return;
+            match (cached.as_mut(), value) {
+                // The same size (as a counter's often is): overwritten in
+                // place, no allocation, the weight unchanged.
+                (Some(old), Some(new)) if old.len() == new.len() => old.copy_from_slice(new),
+                // Replaced in its entry, which weighs it again when the
+                // guard drops: an insert over the key would report the old
+                // value to `Evictions` as evicted, and so make a complete
+                // cache incomplete for no row lost.
+                (_, Some(new)) => *cached = Some(Box::from(new)),
+                (_, None) => {
+                    drop(cached);
+                    self.delete(key);
+                }
             }
-        } else if !self.write_through || !self.admitting {
+            return;
+        }
+        if !self.admitting {
             return;
         }
         match value {
-            // Complete, an absent key needs no row.
-            None if self.complete => {
-                self.table.remove(key);
-            }
-            _ => self.put(key, value),
+            None => self.delete(key),
+            Some(_) => self.put(key, value),
         }
     }
 
-    /// After a write of the buffer to the file: the first one hands the
-    /// rows it wrote (`written`) and then those of the commits made
-    /// meanwhile (`newer`, newer values) to the cache, which writes through
-    /// from then on. A row the cache holds is up to date already. Called
-    /// under the buffer's lock with its count of commits, `generation`: a
-    /// commit that is in the buffer but has not yet updated the cache is in
-    /// `newer`, so the cache is then of that commit (and its update, when
-    /// it comes, changes nothing).
-    pub(crate) fn absorb(&mut self, written: &Rows, newer: &Rows, generation: u64) {
-        if self.write_through {
-            return;
-        }
-        self.write_through = true;
-        self.generation = generation;
-        for (key, value) in written {
-            if value.is_some() && !self.table.contains_key(key.as_slice()) {
-                self.put(key, value.as_deref());
-            }
-        }
-        for (key, value) in newer {
-            self.update(key, value.as_deref());
+    /// Caches `key` as absent; complete, an absent key needs no row.
+    fn delete(&mut self, key: &[u8]) {
+        if self.complete {
+            self.table.remove(key);
+        } else if let Some(mut cached) = self.table.get_mut(key) {
+            *cached = None;
+        } else {
+            self.put(key, None);
         }
     }
 

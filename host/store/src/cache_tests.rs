@@ -169,6 +169,19 @@ fn the_cache_is_complete_for_a_new_view_until_it_evicts() {
     assert_eq!(view.row_cache_bytes(), 0);
 }
 
+#[test]
+fn a_row_rewritten_at_another_size_keeps_the_cache_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = View::open_with(&dir.path().join("v.redb"), options(1 << 20, 1 << 20)).unwrap();
+    for (offset, value) in [&b"9"[..], b"10", b"1000", b"7"].into_iter().enumerate() {
+        let batch: Writes = [(key(1), Some(value.to_vec())), (key(2), None)].into();
+        view.commit(0, offset as u64 + 1, &batch, false).unwrap();
+        assert!(view.row_cache_is_complete(), "after writing {value:?}");
+        assert_eq!(view.get(&key(1)).unwrap(), Some(value.to_vec()));
+        assert_eq!(view.get(&key(2)).unwrap(), None);
+    }
+}
+
 /// A crash loses the cache with the buffer: reads after it see the file.
 #[test]
 fn a_crash_loses_the_cache_with_the_buffer() {

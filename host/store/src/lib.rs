@@ -16,8 +16,9 @@
 //! event the view has not seen.
 //!
 //! A commit first lands in the view's write buffer, in memory: it is atomic and
-//! visible to every snapshot taken after it, and absorbs repeated writes to a
-//! key. The buffer reaches the file as one redb transaction, rows and offsets
+//! visible to every snapshot taken after it. The buffer keeps each commit's
+//! rows as a sorted run, merged with the runs before it as they grow
+//! (`runs.rs`), which absorbs repeated writes to a key. The buffer reaches the file as one redb transaction, rows and offsets
 //! of every buffered commit together, when it holds
 //! [`ViewOptions::write_buffer_bytes`], and whenever the view is synced (a
 //! version running out of events, shutdown). A copy-on-write B-tree rewrites
@@ -34,10 +35,9 @@
 //!
 //! Point reads ask the row cache first (`cache.rs`): a hash table of the
 //! latest committed value of rows, bounded in bytes
-//! ([`ViewOptions::row_cache_bytes`]), which takes the rows of the buffer
-//! when it is first written to the file and every row committed after, so
-//! that a view larger than its buffer is read without a search of the
-//! file's B-tree.
+//! ([`ViewOptions::row_cache_bytes`]), which takes every row committed, so
+//! that the writer's reads search neither the buffer's runs nor the file's
+//! B-tree.
 //!
 //! A full buffer can be written in the background (`write.rs`,
 //! [`View::with_background_writes`], off by default: it did not make replays
@@ -64,6 +64,7 @@ mod cache;
 mod cache_tests;
 #[cfg(test)]
 mod hooks;
+mod runs;
 mod shards;
 mod snapshot;
 #[cfg(test)]
@@ -200,7 +201,8 @@ pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// 12-byte keys and 60-byte values.
 pub const DEFAULT_ROW_CACHE_BYTES: usize = 256 << 20;
 /// Bytes counted per buffered row on top of its key and value: roughly what a
-/// B-tree map entry and its two vectors cost.
+/// run's entry (two vectors, 48 bytes) and the rounding of their allocations
+/// cost.
 const ROW_OVERHEAD: usize = 64;
 
 impl Default for ViewOptions {
@@ -214,24 +216,19 @@ impl Default for ViewOptions {
     }
 }
 
-/// Buffered rows: `None` is a deletion not yet written to the file.
-pub(crate) type Rows = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
-
 /// Commits not yet in the file.
 #[derive(Debug, Default)]
 struct Buffer {
-    /// Commits since the last write; shared with the snapshots taken since
-    /// (copied on write only while one is alive).
-    active: Arc<Rows>,
-    /// The rows being written to the file, still read by snapshots until the
+    /// Commits since the last write, as sorted runs (`runs.rs`), shared with
+    /// the snapshots taken since.
+    active: runs::Runs,
+    /// The runs being written to the file, still read by snapshots until the
     /// write has committed.
-    writing: Option<Arc<Rows>>,
+    writing: Option<runs::Runs>,
     /// Next offset per partition, as of the last buffered commit.
     offsets: BTreeMap<u32, u64>,
     /// Offsets being written with `writing`.
     writing_offsets: BTreeMap<u32, u64>,
-    /// Bytes counted in `active`.
-    bytes: usize,
     /// Commits made since the view was opened.
     commits: u64,
 }
@@ -453,22 +450,13 @@ impl View {
     ) -> Result<(), StoreError> {
         let (full, generation) = {
             let mut buffer = self.core.buffer.lock();
-            let buffer = &mut *buffer;
-            let rows = Arc::make_mut(&mut buffer.active);
-            for (key, value) in writes {
-                let size = value.as_ref().map_or(0, Vec::len);
-                match rows.insert(key.clone(), value.clone()) {
-                    Some(old) => {
-                        let old = old.as_ref().map_or(0, Vec::len);
-                        buffer.bytes = (buffer.bytes + size).saturating_sub(old);
-                    }
-                    None => buffer.bytes += key.len() + size + ROW_OVERHEAD,
-                }
-            }
+            buffer.active.push(writes);
             buffer.offsets.insert(partition, next_offset);
             buffer.commits += 1;
             (
-                buffer.bytes >= self.core.options.write_buffer_bytes,
+                // The bytes of every run: a key in several counts once per
+                // run until they merge, as it takes memory once per run.
+                buffer.active.bytes() >= self.core.options.write_buffer_bytes,
                 buffer.commits,
             )
         };
@@ -517,12 +505,9 @@ impl View {
         // never inside one.
         let buffer = self.core.buffer.lock();
         let txn = self.core.db.begin_read().map_err(|e| self.err(e))?;
-        let mut layers = Vec::with_capacity(2);
-        if !buffer.active.is_empty() {
-            layers.push(Arc::clone(&buffer.active));
-        }
+        let mut layers: Vec<_> = buffer.active.layers().collect();
         if let Some(writing) = &buffer.writing {
-            layers.push(Arc::clone(writing));
+            layers.extend(writing.layers());
         }
         let mut offsets = buffer.writing_offsets.clone();
         offsets.extend(buffer.offsets.iter().map(|(p, o)| (*p, *o)));
@@ -555,19 +540,15 @@ impl View {
                 Some(cache) => cache::lookup(cache, buffer.commits, key),
                 None => cache::Cached::Unknown,
             };
-            let complete = match known {
-                cache::Cached::Known(value) => return Ok(value),
-                cache::Cached::BufferedOrAbsent => true,
-                cache::Cached::Unknown => false,
-            };
-            let layers = [Some(&buffer.active), buffer.writing.as_ref()];
-            for layer in layers.into_iter().flatten() {
-                if let Some(value) = layer.get(key) {
-                    return Ok(value.clone());
-                }
+            if let cache::Cached::Known(value) = known {
+                return Ok(value);
             }
-            if complete {
-                return Ok(None);
+            let buffered = buffer
+                .active
+                .get(key)
+                .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(key)));
+            if let Some(value) = buffered {
+                return Ok(value.clone());
             }
             // Begun under the lock: the file as of the buffer just read.
             let txn = self.core.db.begin_read().map_err(|e| self.err(e))?;
@@ -607,21 +588,18 @@ impl View {
                 .as_ref()
                 .and_then(|cache| cache.try_lock());
             for (i, key) in keys.iter().enumerate() {
-                let complete = match cache.as_mut().map(|c| c.get(buffer.commits, key)) {
-                    Some(cache::Cached::Known(value)) => {
-                        found[i] = value;
-                        continue;
-                    }
-                    Some(cache::Cached::BufferedOrAbsent) => true,
-                    Some(cache::Cached::Unknown) | None => false,
-                };
+                if let Some(cache::Cached::Known(value)) =
+                    cache.as_mut().map(|c| c.get(buffer.commits, key))
+                {
+                    found[i] = value;
+                    continue;
+                }
                 let buffered = buffer
                     .active
-                    .get(*key)
-                    .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(*key)));
+                    .get(key)
+                    .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(key)));
                 match buffered {
                     Some(value) => found[i].clone_from(value),
-                    None if complete => {}
                     None => in_file.push(i),
                 }
             }

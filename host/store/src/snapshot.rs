@@ -21,7 +21,8 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, Cached, RowCache};
-use crate::{Rows, StoreError, ViewDigest};
+use crate::runs::{Row, Run};
+use crate::{StoreError, ViewDigest};
 
 /// A read-only snapshot of a view, consistent across rows and offsets.
 ///
@@ -40,7 +41,7 @@ pub(crate) struct Part {
     pub(crate) rows: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     pub(crate) offsets: redb::ReadOnlyTable<u32, u64>,
     /// Buffered rows not yet in the file, newest first.
-    pub(crate) layers: Vec<Arc<Rows>>,
+    pub(crate) layers: Vec<Arc<Run>>,
     /// Buffered offsets, over the file's.
     pub(crate) buffered_offsets: BTreeMap<u32, u64>,
     /// The view's row cache and the commit this snapshot is of: point reads
@@ -199,19 +200,13 @@ impl Part {
             Some((cache, generation)) => cache::lookup(cache, *generation, key),
             None => Cached::Unknown,
         };
-        let complete = match known {
-            Cached::Known(value) => return Ok(value),
-            Cached::BufferedOrAbsent => true,
-            Cached::Unknown => false,
-        };
+        if let Cached::Known(value) = known {
+            return Ok(value);
+        }
         for layer in &self.layers {
             if let Some(value) = layer.get(key) {
                 return Ok(value.clone());
             }
-        }
-        if complete {
-            // Neither in the cache nor in the buffer: not in the view.
-            return Ok(None);
         }
         let value = self
             .rows
@@ -275,12 +270,15 @@ impl Part {
                 layers: self
                     .layers
                     .iter()
-                    .map(|layer| Cursor {
-                        layer: Arc::clone(layer),
-                        after: match lower {
-                            Bound::Excluded(k) => Bound::Excluded(k.to_vec()),
-                            _ => Bound::Included(prefix.to_vec()),
-                        },
+                    .map(|layer| {
+                        let at = layer.rows().partition_point(|(k, _)| match lower {
+                            Bound::Excluded(after) => k.as_slice() <= after,
+                            _ => k.as_slice() < prefix,
+                        });
+                        Cursor {
+                            layer: Arc::clone(layer),
+                            at,
+                        }
                     })
                     .collect(),
             };
@@ -299,20 +297,14 @@ impl Part {
 
 /// Walks one buffered layer in key order, owning its share of the layer.
 struct Cursor {
-    layer: Arc<Rows>,
-    after: Bound<Vec<u8>>,
+    layer: Arc<Run>,
+    /// Position of the next row.
+    at: usize,
 }
 
 impl Cursor {
-    fn peek(&self) -> Option<(&Vec<u8>, &Option<Vec<u8>>)> {
-        let lower = match &self.after {
-            Bound::Included(k) => Bound::Included(k.as_slice()),
-            Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        self.layer
-            .range::<[u8], _>((lower, Bound::Unbounded))
-            .next()
+    fn peek(&self) -> Option<&Row> {
+        self.layer.rows().get(self.at)
     }
 }
 
@@ -323,26 +315,25 @@ struct Buffered {
 }
 
 impl Iterator for Buffered {
-    type Item = (Vec<u8>, Option<Vec<u8>>);
+    type Item = Row;
 
     fn next(&mut self) -> Option<Self::Item> {
         // The smallest key over the layers; on a tie the first (newest) layer.
-        let mut best: Option<(&Vec<u8>, &Option<Vec<u8>>)> = None;
+        let mut best: Option<&Row> = None;
         for cursor in &self.layers {
-            if let Some((k, v)) = cursor.peek()
-                && best.is_none_or(|(bk, _)| k < bk)
+            if let Some(row) = cursor.peek()
+                && best.is_none_or(|best| row.0 < best.0)
             {
-                best = Some((k, v));
+                best = Some(row);
             }
         }
-        let (key, value) = best?;
-        let (key, value) = (key.clone(), value.clone());
+        let row = best?.clone();
         for cursor in &mut self.layers {
-            if cursor.peek().is_some_and(|(k, _)| *k == key) {
-                cursor.after = Bound::Excluded(key.clone());
+            if cursor.peek().is_some_and(|(k, _)| *k == row.0) {
+                cursor.at += 1;
             }
         }
-        Some((key, value))
+        Some(row)
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use super::*;
+use redb::ReadableTableMetadata as _;
 
 fn writes(pairs: &[(&str, Option<&str>)]) -> Writes {
     pairs
@@ -276,4 +277,49 @@ fn a_view_of_format_1_still_opens() {
             (b"c".to_vec(), b"3".to_vec())
         ]
     );
+}
+
+/// Rows of the file itself, without the buffer.
+fn rows_in_file(view: &View) -> u64 {
+    let txn = view.core.db.begin_read().unwrap();
+    txn.open_table(ROWS).unwrap().len().unwrap()
+}
+
+/// The buffer keeps each commit's rows as a run, and a key written by many
+/// commits is counted once per run until the runs merge: merged as they
+/// grow, they keep a view whose distinct rows fit in the buffer from ever
+/// being written to the file for its repeated writes, and one whose
+/// distinct rows do not fit is.
+#[test]
+fn repeated_writes_to_a_view_that_fits_do_not_fill_the_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    // `commits` commits each writing keys `0..keys` (about 80 bytes counted
+    // a row) into a view of a 2,000-byte buffer.
+    let fill = |name: &str, keys: u64, commits: u64| {
+        let options = ViewOptions {
+            sync_interval: Duration::from_secs(3600),
+            write_buffer_bytes: 2_000,
+            ..ViewOptions::default()
+        };
+        let view = View::open_with(&dir.path().join(name), options).unwrap();
+        for n in 0..commits {
+            let batch: Writes = (0..keys)
+                .map(|k| {
+                    (
+                        format!("key-{k:02}").into_bytes(),
+                        Some(format!("{n:08}").into_bytes()),
+                    )
+                })
+                .collect();
+            view.commit(0, n + 1, &batch, false).unwrap();
+        }
+        view
+    };
+    let view = fill("fits.redb", 5, 200);
+    assert_eq!(rows_in_file(&view), 0, "the buffer was written");
+    assert_eq!(view.get(b"key-03").unwrap(), Some(b"00000199".to_vec()));
+    // Thirty rows take more than all of it: written once full.
+    let view = fill("spills.redb", 30, 20);
+    assert_eq!(rows_in_file(&view), 30);
+    assert_eq!(view.get(b"key-07").unwrap(), Some(b"00000019".to_vec()));
 }

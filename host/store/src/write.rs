@@ -26,7 +26,8 @@ use std::time::Instant;
 
 use redb::Durability;
 
-use crate::{Core, ROW_OVERHEAD, Rows, StoreError, View};
+use crate::runs::Runs;
+use crate::{Core, StoreError, View};
 
 /// The write of a full buffer in the background: the thread's result.
 pub(crate) type Background = JoinHandle<Result<(), StoreError>>;
@@ -34,7 +35,7 @@ pub(crate) type Background = JoinHandle<Result<(), StoreError>>;
 /// A buffer taken for writing: its rows and offsets, and how many of the
 /// view's commits it completes.
 struct Taken {
-    rows: Arc<Rows>,
+    rows: Runs,
     offsets: BTreeMap<u32, u64>,
     commits: u64,
 }
@@ -154,8 +155,7 @@ impl Core {
         let rows = std::mem::take(&mut buffer.active);
         let offsets = std::mem::take(&mut buffer.offsets);
         buffer.writing_offsets.clone_from(&offsets);
-        buffer.writing = Some(Arc::clone(&rows));
-        buffer.bytes = 0;
+        buffer.writing = Some(rows.clone());
         Taken {
             rows,
             offsets,
@@ -173,27 +173,12 @@ impl Core {
         let writing = buffer.writing.take();
         let offsets = std::mem::take(&mut buffer.writing_offsets);
         if written {
-            // The rows leave the buffer for the file: the first time, the
-            // row cache takes them (`cache.rs`), so reads still skip the file.
-            if let (Some(cache), Some(rows)) = (&self.row_cache, &writing) {
-                cache.lock().absorb(rows, &buffer.active, buffer.commits);
-            }
             return;
         }
         let Some(rows) = writing else {
             return;
         };
-        let mut merged = Arc::try_unwrap(rows).unwrap_or_else(|shared| Rows::clone(&shared));
-        let newer = std::mem::take(&mut buffer.active);
-        match Arc::try_unwrap(newer) {
-            Ok(newer) => merged.extend(newer),
-            Err(shared) => merged.extend(shared.iter().map(|(k, v)| (k.clone(), v.clone()))),
-        }
-        buffer.bytes = merged
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + ROW_OVERHEAD)
-            .sum();
-        buffer.active = Arc::new(merged);
+        buffer.active.put_under(rows);
         let mut all = offsets;
         all.extend(std::mem::take(&mut buffer.offsets));
         buffer.offsets = all;
@@ -233,7 +218,7 @@ impl Core {
         }
         {
             let mut table = txn.open_table(crate::ROWS).map_err(|e| self.err(e))?;
-            for (key, value) in taken.rows.iter() {
+            for (key, value) in taken.rows.merged() {
                 match value {
                     Some(v) => {
                         table
