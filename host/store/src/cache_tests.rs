@@ -182,6 +182,34 @@ fn a_row_rewritten_at_another_size_keeps_the_cache_complete() {
     }
 }
 
+/// Keys short enough to be held in the cache's entries and keys too long
+/// for it, among them keys that differ only by trailing zero bytes or by
+/// one byte at the limit, each read back as written (and the ones not
+/// written as absent) by the cache alone.
+#[test]
+fn keys_of_every_length_read_back_through_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = View::open_with(&dir.path().join("v.redb"), options(1 << 20, 1 << 20)).unwrap();
+    let mut keys: Vec<Vec<u8>> = (0..=40).map(|len| vec![b'k'; len]).collect();
+    keys.extend((0..=24).map(|len| vec![0; len]));
+    keys.push(b"ab\0".to_vec());
+    let written: Writes = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 1)
+        .map(|(i, k)| (k.clone(), Some(i.to_le_bytes().to_vec())))
+        .collect();
+    view.commit(0, 1, &written, false).unwrap();
+    assert!(view.row_cache_is_complete());
+    for key in keys.iter().chain([&b"ab".to_vec()]) {
+        assert_eq!(
+            view.get(key).unwrap(),
+            written.get(key).cloned().flatten(),
+            "key {key:?}"
+        );
+    }
+}
+
 /// A crash loses the cache with the buffer: reads after it see the file.
 #[test]
 fn a_crash_loses_the_cache_with_the_buffer() {

@@ -182,8 +182,9 @@ pub struct ViewOptions {
     /// makes every write durable).
     pub sync_interval: Duration,
     /// Most bytes of commits held in memory before they are written to the
-    /// file as one transaction (keys, values and a per-row overhead are
-    /// counted). Zero writes every commit as its own transaction.
+    /// file as one transaction (the memory the buffer's runs hold: keys,
+    /// values and 24 bytes a row). Zero writes every commit as its own
+    /// transaction.
     pub write_buffer_bytes: usize,
     /// Bytes of the file's pages cached in memory (redb's cache).
     pub cache_bytes: usize,
@@ -200,11 +201,6 @@ pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// Default of [`ViewOptions::row_cache_bytes`]: 256 MiB, about 1.5M rows of
 /// 12-byte keys and 60-byte values.
 pub const DEFAULT_ROW_CACHE_BYTES: usize = 256 << 20;
-/// Bytes counted per buffered row on top of its key and value: roughly what a
-/// run's entry (two vectors, 48 bytes) and the rounding of their allocations
-/// cost.
-const ROW_OVERHEAD: usize = 64;
-
 impl Default for ViewOptions {
     fn default() -> Self {
         ViewOptions {
@@ -548,7 +544,7 @@ impl View {
                 .get(key)
                 .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(key)));
             if let Some(value) = buffered {
-                return Ok(value.clone());
+                return Ok(value.map(<[u8]>::to_vec));
             }
             // Begun under the lock: the file as of the buffer just read.
             let txn = self.core.db.begin_read().map_err(|e| self.err(e))?;
@@ -599,7 +595,7 @@ impl View {
                     .get(key)
                     .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(key)));
                 match buffered {
-                    Some(value) => found[i].clone_from(value),
+                    Some(value) => found[i] = value.map(<[u8]>::to_vec),
                     None => in_file.push(i),
                 }
             }

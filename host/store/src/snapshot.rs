@@ -21,7 +21,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, Cached, RowCache};
-use crate::runs::{Row, Run};
+use crate::runs::{RowRef, Run};
 use crate::{StoreError, ViewDigest};
 
 /// A read-only snapshot of a view, consistent across rows and offsets.
@@ -205,7 +205,7 @@ impl Part {
         }
         for layer in &self.layers {
             if let Some(value) = layer.get(key) {
-                return Ok(value.clone());
+                return Ok(value.map(<[u8]>::to_vec));
             }
         }
         let value = self
@@ -271,9 +271,9 @@ impl Part {
                     .layers
                     .iter()
                     .map(|layer| {
-                        let at = layer.rows().partition_point(|(k, _)| match lower {
-                            Bound::Excluded(after) => k.as_slice() <= after,
-                            _ => k.as_slice() < prefix,
+                        let at = layer.partition_point(|k| match lower {
+                            Bound::Excluded(after) => k <= after,
+                            _ => k < prefix,
                         });
                         Cursor {
                             layer: Arc::clone(layer),
@@ -303,8 +303,8 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn peek(&self) -> Option<&Row> {
-        self.layer.rows().get(self.at)
+    fn peek(&self) -> Option<RowRef<'_>> {
+        self.layer.row(self.at)
     }
 }
 
@@ -315,11 +315,11 @@ struct Buffered {
 }
 
 impl Iterator for Buffered {
-    type Item = Row;
+    type Item = (Vec<u8>, Option<Vec<u8>>);
 
     fn next(&mut self) -> Option<Self::Item> {
         // The smallest key over the layers; on a tie the first (newest) layer.
-        let mut best: Option<&Row> = None;
+        let mut best: Option<RowRef<'_>> = None;
         for cursor in &self.layers {
             if let Some(row) = cursor.peek()
                 && best.is_none_or(|best| row.0 < best.0)
@@ -327,9 +327,10 @@ impl Iterator for Buffered {
                 best = Some(row);
             }
         }
-        let row = best?.clone();
+        let (key, value) = best?;
+        let row = (key.to_vec(), value.map(<[u8]>::to_vec));
         for cursor in &mut self.layers {
-            if cursor.peek().is_some_and(|(k, _)| *k == row.0) {
+            if cursor.peek().is_some_and(|(k, _)| k == row.0) {
                 cursor.at += 1;
             }
         }

@@ -293,8 +293,9 @@ fn rows_in_file(view: &View) -> u64 {
 #[test]
 fn repeated_writes_to_a_view_that_fits_do_not_fill_the_buffer() {
     let dir = tempfile::tempdir().unwrap();
-    // `commits` commits each writing keys `0..keys` (about 80 bytes counted
-    // a row) into a view of a 2,000-byte buffer.
+    // `commits` commits each writing keys `0..keys` (38 bytes counted a
+    // row: 6 of key, 8 of value, 24 of slot) into a view of a 2,000-byte
+    // buffer.
     let fill = |name: &str, keys: u64, commits: u64| {
         let options = ViewOptions {
             sync_interval: Duration::from_secs(3600),
@@ -318,8 +319,31 @@ fn repeated_writes_to_a_view_that_fits_do_not_fill_the_buffer() {
     let view = fill("fits.redb", 5, 200);
     assert_eq!(rows_in_file(&view), 0, "the buffer was written");
     assert_eq!(view.get(b"key-03").unwrap(), Some(b"00000199".to_vec()));
-    // Thirty rows take more than all of it: written once full.
-    let view = fill("spills.redb", 30, 20);
-    assert_eq!(rows_in_file(&view), 30);
+    // Sixty rows take more than all of it: written once full.
+    let view = fill("spills.redb", 60, 20);
+    assert_eq!(rows_in_file(&view), 60);
     assert_eq!(view.get(b"key-07").unwrap(), Some(b"00000019".to_vec()));
+}
+
+/// A buffered row costs its key, its value and 24 bytes: a buffer of 1 MiB
+/// takes 13 commits of 1,000 new rows of 12-byte keys and 40-byte values
+/// (76 bytes a row, 988,000 in all) before it is written to the file, and
+/// is written by the 14th (1,064,000).
+#[test]
+fn a_buffered_row_costs_its_bytes_and_24_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ViewOptions {
+        sync_interval: Duration::from_secs(3600),
+        write_buffer_bytes: 1 << 20,
+        ..ViewOptions::default()
+    };
+    let view = View::open_with(&dir.path().join("v.redb"), options).unwrap();
+    for n in 0..14_u64 {
+        assert_eq!(rows_in_file(&view), 0, "written after {n} commits");
+        let batch: Writes = (n * 1_000..(n + 1) * 1_000)
+            .map(|k| (format!("key-{k:08}").into_bytes(), Some(vec![b'v'; 40])))
+            .collect();
+        view.commit(0, n + 1, &batch, false).unwrap();
+    }
+    assert_eq!(rows_in_file(&view), 14_000);
 }

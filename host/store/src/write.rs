@@ -221,12 +221,10 @@ impl Core {
             for (key, value) in taken.rows.merged() {
                 match value {
                     Some(v) => {
-                        table
-                            .insert(key.as_slice(), v.as_slice())
-                            .map_err(|e| self.err(e))?;
+                        table.insert(key, v).map_err(|e| self.err(e))?;
                     }
                     None => {
-                        table.remove(key.as_slice()).map_err(|e| self.err(e))?;
+                        table.remove(key).map_err(|e| self.err(e))?;
                     }
                 }
             }
