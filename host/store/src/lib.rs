@@ -229,6 +229,16 @@ struct Buffer {
     commits: u64,
 }
 
+impl Buffer {
+    /// The buffered state of `key` (`Some(None)`: a deletion not yet in the
+    /// file): the runs since the last write first, then those being written.
+    fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.active
+            .get(key)
+            .or_else(|| self.writing.as_ref().and_then(|w| w.get(key)))
+    }
+}
+
 /// The view of one processor version.
 #[derive(Debug)]
 pub struct View {
@@ -539,11 +549,7 @@ impl View {
             if let cache::Cached::Known(value) = known {
                 return Ok(value);
             }
-            let buffered = buffer
-                .active
-                .get(key)
-                .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(key)));
-            if let Some(value) = buffered {
+            if let Some(value) = buffer.get(key) {
                 return Ok(value.map(<[u8]>::to_vec));
             }
             // Begun under the lock: the file as of the buffer just read.
@@ -590,11 +596,7 @@ impl View {
                     found[i] = value;
                     continue;
                 }
-                let buffered = buffer
-                    .active
-                    .get(key)
-                    .or_else(|| buffer.writing.as_ref().and_then(|w| w.get(key)));
-                match buffered {
+                match buffer.get(key) {
                     Some(value) => found[i] = value.map(<[u8]>::to_vec),
                     None => in_file.push(i),
                 }
