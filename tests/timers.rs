@@ -18,12 +18,19 @@ use support::*;
 const CONFIG: &str = r#"{"window_ms":2000,"max_txns":3}"#;
 
 /// Starts a host with two threads per version on `dir`, whose views write
-/// their buffer to the file at every megabyte, so that a kill finds commits
-/// in the file.
+/// their buffer to the file at every megabyte (no row cache, whose unused
+/// room the buffer would borrow), so that a kill finds commits in the file.
 fn start(dir: &std::path::Path) -> Server {
     Server::start_with(
         dir,
-        &["--threads-per-version", "2", "--view-write-buffer-mb", "1"],
+        &[
+            "--threads-per-version",
+            "2",
+            "--view-write-buffer-mb",
+            "1",
+            "--view-row-cache-mb",
+            "0",
+        ],
         &[],
     )
 }

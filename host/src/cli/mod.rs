@@ -237,7 +237,8 @@ struct ServeArgs {
     view_cache_mb: u64,
     /// Per view: MiB of commits held in memory before they are written to
     /// the view file in one transaction (a crash loses them, and their
-    /// events are processed again). 0 writes every batch at once.
+    /// events are processed again), and up to four times that while the
+    /// view's row cache leaves the room unused. 0 writes every batch at once.
     #[arg(long, env = "KAPPA_VIEW_WRITE_BUFFER_MB", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(0..=(1 << 20)))]
     view_write_buffer_mb: u64,

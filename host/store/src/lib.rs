@@ -18,10 +18,12 @@
 //! A commit first lands in the view's write buffer, in memory: it is atomic and
 //! visible to every snapshot taken after it. The buffer keeps each commit's
 //! rows as a sorted run, merged with the runs before it as they grow
-//! (`runs.rs`), which absorbs repeated writes to a key. The buffer reaches the file as one redb transaction, rows and offsets
-//! of every buffered commit together, when it holds
-//! [`ViewOptions::write_buffer_bytes`], and whenever the view is synced (a
-//! version running out of events, shutdown). A copy-on-write B-tree rewrites
+//! (`runs.rs`), which absorbs repeated writes to a key. The buffer reaches
+//! the file as one redb transaction, rows and offsets of every buffered
+//! commit together, when it holds [`ViewOptions::write_buffer_bytes`] (more
+//! while the row cache leaves room unused, [`ViewOptions::buffer_bound`]),
+//! and whenever the view is synced (a version running out of events,
+//! shutdown). A copy-on-write B-tree rewrites
 //! every page a transaction touches, so one transaction per batch at many keys
 //! rewrote most of the tree at every batch; one per buffer rewrites it once per
 //! buffer (BENCHMARKS.md, "The view store at many keys"). A crash loses the
@@ -183,7 +185,9 @@ pub struct ViewOptions {
     pub sync_interval: Duration,
     /// Most bytes of commits held in memory before they are written to the
     /// file as one transaction (the memory the buffer's runs hold: keys,
-    /// values and 24 bytes a row). Zero writes every commit as its own
+    /// values and 24 bytes a row), and up to four times that while the row
+    /// cache leaves as much of its bound unused
+    /// ([`ViewOptions::buffer_bound`]). Zero writes every commit as its own
     /// transaction.
     pub write_buffer_bytes: usize,
     /// Bytes of the file's pages cached in memory (redb's cache).
@@ -201,6 +205,43 @@ pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// Default of [`ViewOptions::row_cache_bytes`]: 256 MiB, about 1.5M rows of
 /// 12-byte keys and 60-byte values.
 pub const DEFAULT_ROW_CACHE_BYTES: usize = 256 << 20;
+/// How many times [`ViewOptions::write_buffer_bytes`] the write buffer may
+/// hold while the row cache has the room unused (see
+/// [`ViewOptions::buffer_bound`]).
+pub const WRITE_BUFFER_BORROW_LIMIT: usize = 4;
+
+impl ViewOptions {
+    /// The bytes of runs at which the write buffer is written to the file,
+    /// given the bytes the row cache holds (`None`: no cache):
+    /// [`ViewOptions::write_buffer_bytes`], plus as much of the row cache's
+    /// bound as the cache leaves unused, up to
+    /// [`WRITE_BUFFER_BORROW_LIMIT`] times the buffer's own bound.
+    ///
+    /// The buffer and the cache together never hold more than their two
+    /// bounds (RocksDB's `WriteBufferManager` charges memtables to the block
+    /// cache for the same reason: one memory budget, used where it is
+    /// needed). A view that fits in its cache, such as a new version's view
+    /// filling from the log, is then written to its file less often, and
+    /// each row fewer times: at 1M keys the default buffer was written to
+    /// the file about six times in a replay (BENCHMARKS.md, section 8). The
+    /// limit keeps what a crash makes the worker process again, and what a
+    /// sync writes at once, within a known multiple of the buffer's bound.
+    /// Zero still writes every commit as its own transaction.
+    pub fn buffer_bound(&self, cached: Option<u64>) -> usize {
+        if self.write_buffer_bytes == 0 {
+            return 0;
+        }
+        let unused = cached.map_or(0, |cached| {
+            let cached = usize::try_from(cached).unwrap_or(usize::MAX);
+            self.row_cache_bytes.saturating_sub(cached)
+        });
+        let most = self
+            .write_buffer_bytes
+            .saturating_mul(WRITE_BUFFER_BORROW_LIMIT);
+        self.write_buffer_bytes.saturating_add(unused).min(most)
+    }
+}
+
 impl Default for ViewOptions {
     fn default() -> Self {
         ViewOptions {
@@ -454,28 +495,28 @@ impl View {
         writes: &Writes,
         force_durable: bool,
     ) -> Result<(), StoreError> {
-        let (full, generation) = {
+        let (buffered, generation) = {
             let mut buffer = self.core.buffer.lock();
             buffer.active.push(writes);
             buffer.offsets.insert(partition, next_offset);
             buffer.commits += 1;
-            (
-                // The bytes of every run: a key in several counts once per
-                // run until they merge, as it takes memory once per run.
-                buffer.active.bytes() >= self.core.options.write_buffer_bytes,
-                buffer.commits,
-            )
+            // The bytes of every run: a key in several counts once per run
+            // until they merge, as it takes memory once per run.
+            (buffer.active.bytes(), buffer.commits)
         };
         // After the buffer's lock, so that readers do not wait for it: until
         // the cache is of this commit, reads skip it (`cache.rs`).
-        if let Some(cache) = &self.core.row_cache {
-            cache.lock().commit(
+        let cached = self.core.row_cache.as_ref().map(|cache| {
+            let mut cache = cache.lock();
+            cache.commit(
                 generation,
                 writes
                     .iter()
                     .map(|(key, value)| (key.as_slice(), value.as_deref())),
             );
-        }
+            cache.bytes()
+        });
+        let full = buffered >= self.core.options.buffer_bound(cached);
         if force_durable {
             self.write_now(true)
         } else if full {

@@ -173,7 +173,9 @@ fn a_full_buffer_reaches_the_file_and_a_closed_view_keeps_its_buffer() {
     let path = dir.path().join("v.redb");
     {
         let view = View::open_with(&path, options(100)).unwrap();
-        view.commit(0, 1, &writes(&[("k", Some(&"v".repeat(100)))]), false)
+        // Full at the limit of what the buffer borrows from the row cache.
+        let full = 100 * WRITE_BUFFER_BORROW_LIMIT;
+        view.commit(0, 1, &writes(&[("k", Some(&"v".repeat(full)))]), false)
             .unwrap();
         view.lose_buffer();
     }
@@ -204,8 +206,11 @@ fn next(state: &mut u64) -> u64 {
 fn buffered_reads_equal_unbuffered_reads() {
     let dir = tempfile::tempdir().unwrap();
     let plain = View::open_with(&dir.path().join("plain.redb"), options(0)).unwrap();
-    let buffered = View::open_with(&dir.path().join("buf.redb"), options(2_000)).unwrap();
+    // 500 bytes, so up to 2,000 with the row cache's room: full every few
+    // batches.
+    let buffered = View::open_with(&dir.path().join("buf.redb"), options(500)).unwrap();
     let mut rng = 7u64;
+    let mut written_when_full = 0;
     for batch in 0..60u64 {
         let mut w = Writes::new();
         for _ in 0..(next(&mut rng) % 12) {
@@ -220,7 +225,11 @@ fn buffered_reads_equal_unbuffered_reads() {
         }
         let partition = (batch % 2) as u32;
         plain.commit(partition, batch, &w, false).unwrap();
+        let in_file = rows_in_file(&buffered);
         buffered.commit(partition, batch, &w, false).unwrap();
+        if rows_in_file(&buffered) != in_file {
+            written_when_full += 1;
+        }
         // A snapshot held across commits stays as of its moment.
         let held = buffered.snapshot().unwrap();
         let before = held.digest().unwrap();
@@ -254,6 +263,10 @@ fn buffered_reads_equal_unbuffered_reads() {
             .unwrap();
         assert_eq!(held.digest().unwrap(), before);
     }
+    assert!(
+        written_when_full >= 2,
+        "the buffer was written {written_when_full} times when full"
+    );
 }
 
 /// A view file of format 1, as kappa wrote it before the write buffer,
@@ -300,6 +313,8 @@ fn repeated_writes_to_a_view_that_fits_do_not_fill_the_buffer() {
         let options = ViewOptions {
             sync_interval: Duration::from_secs(3600),
             write_buffer_bytes: 2_000,
+            // No cache to borrow room from: the buffer's own bound.
+            row_cache_bytes: 0,
             ..ViewOptions::default()
         };
         let view = View::open_with(&dir.path().join(name), options).unwrap();
@@ -325,25 +340,70 @@ fn repeated_writes_to_a_view_that_fits_do_not_fill_the_buffer() {
     assert_eq!(view.get(b"key-07").unwrap(), Some(b"00000019".to_vec()));
 }
 
-/// A buffered row costs its key, its value and 24 bytes: a buffer of 1 MiB
-/// takes 13 commits of 1,000 new rows of 12-byte keys and 40-byte values
-/// (76 bytes a row, 988,000 in all) before it is written to the file, and
-/// is written by the 14th (1,064,000).
-#[test]
-fn a_buffered_row_costs_its_bytes_and_24_more() {
+/// Commits `n` batches of 1,000 new rows of 12-byte keys and 40-byte values
+/// into a view of a 1 MiB write buffer and a row cache of
+/// `row_cache_bytes`, and returns after how many commits the buffer was
+/// first written to the file.
+fn commits_before_the_first_write(row_cache_bytes: usize, n: u64) -> Option<u64> {
     let dir = tempfile::tempdir().unwrap();
     let options = ViewOptions {
         sync_interval: Duration::from_secs(3600),
         write_buffer_bytes: 1 << 20,
+        row_cache_bytes,
         ..ViewOptions::default()
     };
     let view = View::open_with(&dir.path().join("v.redb"), options).unwrap();
-    for n in 0..14_u64 {
-        assert_eq!(rows_in_file(&view), 0, "written after {n} commits");
-        let batch: Writes = (n * 1_000..(n + 1) * 1_000)
+    for i in 0..n {
+        let batch: Writes = (i * 1_000..(i + 1) * 1_000)
             .map(|k| (format!("key-{k:08}").into_bytes(), Some(vec![b'v'; 40])))
             .collect();
-        view.commit(0, n + 1, &batch, false).unwrap();
+        view.commit(0, i + 1, &batch, false).unwrap();
+        if rows_in_file(&view) > 0 {
+            assert_eq!(rows_in_file(&view), (i + 1) * 1_000, "written whole");
+            return Some(i + 1);
+        }
     }
-    assert_eq!(rows_in_file(&view), 14_000);
+    None
+}
+
+/// A buffered row costs its key, its value and 24 bytes: with no row cache,
+/// a buffer of 1 MiB takes 13 commits of 1,000 such rows (76 bytes a row,
+/// 988,000 in all) and is written by the 14th (1,064,000).
+#[test]
+fn a_buffered_row_costs_its_bytes_and_24_more() {
+    assert_eq!(commits_before_the_first_write(0, 20), Some(14));
+}
+
+/// The buffer borrows the row cache's unused room, so that the two never
+/// hold more than both bounds: a row cache of 2 MiB weighs each of those
+/// rows at 148 bytes (its bytes and 96), so after `n` commits it leaves
+/// 2,097,152 - 148,000 n unused, and the buffer (76,000 n) is full once
+/// 76,000 n >= 1,048,576 + 2,097,152 - 148,000 n: at the 15th commit, not
+/// the 14th. With a cache far larger than the view, the buffer stops at
+/// four times its bound: 4,194,304 bytes, reached by the 56th commit
+/// (4,256,000; 55 make 4,180,000).
+#[test]
+fn the_buffer_borrows_the_row_caches_unused_room_up_to_four_times_its_bound() {
+    assert_eq!(commits_before_the_first_write(2 << 20, 30), Some(15));
+    assert_eq!(commits_before_the_first_write(256 << 20, 80), Some(56));
+}
+
+#[test]
+fn the_buffers_bound_is_its_own_plus_the_caches_unused_room_up_to_the_limit() {
+    let options = |write_buffer_bytes, row_cache_bytes| ViewOptions {
+        write_buffer_bytes,
+        row_cache_bytes,
+        ..ViewOptions::default()
+    };
+    // No cache, or none configured: the buffer's own bound.
+    assert_eq!(options(1_000, 0).buffer_bound(None), 1_000);
+    assert_eq!(options(1_000, 5_000).buffer_bound(None), 1_000);
+    // Room unused in the cache, up to four times the buffer's bound.
+    assert_eq!(options(1_000, 5_000).buffer_bound(Some(4_000)), 2_000);
+    assert_eq!(options(1_000, 5_000).buffer_bound(Some(0)), 4_000);
+    // A full cache (or one over its bound until it evicts) lends nothing.
+    assert_eq!(options(1_000, 5_000).buffer_bound(Some(5_000)), 1_000);
+    assert_eq!(options(1_000, 5_000).buffer_bound(Some(9_000)), 1_000);
+    // Zero still writes every commit.
+    assert_eq!(options(0, 5_000).buffer_bound(Some(0)), 0);
 }

@@ -19,8 +19,12 @@ fn writes(pairs: &[(&str, Option<&str>)]) -> Writes {
 /// few bytes leave room for a dozen.
 const BUFFER: usize = 1_000;
 
+/// A value that fills the buffer in one commit: the buffer borrows the row
+/// cache's unused room (`ViewOptions::buffer_bound`), up to its limit.
+const BIG: usize = BUFFER * crate::WRITE_BUFFER_BORROW_LIMIT;
+
 fn big() -> String {
-    "v".repeat(BUFFER)
+    "v".repeat(BIG)
 }
 
 /// A view writing a full buffer in the background.
@@ -76,7 +80,7 @@ fn reads_during_a_background_write_see_every_commit() {
         };
         let expected = vec![
             ("a".to_owned(), 1),
-            ("b".to_owned(), BUFFER),
+            ("b".to_owned(), BIG),
             ("c".to_owned(), 1),
         ];
         assert_eq!(rows(&held), expected);
