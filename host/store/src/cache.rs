@@ -28,7 +28,7 @@
 //! makes it incomplete for the life of the view; a key then found nowhere
 //! in memory is read from the file and cached (an absent key as absent).
 //!
-//! Eviction is quick_cache's (S3-FIFO, weighted by the bytes of each row):
+//! Eviction is quick_cache's (S3-FIFO, weighted by the memory of each row):
 //! a well-kept library, and one whose policy keeps the hot keys of a skewed
 //! mix while a scan of cold keys passes through.
 
@@ -38,15 +38,82 @@ use quick_cache::{Lifecycle, Weighter};
 /// Look-ups of an incomplete cache over which its hit ratio is measured.
 const WINDOW: u32 = 1 << 16;
 
-/// Bytes counted per cached row on top of its key and value: the table's
-/// slot and entry (about 72 bytes in quick_cache 0.6 with a key held
-/// inline) and the rounding of the value's allocation (and a long key's),
-/// so that the bound is not below the memory really used (`-- row-cache-memory`
-/// of the store's benchmark: 0.84 of the weight resident at 1M rows).
-const ENTRY_OVERHEAD: u64 = 96;
+/// Bytes counted per cached row for its entry: the table's slot and the
+/// entry itself, which holds a key of up to [`INLINE_KEY`] bytes and a
+/// value of up to [`INLINE_VALUE`] bytes whatever their lengths, with room
+/// for the table's growth (`-- row-cache-memory` of the store's benchmark:
+/// 96.7 bytes a row resident at 1M rows held in their entries).
+pub(crate) const ENTRY_BYTES: u64 = 104;
 
-/// A cached row: `None` is a key known to be absent.
-type Value = Option<Box<[u8]>>;
+/// Bytes counted for a key or a value too long for the entry, in an
+/// allocation of its own: its bytes, plus an eighth and 24 bytes for the
+/// allocator's size classes and bookkeeping (mimalloc's classes are an
+/// eighth apart; glibc's chunks add 8 bytes and round to 16).
+fn allocation_bytes(len: usize) -> u64 {
+    (len + len / 8 + 24) as u64
+}
+
+/// Values up to this many bytes are held in the table's entry itself: a
+/// short key and such a value fill one 64-byte cache line between them.
+const INLINE_VALUE: usize = 38;
+
+/// A cached row's value, or the knowledge that its key is absent. A short
+/// value (a counter, a small JSON record) is in the entry, so that a read
+/// which found the entry copies the value without a further access to cold
+/// memory and a new row costs no allocation; a longer one has an allocation
+/// of its own.
+#[derive(Clone)]
+enum Value {
+    Absent,
+    Inline(u8, [u8; INLINE_VALUE]),
+    Heap(Box<[u8]>),
+}
+
+impl Value {
+    fn new(value: Option<&[u8]>) -> Self {
+        let Some(value) = value else {
+            return Value::Absent;
+        };
+        match u8::try_from(value.len()) {
+            Ok(len) if value.len() <= INLINE_VALUE => {
+                let mut bytes = [0; INLINE_VALUE];
+                bytes[..value.len()].copy_from_slice(value);
+                Value::Inline(len, bytes)
+            }
+            _ => Value::Heap(Box::from(value)),
+        }
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Absent => None,
+            Value::Inline(len, bytes) => Some(&bytes[..usize::from(*len)]),
+            Value::Heap(bytes) => Some(bytes),
+        }
+    }
+
+    /// Overwrites the value in place when it has room for `new`'s bytes
+    /// (an inline value of any length up to the limit, a heap value of the
+    /// same length, as a counter's often is): no allocation, and the same
+    /// weight. Reports whether it did.
+    fn overwrite(&mut self, new: &[u8]) -> bool {
+        match self {
+            Value::Inline(len, bytes) => match u8::try_from(new.len()) {
+                Ok(new_len) if new.len() <= INLINE_VALUE => {
+                    bytes[..new.len()].copy_from_slice(new);
+                    *len = new_len;
+                    true
+                }
+                _ => false,
+            },
+            Value::Heap(old) if old.len() == new.len() => {
+                old.copy_from_slice(new);
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 /// Keys up to this many bytes are held in the table's entry itself.
 const INLINE_KEY: usize = 22;
@@ -103,13 +170,22 @@ impl std::borrow::Borrow<[u8]> for RowKey {
     }
 }
 
-/// Weighs a row by its bytes.
+/// Weighs a row by the memory it takes: its entry, and the allocations of
+/// a key or value too long to be held in it.
 #[derive(Clone, Copy)]
 struct RowWeight;
 
 impl Weighter<RowKey, Value> for RowWeight {
     fn weight(&self, key: &RowKey, value: &Value) -> u64 {
-        (key.as_bytes().len() + value.as_ref().map_or(0, |v| v.len())) as u64 + ENTRY_OVERHEAD
+        let key = match key {
+            RowKey::Inline(..) => 0,
+            RowKey::Heap(bytes) => allocation_bytes(bytes.len()),
+        };
+        let value = match value {
+            Value::Absent | Value::Inline(..) => 0,
+            Value::Heap(bytes) => allocation_bytes(bytes.len()),
+        };
+        ENTRY_BYTES + key + value
     }
 }
 
@@ -195,7 +271,7 @@ impl RowCache {
     /// the view holds no rows.
     pub(crate) fn new(bytes: usize, generation: u64, view_is_empty: bool) -> Self {
         let bytes = bytes as u64;
-        let estimated_rows = usize::try_from(bytes / (ENTRY_OVERHEAD + 64)).unwrap_or(usize::MAX);
+        let estimated_rows = usize::try_from(bytes / ENTRY_BYTES).unwrap_or(usize::MAX);
         // Start small and grow: most views hold far fewer rows than fit.
         let table = Table::with(
             estimated_rows.min(1 << 16),
@@ -222,7 +298,7 @@ impl RowCache {
         let found = self
             .table
             .get(key)
-            .map(|value| value.as_deref().map(<[u8]>::to_vec));
+            .map(|value| value.as_bytes().map(<[u8]>::to_vec));
         if !self.complete {
             self.count(found.is_some());
         }
@@ -268,16 +344,18 @@ impl RowCache {
     /// Applies one write, to a row cached or, admitting, to any.
     fn update(&mut self, key: &[u8], value: Option<&[u8]>) {
         if let Some(mut cached) = self.table.get_mut(key) {
-            match (cached.as_mut(), value) {
-                // The same size (as a counter's often is): overwritten in
-                // place, no allocation, the weight unchanged.
-                (Some(old), Some(new)) if old.len() == new.len() => old.copy_from_slice(new),
-                // Replaced in its entry, which weighs it again when the
-                // guard drops: an insert over the key would report the old
+            match value {
+                // Overwritten in place where it fits, else replaced in its
+                // entry; either way the entry is weighed again when the
+                // guard drops. An insert over the key would report the old
                 // value to `Evictions` as evicted, and so make a complete
                 // cache incomplete for no row lost.
-                (_, Some(new)) => *cached = Some(Box::from(new)),
-                (_, None) => {
+                Some(new) => {
+                    if !cached.overwrite(new) {
+                        *cached = Value::new(Some(new));
+                    }
+                }
+                None => {
                     drop(cached);
                     self.delete(key);
                 }
@@ -298,7 +376,7 @@ impl RowCache {
         if self.complete {
             self.table.remove(key);
         } else if let Some(mut cached) = self.table.get_mut(key) {
-            *cached = None;
+            *cached = Value::Absent;
         } else {
             self.put(key, None);
         }
@@ -316,7 +394,7 @@ impl RowCache {
     fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
         let evicted = self
             .table
-            .insert_with_lifecycle(RowKey::new(key), value.map(Box::from));
+            .insert_with_lifecycle(RowKey::new(key), Value::new(value));
         if evicted {
             self.complete = false;
         }

@@ -375,16 +375,17 @@ fn a_buffered_row_costs_its_bytes_and_24_more() {
 }
 
 /// The buffer borrows the row cache's unused room, so that the two never
-/// hold more than both bounds: a row cache of 2 MiB weighs each of those
-/// rows at 148 bytes (its bytes and 96), so after `n` commits it leaves
-/// 2,097,152 - 148,000 n unused, and the buffer (76,000 n) is full once
-/// 76,000 n >= 1,048,576 + 2,097,152 - 148,000 n: at the 15th commit, not
-/// the 14th. With a cache far larger than the view, the buffer stops at
-/// four times its bound: 4,194,304 bytes, reached by the 56th commit
-/// (4,256,000; 55 make 4,180,000).
+/// hold more than both bounds: a row cache of 4 MiB weighs each of those
+/// rows at 173 bytes (its entry, 104, and its 40-byte value's allocation,
+/// 40 + 5 + 24), so after `n` commits it leaves 4,194,304 - 173,000 n
+/// unused, and the buffer (76,000 n) is full once 76,000 n >= 1,048,576 +
+/// 4,194,304 - 173,000 n: at the 22nd commit (21 make 5,229,000 of the
+/// 5,242,880 that needs), not the 14th. With a cache far larger than the
+/// view, the buffer stops at four times its bound: 4,194,304 bytes, reached
+/// by the 56th commit (4,256,000; 55 make 4,180,000).
 #[test]
 fn the_buffer_borrows_the_row_caches_unused_room_up_to_four_times_its_bound() {
-    assert_eq!(commits_before_the_first_write(2 << 20, 30), Some(15));
+    assert_eq!(commits_before_the_first_write(4 << 20, 30), Some(22));
     assert_eq!(commits_before_the_first_write(256 << 20, 80), Some(56));
 }
 
