@@ -53,6 +53,17 @@ fn allocation_bytes(len: usize) -> u64 {
     (len + len / 8 + 24) as u64
 }
 
+/// `bytes` with their length, in an array of `N` bytes for an entry, if
+/// they fit.
+fn inline<const N: usize>(bytes: &[u8]) -> Option<(u8, [u8; N])> {
+    let len = u8::try_from(bytes.len())
+        .ok()
+        .filter(|_| bytes.len() <= N)?;
+    let mut array = [0; N];
+    array[..bytes.len()].copy_from_slice(bytes);
+    Some((len, array))
+}
+
 /// Values up to this many bytes are held in the table's entry itself: a
 /// short key and such a value fill one 64-byte cache line between them.
 const INLINE_VALUE: usize = 38;
@@ -74,13 +85,9 @@ impl Value {
         let Some(value) = value else {
             return Value::Absent;
         };
-        match u8::try_from(value.len()) {
-            Ok(len) if value.len() <= INLINE_VALUE => {
-                let mut bytes = [0; INLINE_VALUE];
-                bytes[..value.len()].copy_from_slice(value);
-                Value::Inline(len, bytes)
-            }
-            _ => Value::Heap(Box::from(value)),
+        match inline(value) {
+            Some((len, bytes)) => Value::Inline(len, bytes),
+            None => Value::Heap(Box::from(value)),
         }
     }
 
@@ -98,13 +105,12 @@ impl Value {
     /// weight. Reports whether it did.
     fn overwrite(&mut self, new: &[u8]) -> bool {
         match self {
-            Value::Inline(len, bytes) => match u8::try_from(new.len()) {
-                Ok(new_len) if new.len() <= INLINE_VALUE => {
-                    bytes[..new.len()].copy_from_slice(new);
-                    *len = new_len;
+            Value::Inline(len, bytes) => match inline(new) {
+                Some(fits) => {
+                    (*len, *bytes) = fits;
                     true
                 }
-                _ => false,
+                None => false,
             },
             Value::Heap(old) if old.len() == new.len() => {
                 old.copy_from_slice(new);
@@ -130,13 +136,9 @@ enum RowKey {
 
 impl RowKey {
     fn new(key: &[u8]) -> Self {
-        match u8::try_from(key.len()) {
-            Ok(len) if key.len() <= INLINE_KEY => {
-                let mut bytes = [0; INLINE_KEY];
-                bytes[..key.len()].copy_from_slice(key);
-                RowKey::Inline(len, bytes)
-            }
-            _ => RowKey::Heap(Box::from(key)),
+        match inline(key) {
+            Some((len, bytes)) => RowKey::Inline(len, bytes),
+            None => RowKey::Heap(Box::from(key)),
         }
     }
 

@@ -221,7 +221,7 @@ fn values_of_every_length_read_back_through_the_cache() {
     let view = View::open_with(&dir.path().join("v.redb"), options(1 << 20, 1 << 20)).unwrap();
     let lengths = [0, 1, 37, 38, 39, 40, 80, 39, 38, 0, 80, 81, 1];
     let mut model = Model::new();
-    for (round, _) in lengths.iter().enumerate() {
+    for round in 0..lengths.len() {
         let mut batch = Writes::new();
         for row in 0..lengths.len() {
             let k = key(row as u64);

@@ -55,10 +55,7 @@ const SHAPES: [Shape; 3] = [
 
 fn fill(dir: &Path, row_cache_bytes: usize, shape: &Shape) -> (u64, u64) {
     let view = View::open_with(
-        &dir.join(format!(
-            "memory-{row_cache_bytes}-{}.redb",
-            shape.name.len()
-        )),
+        &dir.join(format!("memory-{row_cache_bytes}.redb")),
         ViewOptions {
             sync_interval: Duration::from_secs(3600),
             write_buffer_bytes: 0,
