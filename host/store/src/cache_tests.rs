@@ -346,3 +346,25 @@ fn an_incomplete_cache_admits_rows_only_while_they_hit() {
     cache.fill(1, &key(20_001), Some(&[2; 8]));
     assert_eq!(cache.get(1, &key(20_001)), Cached::Known(Some(vec![2; 8])));
 }
+
+/// A row weighs its entry (104 bytes, a short key and a short value held in
+/// it), plus, for a key or value too long for the entry, its bytes, an
+/// eighth more and 24: the weights the bound and the buffer's borrowing
+/// count.
+#[test]
+fn a_row_weighs_its_entry_and_the_allocations_of_a_long_key_or_value() {
+    use crate::cache::RowCache;
+    let weight = |key: &[u8], value: Option<&[u8]>| {
+        let mut cache = RowCache::new(1 << 20, 0, true);
+        cache.commit(1, [(key, value)].into_iter());
+        cache.bytes()
+    };
+    assert_eq!(weight(b"key-00000001", Some(&[7; 38])), 104);
+    assert_eq!(weight(&[b'k'; 22], Some(b"")), 104);
+    assert_eq!(weight(b"key-00000001", Some(&[7; 40])), 104 + 40 + 5 + 24);
+    assert_eq!(weight(&[b'k'; 40], Some(&[7; 8])), 104 + 40 + 5 + 24);
+    assert_eq!(
+        weight(&[b'k'; 40], Some(&[7; 100])),
+        104 + 69 + 100 + 12 + 24
+    );
+}
