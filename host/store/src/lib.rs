@@ -185,7 +185,8 @@ pub struct ViewOptions {
     pub sync_interval: Duration,
     /// Most bytes of commits held in memory before they are written to the
     /// file as one transaction (the memory the buffer's runs hold: keys,
-    /// values and 24 bytes a row), and up to four times that while the row
+    /// values, 24 bytes a row for its slot and 1.33 for its run's key filter),
+    /// and up to four times that while the row
     /// cache leaves as much of its bound unused
     /// ([`ViewOptions::buffer_bound`]). Zero writes every commit as its own
     /// transaction.

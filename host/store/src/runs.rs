@@ -13,18 +13,22 @@
 //! in order.
 //! Merging the newest run into the one before it whenever it holds at least
 //! a quarter as many rows keeps the runs few (about log4 of the buffer's
-//! rows over a batch's) and makes each row take part in about as many
-//! merges.
+//! rows over a batch's), at the price of rewriting the largest run every few
+//! commits (about 8 copies a row over 122 commits of new rows). Merging runs
+//! of a size four at a time copies a row 2.4 times there, but with three
+//! times the runs to search it was no faster (BENCHMARKS.md, "The buffer as
+//! sorted runs").
 //!
 //! The writer's reads are answered by the row cache; the runs are searched
-//! (newest first, a binary search each) only by a query's snapshot of an
+//! (newest first: the run's key filter, then a binary search if the filter
+//! lets the key through) only by a query's snapshot of an
 //! earlier commit and for a key the row cache does not hold. A run is
 //! immutable and shared with the snapshots taken while it is buffered, so a
 //! snapshot costs a reference per run and a commit never copies rows for a
 //! snapshot's sake.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::Writes;
 
@@ -51,7 +55,8 @@ const SLOT_BYTES: usize = size_of::<Slot>();
 /// keys and values back to back in one allocation and a slot per row.
 ///
 /// Two vectors rather than a vector of rows each owning its key and value:
-/// a row then costs its bytes and 24 more instead of two allocations and 48
+/// a row then costs its bytes and 24 more (and its share of the filter)
+/// instead of two allocations and 48
 /// more (so a buffer of the same bound holds about 1.7 times the rows of
 /// `key-totals` at 1M keys, and spills to the file less often), and a
 /// merge copies bytes instead of moving allocations that must later be
@@ -60,6 +65,40 @@ const SLOT_BYTES: usize = size_of::<Slot>();
 pub(crate) struct Run {
     bytes: Vec<u8>,
     slots: Vec<Slot>,
+    /// A Bloom filter of the run's keys: a key found absent in it is not
+    /// in the run, without a binary search over the run's cold slots. A read
+    /// of a key the row cache does not hold tries every run before the
+    /// file, and most such keys are in none of them. Built by the run's
+    /// first read, not with the run: most runs are merged away unread (the
+    /// writer's reads go to the row cache), and building a filter with each
+    /// run and each merge (a write to a random word of it per row) cost a
+    /// replay at 1M keys more than it saved.
+    filter: OnceLock<Vec<u64>>,
+}
+
+/// Keys per 64-bit word of a run's filter: about 10.7 bits a key, four of
+/// them set, for about 2% of absent keys let through.
+const KEYS_PER_FILTER_WORD: usize = 6;
+
+/// The hash of a key for the runs' filters: fixed, so that a run's filter
+/// and a reader agree (foldhash, as the row cache's table).
+fn filter_hash(key: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x6b61_7070_6172_756e).hash_one(key)
+}
+
+/// The words of the filter of a run of `rows` rows.
+fn filter_words(rows: usize) -> usize {
+    rows.div_ceil(KEYS_PER_FILTER_WORD).max(1)
+}
+
+/// The word of a filter of `words` words for hash `h`, and the four bits
+/// `h` sets in it.
+fn filter_bits(h: u64, words: usize) -> (usize, u64) {
+    // The high half picks the word, as a fraction of `words` (no division).
+    let word = ((h >> 32) * words as u64) >> 32;
+    let bits = (0..4).fold(0, |bits, i| bits | 1 << ((h >> (6 * i)) & 63));
+    (usize::try_from(word).unwrap_or(0), bits)
 }
 
 impl Run {
@@ -68,7 +107,23 @@ impl Run {
         Run {
             bytes: Vec::with_capacity(bytes),
             slots: Vec::with_capacity(rows),
+            filter: OnceLock::new(),
         }
+    }
+
+    /// Whether the run's filter lets `key` through: false only for a key
+    /// the run does not hold.
+    fn may_hold(&self, key: &[u8]) -> bool {
+        let filter = self.filter.get_or_init(|| {
+            let mut filter = vec![0; filter_words(self.len())];
+            for &slot in &self.slots {
+                let (word, bits) = filter_bits(filter_hash(self.key_at(slot)), filter.len());
+                filter[word] |= bits;
+            }
+            filter
+        });
+        let (word, bits) = filter_bits(filter_hash(key), filter.len());
+        filter[word] & bits == bits
     }
 
     /// Appends a row, whose key must sort after every key of the run.
@@ -102,9 +157,13 @@ impl Run {
         self.slots.len()
     }
 
-    /// The memory the run holds: its allocations, used or not.
+    /// The memory the run holds: its allocations, used or not, and its
+    /// filter's whether built or not (so that the buffer's bound does not
+    /// depend on what was read).
     fn memory(&self) -> usize {
-        self.bytes.capacity() + self.slots.capacity() * SLOT_BYTES
+        self.bytes.capacity()
+            + self.slots.capacity() * SLOT_BYTES
+            + filter_words(self.slots.capacity()) * 8
     }
 
     fn key_at(&self, slot: Slot) -> &[u8] {
@@ -129,6 +188,9 @@ impl Run {
 
     /// The buffered state of `key`, if the run holds it.
     pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        if !self.may_hold(key) {
+            return None;
+        }
         let i = self
             .slots
             .binary_search_by(|&slot| self.key_at(slot).cmp(key))
@@ -314,6 +376,32 @@ mod tests {
                 runs.runs.len()
             );
         }
+    }
+
+    #[test]
+    fn a_runs_filter_holds_its_keys_and_lets_few_others_through() {
+        let mut runs = Runs::default();
+        for c in 0..4 {
+            let writes: Writes = (0..10_000)
+                .map(|i| (format!("k{:09}", i * 4 + c).into_bytes(), Some(vec![1])))
+                .collect();
+            runs.push(&writes);
+        }
+        // Merged into one run: its filter was built by the merge.
+        assert_eq!(runs.runs.len(), 1);
+        let run = &runs.runs[0];
+        for i in 0..40_000 {
+            let key = format!("k{i:09}").into_bytes();
+            assert!(run.may_hold(&key), "key {i} held but filtered out");
+        }
+        let through = (0..100_000)
+            .filter(|i| run.may_hold(format!("absent{i}").as_bytes()))
+            .count();
+        // About 2% expected; over 5% means the filter is not doing its job.
+        assert!(
+            through < 5_000,
+            "{through} of 100000 absent keys let through"
+        );
     }
 
     #[test]

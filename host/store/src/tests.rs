@@ -366,11 +366,13 @@ fn commits_before_the_first_write(row_cache_bytes: usize, n: u64) -> Option<u64>
     None
 }
 
-/// A buffered row costs its key, its value and 24 bytes: with no row cache,
-/// a buffer of 1 MiB takes 13 commits of 1,000 such rows (76 bytes a row,
-/// 988,000 in all) and is written by the 14th (1,064,000).
+/// A buffered row costs its key, its value, its slot (24 bytes) and its
+/// share of its run's filter (a word of 8 bytes per 6 rows): with no row
+/// cache, a buffer of 1 MiB takes 13 commits of 1,000 such rows (77,336
+/// bytes a commit, 1,005,368 in all) and is written by the 14th
+/// (1,082,704).
 #[test]
-fn a_buffered_row_costs_its_bytes_and_24_more() {
+fn a_buffered_row_costs_its_bytes_its_slot_and_its_filter_bits() {
     assert_eq!(commits_before_the_first_write(0, 20), Some(14));
 }
 
@@ -378,15 +380,15 @@ fn a_buffered_row_costs_its_bytes_and_24_more() {
 /// hold more than both bounds: a row cache of 4 MiB weighs each of those
 /// rows at 173 bytes (its entry, 104, and its 40-byte value's allocation,
 /// 40 + 5 + 24), so after `n` commits it leaves 4,194,304 - 173,000 n
-/// unused, and the buffer (76,000 n) is full once 76,000 n >= 1,048,576 +
-/// 4,194,304 - 173,000 n: at the 22nd commit (21 make 5,229,000 of the
+/// unused, and the buffer (77,336 n) is full once 77,336 n >= 1,048,576 +
+/// 4,194,304 - 173,000 n: at the 21st commit (20 make 5,006,720 of the
 /// 5,242,880 that needs), not the 14th. With a cache far larger than the
 /// view, the buffer stops at four times its bound: 4,194,304 bytes, reached
-/// by the 56th commit (4,256,000; 55 make 4,180,000).
+/// by the 55th commit (4,253,480; 54 make 4,176,144).
 #[test]
 fn the_buffer_borrows_the_row_caches_unused_room_up_to_four_times_its_bound() {
-    assert_eq!(commits_before_the_first_write(4 << 20, 30), Some(22));
-    assert_eq!(commits_before_the_first_write(256 << 20, 80), Some(56));
+    assert_eq!(commits_before_the_first_write(4 << 20, 30), Some(21));
+    assert_eq!(commits_before_the_first_write(256 << 20, 80), Some(55));
 }
 
 #[test]
