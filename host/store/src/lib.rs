@@ -80,6 +80,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use runs::Probe;
 
 pub use shards::{KNOWN_KEYS, Layout, Shards};
 pub use snapshot::{KeyValue, RowIter, Snapshot};
@@ -275,9 +276,10 @@ impl Buffer {
     /// The buffered state of `key` (`Some(None)`: a deletion not yet in the
     /// file): the runs since the last write first, then those being written.
     fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        let probe = Probe::new(key);
         self.active
-            .get(key)
-            .or_else(|| self.writing.as_ref().and_then(|w| w.get(key)))
+            .get(probe)
+            .or_else(|| self.writing.as_ref().and_then(|w| w.get(probe)))
     }
 }
 

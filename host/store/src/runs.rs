@@ -87,6 +87,22 @@ fn filter_hash(key: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0x6b61_7070_6172_756e).hash_one(key)
 }
 
+/// A key to look up in runs, hashed once for all their filters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Probe<'a> {
+    key: &'a [u8],
+    hash: u64,
+}
+
+impl<'a> Probe<'a> {
+    pub(crate) fn new(key: &'a [u8]) -> Self {
+        Probe {
+            key,
+            hash: filter_hash(key),
+        }
+    }
+}
+
 /// The words of the filter of a run of `rows` rows.
 fn filter_words(rows: usize) -> usize {
     rows.div_ceil(KEYS_PER_FILTER_WORD).max(1)
@@ -113,7 +129,7 @@ impl Run {
 
     /// Whether the run's filter lets `key` through: false only for a key
     /// the run does not hold.
-    fn may_hold(&self, key: &[u8]) -> bool {
+    fn may_hold(&self, probe: Probe<'_>) -> bool {
         let filter = self.filter.get_or_init(|| {
             let mut filter = vec![0; filter_words(self.len())];
             for &slot in &self.slots {
@@ -122,12 +138,15 @@ impl Run {
             }
             filter
         });
-        let (word, bits) = filter_bits(filter_hash(key), filter.len());
+        let (word, bits) = filter_bits(probe.hash, filter.len());
         filter[word] & bits == bits
     }
 
     /// Appends a row, whose key must sort after every key of the run.
     fn push(&mut self, (key, value): RowRef<'_>) {
+        // The filter, once built, is not updated: a run is complete before
+        // it is read.
+        debug_assert!(self.filter.get().is_none(), "a row pushed to a read run");
         let start = self.bytes.len();
         self.bytes.extend_from_slice(key);
         if let Some(value) = value {
@@ -186,14 +205,14 @@ impl Run {
             .partition_point(|&slot| is_before(self.key_at(slot)))
     }
 
-    /// The buffered state of `key`, if the run holds it.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        if !self.may_hold(key) {
+    /// The buffered state of the probe's key, if the run holds it.
+    pub(crate) fn get(&self, probe: Probe<'_>) -> Option<Option<&[u8]>> {
+        if !self.may_hold(probe) {
             return None;
         }
         let i = self
             .slots
-            .binary_search_by(|&slot| self.key_at(slot).cmp(key))
+            .binary_search_by(|&slot| self.key_at(slot).cmp(probe.key))
             .ok()?;
         self.row(i).map(|(_, value)| value)
     }
@@ -278,10 +297,10 @@ impl Runs {
         self.runs.extend(newer);
     }
 
-    /// The buffered state of `key`: `Some(None)` for a deletion not yet in
-    /// the file, `None` if no run holds the key.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.runs.iter().rev().find_map(|run| run.get(key))
+    /// The buffered state of the probe's key: `Some(None)` for a deletion
+    /// not yet in the file, `None` if no run holds the key.
+    pub(crate) fn get(&self, probe: Probe<'_>) -> Option<Option<&[u8]>> {
+        self.runs.iter().rev().find_map(|run| run.get(probe))
     }
 
     /// The runs, newest first, each shared.
@@ -331,7 +350,7 @@ impl<'a> Iterator for Merged<'a> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::Runs;
+    use super::{Probe, Runs};
     use crate::Writes;
 
     /// A commit of `n` writes to keys drawn from `keys`, some deletions.
@@ -359,9 +378,13 @@ mod tests {
                 expected.extend(writes);
                 // Newest wins for every key, deletions kept as `None`.
                 for (key, value) in &expected {
-                    assert_eq!(runs.get(key), Some(value.as_deref()), "key {key:?}");
+                    assert_eq!(
+                        runs.get(Probe::new(key)),
+                        Some(value.as_deref()),
+                        "key {key:?}"
+                    );
                 }
-                assert_eq!(runs.get(b"absent"), None);
+                assert_eq!(runs.get(Probe::new(b"absent")), None);
                 let merged: Vec<_> = runs
                     .merged()
                     .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
@@ -392,10 +415,13 @@ mod tests {
         let run = &runs.runs[0];
         for i in 0..40_000 {
             let key = format!("k{i:09}").into_bytes();
-            assert!(run.may_hold(&key), "key {i} held but filtered out");
+            assert!(
+                run.may_hold(Probe::new(&key)),
+                "key {i} held but filtered out"
+            );
         }
         let through = (0..100_000)
-            .filter(|i| run.may_hold(format!("absent{i}").as_bytes()))
+            .filter(|i| run.may_hold(Probe::new(format!("absent{i}").as_bytes())))
             .count();
         // About 2% expected; over 5% means the filter is not doing its job.
         assert!(
@@ -412,8 +438,8 @@ mod tests {
         let shared: Vec<_> = runs.layers().collect();
         let second: Writes = [(b"a".to_vec(), Some(b"2".to_vec()))].into();
         runs.push(&second);
-        assert_eq!(runs.get(b"a"), Some(Some(&b"2"[..])));
-        assert_eq!(shared[0].get(b"a"), Some(Some(&b"1"[..])));
+        assert_eq!(runs.get(Probe::new(b"a")), Some(Some(&b"2"[..])));
+        assert_eq!(shared[0].get(Probe::new(b"a")), Some(Some(&b"1"[..])));
     }
 
     #[test]
@@ -428,8 +454,8 @@ mod tests {
         );
         newer.push(&[(b"a".to_vec(), Some(b"new".to_vec()))].into());
         newer.put_under(older);
-        assert_eq!(newer.get(b"a"), Some(Some(&b"new"[..])));
-        assert_eq!(newer.get(b"b"), Some(None));
+        assert_eq!(newer.get(Probe::new(b"a")), Some(Some(&b"new"[..])));
+        assert_eq!(newer.get(Probe::new(b"b")), Some(None));
         assert_eq!(newer.merged().count(), 2);
     }
 }

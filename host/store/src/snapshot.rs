@@ -21,7 +21,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, Cached, RowCache};
-use crate::runs::{RowRef, Run};
+use crate::runs::{Probe, RowRef, Run};
 use crate::{StoreError, ViewDigest};
 
 /// A read-only snapshot of a view, consistent across rows and offsets.
@@ -203,8 +203,9 @@ impl Part {
         if let Cached::Known(value) = known {
             return Ok(value);
         }
+        let probe = Probe::new(key);
         for layer in &self.layers {
-            if let Some(value) = layer.get(key) {
+            if let Some(value) = layer.get(probe) {
                 return Ok(value.map(<[u8]>::to_vec));
             }
         }

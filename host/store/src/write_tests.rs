@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::runs::Probe;
 use crate::{StoreError, View, ViewOptions, Writes};
 
 fn writes(pairs: &[(&str, Option<&str>)]) -> Writes {
@@ -115,13 +116,22 @@ fn a_commit_filling_the_next_buffer_waits_for_the_write_in_progress() {
     std::thread::scope(|s| {
         let second = s.spawn(|| view.commit(0, 2, &writes(&[("b", Some(&big))]), false));
         // Its rows are buffered before it looks at the write in progress.
-        while view.core.buffer.lock().active.get(b"b").is_none() {
+        while view
+            .core
+            .buffer
+            .lock()
+            .active
+            .get(Probe::new(b"b"))
+            .is_none()
+        {
             std::thread::yield_now();
         }
         {
             let buffer = view.core.buffer.lock();
             let writing = buffer.writing.as_ref().unwrap();
-            assert!(writing.get(b"a").is_some() && writing.get(b"b").is_none());
+            assert!(
+                writing.get(Probe::new(b"a")).is_some() && writing.get(Probe::new(b"b")).is_none()
+            );
         }
         // The first write is held, so the second commit cannot have returned.
         assert!(!second.is_finished());
