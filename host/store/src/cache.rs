@@ -31,165 +31,28 @@
 //! Eviction is quick_cache's (S3-FIFO, weighted by the memory of each row):
 //! a well-kept library, and one whose policy keeps the hot keys of a skewed
 //! mix while a scan of cold keys passes through.
+//!
+//! A complete cache has nothing to evict, so until its rows no longer fit
+//! it keeps them in a table of its own instead ([`Whole`], `cache_whole.rs`):
+//! the rows dense in one vector, found through 8-byte slots that hold a
+//! row's index and part of its hash. A look-up reads a slot and then the
+//! row, where quick_cache reads its control bytes, an index and then the
+//! entry; a commit finds or places a row in one probe where quick_cache
+//! makes two for a new key; and no eviction order is kept. A replay into a
+//! new view, the common case of a Kappa deploy, runs in this table until
+//! the view outgrows the bound (BENCHMARKS.md, section 8). When a row no
+//! longer fits there, the rows move into quick_cache, once, and eviction
+//! starts.
 
 use parking_lot::Mutex;
-use quick_cache::{Lifecycle, Weighter};
+use quick_cache::Lifecycle;
+
+pub(crate) use crate::cache_row::ENTRY_BYTES;
+use crate::cache_row::{RowKey, RowWeight, Value};
+use crate::cache_whole::Whole;
 
 /// Look-ups of an incomplete cache over which its hit ratio is measured.
 const WINDOW: u32 = 1 << 16;
-
-/// Bytes counted per cached row for its entry: the table's slot and the
-/// entry itself, which holds a key of up to [`INLINE_KEY`] bytes and a
-/// value of up to [`INLINE_VALUE`] bytes whatever their lengths, with room
-/// for the table's growth (`-- row-cache-memory` of the store's benchmark:
-/// 96.7 bytes a row resident at 1M rows held in their entries).
-pub(crate) const ENTRY_BYTES: u64 = 104;
-
-/// Bytes counted for a key or a value too long for the entry, in an
-/// allocation of its own: its bytes, plus an eighth and 24 bytes for the
-/// allocator's size classes and bookkeeping (mimalloc's classes are an
-/// eighth apart; glibc's chunks add 8 bytes and round to 16).
-fn allocation_bytes(len: usize) -> u64 {
-    (len + len / 8 + 24) as u64
-}
-
-/// `bytes` with their length, in an array of `N` bytes for an entry, if
-/// they fit.
-fn inline<const N: usize>(bytes: &[u8]) -> Option<(u8, [u8; N])> {
-    let len = u8::try_from(bytes.len())
-        .ok()
-        .filter(|_| bytes.len() <= N)?;
-    let mut array = [0; N];
-    array[..bytes.len()].copy_from_slice(bytes);
-    Some((len, array))
-}
-
-/// Values up to this many bytes are held in the table's entry itself: a
-/// short key and such a value fill one 64-byte cache line between them.
-const INLINE_VALUE: usize = 38;
-
-/// A cached row's value, or the knowledge that its key is absent. A short
-/// value (a counter, a small JSON record) is in the entry, so that a read
-/// which found the entry copies the value without a further access to cold
-/// memory and a new row costs no allocation; a longer one has an allocation
-/// of its own.
-#[derive(Clone)]
-enum Value {
-    Absent,
-    Inline(u8, [u8; INLINE_VALUE]),
-    Heap(Box<[u8]>),
-}
-
-impl Value {
-    fn new(value: Option<&[u8]>) -> Self {
-        let Some(value) = value else {
-            return Value::Absent;
-        };
-        match inline(value) {
-            Some((len, bytes)) => Value::Inline(len, bytes),
-            None => Value::Heap(Box::from(value)),
-        }
-    }
-
-    fn as_bytes(&self) -> Option<&[u8]> {
-        match self {
-            Value::Absent => None,
-            Value::Inline(len, bytes) => Some(&bytes[..usize::from(*len)]),
-            Value::Heap(bytes) => Some(bytes),
-        }
-    }
-
-    /// Overwrites the value in place when it has room for `new`'s bytes
-    /// (an inline value of any length up to the limit, a heap value of the
-    /// same length, as a counter's often is): no allocation, and the same
-    /// weight. Reports whether it did.
-    fn overwrite(&mut self, new: &[u8]) -> bool {
-        match self {
-            Value::Inline(len, bytes) => match inline(new) {
-                Some(fits) => {
-                    (*len, *bytes) = fits;
-                    true
-                }
-                None => false,
-            },
-            Value::Heap(old) if old.len() == new.len() => {
-                old.copy_from_slice(new);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Keys up to this many bytes are held in the table's entry itself.
-const INLINE_KEY: usize = 22;
-
-/// A cached row's key: in the entry when short (most keys are), so that a
-/// look-up which finds the entry compares the key without a second access
-/// to cold memory (at 1M keys that access was a fifth of the cache's cost
-/// in `-- fresh-replay`), and in an allocation of its own when longer.
-#[derive(Clone)]
-enum RowKey {
-    Inline(u8, [u8; INLINE_KEY]),
-    Heap(Box<[u8]>),
-}
-
-impl RowKey {
-    fn new(key: &[u8]) -> Self {
-        match inline(key) {
-            Some((len, bytes)) => RowKey::Inline(len, bytes),
-            None => RowKey::Heap(Box::from(key)),
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            RowKey::Inline(len, bytes) => &bytes[..usize::from(*len)],
-            RowKey::Heap(bytes) => bytes,
-        }
-    }
-}
-
-// Hashed and compared as the bytes it holds, so that a look-up by `&[u8]`
-// finds it (`Borrow` promises that both hash alike).
-impl std::hash::Hash for RowKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
-    }
-}
-
-impl PartialEq for RowKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for RowKey {}
-
-impl std::borrow::Borrow<[u8]> for RowKey {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
-
-/// Weighs a row by the memory it takes: its entry, and the allocations of
-/// a key or value too long to be held in it.
-#[derive(Clone, Copy)]
-struct RowWeight;
-
-impl Weighter<RowKey, Value> for RowWeight {
-    fn weight(&self, key: &RowKey, value: &Value) -> u64 {
-        let key = match key {
-            RowKey::Inline(..) => 0,
-            RowKey::Heap(bytes) => allocation_bytes(bytes.len()),
-        };
-        let value = match value {
-            Value::Absent | Value::Inline(..) => 0,
-            Value::Heap(bytes) => allocation_bytes(bytes.len()),
-        };
-        ENTRY_BYTES + key + value
-    }
-}
 
 /// Reports whether an insert evicted a row (or was refused as too large).
 #[derive(Clone, Copy)]
@@ -210,6 +73,25 @@ impl Lifecycle<RowKey, Value> for Evictions {
 type Table =
     quick_cache::unsync::Cache<RowKey, Value, RowWeight, foldhash::fast::RandomState, Evictions>;
 
+/// The cached rows: every row of the view while they fit in a [`Whole`]
+/// table, then the rows quick_cache keeps.
+enum Rows {
+    Whole(Whole),
+    Bounded(Table),
+}
+
+/// An empty quick_cache of `bound` bytes, sized for `rows` rows at first.
+fn bounded(bound: u64, rows: usize) -> Table {
+    let estimated_rows = usize::try_from(bound / ENTRY_BYTES).unwrap_or(usize::MAX);
+    Table::with(
+        estimated_rows.min(rows.max(1 << 16)),
+        bound,
+        RowWeight,
+        foldhash::fast::RandomState::default(),
+        Evictions,
+    )
+}
+
 /// What the cache knows of a key, as of its generation.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Cached {
@@ -221,7 +103,9 @@ pub(crate) enum Cached {
 
 /// The cache of one view file.
 pub(crate) struct RowCache {
-    table: Table,
+    rows: Rows,
+    /// Most bytes of rows held.
+    bound: u64,
     /// The commit count the cached rows are as of.
     generation: u64,
     /// Whether every row of the view is in the cache.
@@ -242,9 +126,13 @@ pub(crate) struct RowCache {
 
 impl std::fmt::Debug for RowCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = match &self.rows {
+            Rows::Whole(whole) => whole.len(),
+            Rows::Bounded(table) => table.len(),
+        };
         f.debug_struct("RowCache")
-            .field("rows", &self.table.len())
-            .field("bytes", &self.table.weight())
+            .field("rows", &rows)
+            .field("bytes", &self.bytes())
             .field("generation", &self.generation)
             .field("complete", &self.complete)
             .finish()
@@ -272,18 +160,16 @@ impl RowCache {
     /// A cache of at most `bytes`, as of commit `generation`, complete if
     /// the view holds no rows.
     pub(crate) fn new(bytes: usize, generation: u64, view_is_empty: bool) -> Self {
-        let bytes = bytes as u64;
-        let estimated_rows = usize::try_from(bytes / ENTRY_BYTES).unwrap_or(usize::MAX);
+        let bound = bytes as u64;
         // Start small and grow: most views hold far fewer rows than fit.
-        let table = Table::with(
-            estimated_rows.min(1 << 16),
-            bytes,
-            RowWeight,
-            foldhash::fast::RandomState::default(),
-            Evictions,
-        );
+        let rows = if view_is_empty {
+            Rows::Whole(Whole::new())
+        } else {
+            Rows::Bounded(bounded(bound, 0))
+        };
         RowCache {
-            table,
+            rows,
+            bound,
             generation,
             complete: view_is_empty,
             admitting: true,
@@ -297,10 +183,11 @@ impl RowCache {
         if generation != self.generation {
             return Cached::Unknown;
         }
-        let found = self
-            .table
-            .get(key)
-            .map(|value| value.as_bytes().map(<[u8]>::to_vec));
+        let found = match &mut self.rows {
+            Rows::Whole(whole) => whole.get(key),
+            Rows::Bounded(table) => table.get(key),
+        }
+        .map(|value| value.as_bytes().map(<[u8]>::to_vec));
         if !self.complete {
             self.count(found.is_some());
         }
@@ -345,7 +232,21 @@ impl RowCache {
 
     /// Applies one write, to a row cached or, admitting, to any.
     fn update(&mut self, key: &[u8], value: Option<&[u8]>) {
-        if let Some(mut cached) = self.table.get_mut(key) {
+        let table = match &mut self.rows {
+            Rows::Whole(whole) => {
+                let Some(value) = value else {
+                    whole.remove(key);
+                    return;
+                };
+                if let Err(value) = whole.put(key, value, self.bound) {
+                    self.evict_from_now_on();
+                    self.put(key, Some(value));
+                }
+                return;
+            }
+            Rows::Bounded(table) => table,
+        };
+        if let Some(mut cached) = table.get_mut(key) {
             match value {
                 // Overwritten in place where it fits, else replaced in its
                 // entry; either way the entry is weighed again when the
@@ -375,12 +276,37 @@ impl RowCache {
 
     /// Caches `key` as absent; complete, an absent key needs no row.
     fn delete(&mut self, key: &[u8]) {
+        let table = match &mut self.rows {
+            Rows::Whole(whole) => {
+                whole.remove(key);
+                return;
+            }
+            Rows::Bounded(table) => table,
+        };
         if self.complete {
-            self.table.remove(key);
-        } else if let Some(mut cached) = self.table.get_mut(key) {
+            table.remove(key);
+        } else if let Some(mut cached) = table.get_mut(key) {
             *cached = Value::Absent;
         } else {
             self.put(key, None);
+        }
+    }
+
+    /// Moves the rows of a [`Whole`] table into quick_cache, which evicts
+    /// from then on: a row no longer fitted in the bound there. Once in the
+    /// life of a cache; the rows are in both for the moment of the move.
+    fn evict_from_now_on(&mut self) {
+        let Rows::Whole(whole) = &mut self.rows else {
+            return;
+        };
+        let mut table = bounded(self.bound, whole.len());
+        let mut evicted = false;
+        for row in whole.drain() {
+            evicted |= table.insert_with_lifecycle(row.key, row.value);
+        }
+        self.rows = Rows::Bounded(table);
+        if evicted {
+            self.complete = false;
         }
     }
 
@@ -388,15 +314,18 @@ impl RowCache {
     /// Forgets everything, as after a crash: the cache is then of commit
     /// `generation` and incomplete.
     pub(crate) fn forget(&mut self, generation: u64) {
-        self.table.clear();
+        self.rows = Rows::Bounded(bounded(self.bound, 0));
         self.generation = generation;
         self.complete = false;
     }
 
+    /// Caches a row in quick_cache (a [`Whole`] table takes its rows in
+    /// [`RowCache::update`]).
     fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
-        let evicted = self
-            .table
-            .insert_with_lifecycle(RowKey::new(key), Value::new(value));
+        let Rows::Bounded(table) = &mut self.rows else {
+            return;
+        };
+        let evicted = table.insert_with_lifecycle(RowKey::new(key), Value::new(value));
         if evicted {
             self.complete = false;
         }
@@ -408,6 +337,12 @@ impl RowCache {
         self.complete
     }
 
+    /// Whether the rows are in a [`Whole`] table, not yet in quick_cache.
+    #[cfg(test)]
+    pub(crate) fn holds_every_row_in_one_table(&self) -> bool {
+        matches!(self.rows, Rows::Whole(_))
+    }
+
     /// Whether rows not cached are taken in.
     #[cfg(test)]
     pub(crate) fn is_admitting(&self) -> bool {
@@ -416,6 +351,9 @@ impl RowCache {
 
     /// Bytes of rows cached, as weighed.
     pub(crate) fn bytes(&self) -> u64 {
-        self.table.weight()
+        match &self.rows {
+            Rows::Whole(whole) => whole.bytes(),
+            Rows::Bounded(table) => table.weight(),
+        }
     }
 }

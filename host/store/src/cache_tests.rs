@@ -347,15 +347,17 @@ fn an_incomplete_cache_admits_rows_only_while_they_hit() {
     assert_eq!(cache.get(1, &key(20_001)), Cached::Known(Some(vec![2; 8])));
 }
 
-/// A row weighs its entry (104 bytes, a short key and a short value held in
-/// it), plus, for a key or value too long for the entry, its bytes, an
-/// eighth more and 24: the weights the bound and the buffer's borrowing
-/// count.
+/// In a cache that evicts, a row weighs its entry (104 bytes, a short key
+/// and a short value held in it), plus, for a key or value too long for
+/// the entry, its bytes, an eighth more and 24: the weights the bound and
+/// the buffer's borrowing count.
 #[test]
 fn a_row_weighs_its_entry_and_the_allocations_of_a_long_key_or_value() {
     use crate::cache::RowCache;
     let weight = |key: &[u8], value: Option<&[u8]>| {
-        let mut cache = RowCache::new(1 << 20, 0, true);
+        // Incomplete (a view opened holding rows): quick_cache from the start.
+        let mut cache = RowCache::new(1 << 20, 0, false);
+        assert!(!cache.holds_every_row_in_one_table());
         cache.commit(1, [(key, value)].into_iter());
         cache.bytes()
     };
@@ -367,4 +369,122 @@ fn a_row_weighs_its_entry_and_the_allocations_of_a_long_key_or_value() {
         weight(&[b'k'; 40], Some(&[7; 100])),
         104 + 69 + 100 + 12 + 24
     );
+}
+
+/// A complete cache keeps its rows in one vector found through a table of
+/// slots, and weighs their memory: the vector's allocation (64 bytes a row,
+/// room for rows to come included), the slots' (8 bytes each, at most half
+/// of them used) and the long values' allocations, within the bound even
+/// while the vector or the slots grow (the new allocation beside the old).
+/// When a row would not fit there, the rows move into the evicting cache,
+/// every one of them still there and the cache still complete until it
+/// first evicts.
+#[test]
+fn a_complete_cache_holds_its_rows_in_one_table_until_they_would_pass_its_bound() {
+    use crate::cache::{Cached, RowCache};
+    let bound = 1 << 20;
+    let mut cache = RowCache::new(bound, 0, true);
+    assert!(cache.holds_every_row_in_one_table());
+    assert_eq!(cache.bytes(), 0, "nothing allocated before the first row");
+    let mut generation = 0;
+    let mut commit = |cache: &mut RowCache, key: &[u8], value: Option<&[u8]>| {
+        generation += 1;
+        cache.commit(generation, [(key, value)].into_iter());
+        generation
+    };
+    commit(&mut cache, &key(0), Some(b"short"));
+    assert_eq!(cache.bytes(), 8 * 64 + 16 * 8, "room for 8 rows, 16 slots");
+    // A long value's allocation counts, and stops counting when the row is
+    // rewritten short or deleted.
+    let long = [7u8; 40];
+    commit(&mut cache, &key(0), Some(&long));
+    assert_eq!(cache.bytes(), 8 * 64 + 16 * 8 + 69);
+    commit(&mut cache, &key(0), Some(b"short"));
+    assert_eq!(cache.bytes(), 8 * 64 + 16 * 8);
+    commit(&mut cache, &key(0), Some(&long));
+    let g = commit(&mut cache, &key(0), None);
+    assert_eq!(cache.bytes(), 8 * 64 + 16 * 8);
+    assert_eq!(cache.get(g, &key(0)), Cached::Known(None));
+    // Rows until one no longer fits: the weight within the bound after
+    // every commit. The 8,193rd row would double the vector to 16,384 rows
+    // (1 MiB) beside its 8,192 (512 KiB) and the slots (16,384: 128 KiB).
+    let mut rows = 0;
+    let mut weight = 0;
+    while cache.holds_every_row_in_one_table() {
+        weight = cache.bytes();
+        commit(&mut cache, &key(rows), Some(b"v"));
+        rows += 1;
+        assert!(
+            cache.bytes() <= bound as u64,
+            "{} after {rows} rows",
+            cache.bytes()
+        );
+    }
+    assert_eq!(rows, 8_193);
+    assert_eq!(weight, 8_192 * 64 + 16_384 * 8);
+    let g = commit(&mut cache, &key(rows), Some(b"v"));
+    rows += 1;
+    assert!(cache.is_complete(), "nothing evicted yet");
+    assert_eq!(cache.bytes(), rows * 104, "each row weighed by its entry");
+    for i in 0..rows {
+        assert_eq!(cache.get(g, &key(i)), Cached::Known(Some(b"v".to_vec())));
+    }
+    assert_eq!(cache.get(g, &key(99_999)), Cached::Known(None));
+    // 1 MiB holds 10,082 entries: the evictions start past them.
+    for i in rows..11_000 {
+        commit(&mut cache, &key(i), Some(b"v"));
+    }
+    assert!(!cache.is_complete());
+    assert!(cache.bytes() <= bound as u64);
+    // A bound smaller than the smallest table: no table, nothing over it.
+    let mut tiny = RowCache::new(100, 0, true);
+    tiny.commit(1, [(&b"k"[..], Some(&b"v"[..]))].into_iter());
+    assert!(tiny.bytes() <= 100);
+    assert!(!tiny.holds_every_row_in_one_table());
+}
+
+/// The complete cache's table against a model: random writes, rewrites at
+/// other lengths and deletions of a few hundred keys (so that probes
+/// collide, slots move back as others are freed, and the last row moves
+/// into a deleted one's place), every key read back after each step.
+#[test]
+fn the_complete_caches_table_reads_back_what_was_written_and_deleted() {
+    use crate::cache_whole::Whole;
+    let mut table = Whole::new();
+    let mut model = Model::new();
+    let mut rng = Rng(11);
+    for step in 0..20_000 {
+        let k = key(rng.below(400));
+        if rng.below(3) == 0 {
+            table.remove(&k);
+            model.remove(&k);
+        } else {
+            let byte = b"abcdefghijklmnopqrstuvwxyz"[step % 26];
+            let value = vec![byte; usize::try_from(rng.below(60)).unwrap()];
+            table.put(&k, &value, u64::MAX).unwrap();
+            model.insert(k, value);
+        }
+        if step % 97 == 0 {
+            for i in 0..400 {
+                let k = key(i);
+                assert_eq!(
+                    table.get(&k).and_then(|v| v.as_bytes()),
+                    model.get(&k).map(Vec::as_slice),
+                    "key {i} at step {step}"
+                );
+            }
+            assert_eq!(table.len(), model.len());
+        }
+    }
+    let drained: Model = table
+        .drain()
+        .map(|row| {
+            (
+                row.key.as_bytes().to_vec(),
+                row.value.as_bytes().unwrap().to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(drained, model);
+    assert_eq!(table.bytes(), 0);
 }

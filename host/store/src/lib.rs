@@ -62,8 +62,10 @@
 )]
 
 mod cache;
+mod cache_row;
 #[cfg(test)]
 mod cache_tests;
+mod cache_whole;
 #[cfg(test)]
 mod hooks;
 mod runs;

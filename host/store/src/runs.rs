@@ -127,8 +127,8 @@ impl Run {
         }
     }
 
-    /// Whether the run's filter lets `key` through: false only for a key
-    /// the run does not hold.
+    /// Whether the run's filter lets the probe's key through: false only
+    /// for a key the run does not hold.
     fn may_hold(&self, probe: Probe<'_>) -> bool {
         let filter = self.filter.get_or_init(|| {
             let mut filter = vec![0; filter_words(self.len())];

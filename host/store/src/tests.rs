@@ -377,12 +377,15 @@ fn a_buffered_row_costs_its_bytes_its_slot_and_its_filter_bits() {
 }
 
 /// The buffer borrows the row cache's unused room, so that the two never
-/// hold more than both bounds: a row cache of 4 MiB weighs each of those
-/// rows at 173 bytes (its entry, 104, and its 40-byte value's allocation,
-/// 40 + 5 + 24), so after `n` commits it leaves 4,194,304 - 173,000 n
-/// unused, and the buffer (77,336 n) is full once 77,336 n >= 1,048,576 +
-/// 4,194,304 - 173,000 n: at the 21st commit (20 make 5,006,720 of the
-/// 5,242,880 that needs), not the 14th. With a cache far larger than the
+/// hold more than both bounds. A row cache of 4 MiB holds the first 16,384
+/// of those rows in its complete table (64 bytes a row in a vector of room
+/// for 16,384, 8 a slot of 32,768, and each 40-byte value's allocation at
+/// 40 + 5 + 24 = 69), whose next growth would pass the bound; from there
+/// the evicting cache weighs each row at 173 bytes (its entry, 104, and the
+/// 69), so after `n` commits it leaves 4,194,304 - 173,000 n unused, and
+/// the buffer (77,336 n) is full once 77,336 n >= 1,048,576 + 4,194,304 -
+/// 173,000 n: at the 21st commit (20 make 5,006,720 of the 5,242,880 that
+/// needs), not the 14th. With a cache far larger than the
 /// view, the buffer stops at four times its bound: 4,194,304 bytes, reached
 /// by the 55th commit (4,253,480; 54 make 4,176,144).
 #[test]
