@@ -19,7 +19,8 @@ use quick_cache::Weighter;
 
 use crate::cache_row::{ENTRY_BYTES, RowKey, RowWeight, Value};
 
-/// A cached row: 64 bytes with a short key and value, one cache line.
+/// A cached row: 64 bytes with a short key and value, the size of a cache
+/// line.
 pub(crate) struct Row {
     pub(crate) key: RowKey,
     pub(crate) value: Value,
