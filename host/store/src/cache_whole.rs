@@ -151,17 +151,22 @@ impl Whole {
         bound: u64,
     ) -> Result<(), &'v [u8]> {
         let hash = self.hash(key);
-        if !self.slots.is_empty()
-            && let Found::At(at) = self.find(key, hash)
-        {
-            let row = &mut self.rows[slot_row(self.slots[at])];
-            let before = heap_bytes(&row.key, &row.value);
-            if !row.value.overwrite(value) {
-                row.value = Value::new(Some(value));
+        let vacant = if self.slots.is_empty() {
+            None
+        } else {
+            match self.find(key, hash) {
+                Found::At(at) => {
+                    let row = &mut self.rows[slot_row(self.slots[at])];
+                    let before = heap_bytes(&row.key, &row.value);
+                    if !row.value.overwrite(value) {
+                        row.value = Value::new(Some(value));
+                    }
+                    self.heap = self.heap - before + heap_bytes(&row.key, &row.value);
+                    return Ok(());
+                }
+                Found::Vacant(at) => Some(at),
             }
-            self.heap = self.heap - before + heap_bytes(&row.key, &row.value);
-            return Ok(());
-        }
+        };
         let row = Row {
             key: RowKey::new(key),
             value: Value::new(Some(value)),
@@ -190,27 +195,37 @@ impl Whole {
             self.rows
                 .reserve_exact(self.rows.capacity().max(FIRST_ROWS));
         }
-        if slots_growth > 0 {
-            self.grow_slots();
-        }
-        let (Found::Vacant(at) | Found::At(at)) = self.find(key, hash);
-        debug_assert_eq!(self.slots[at], 0, "the key was not found above");
+        // The empty slot the probe above ended at, unless the slots moved.
+        let at = match vacant {
+            Some(at) if slots_growth == 0 => at,
+            _ => {
+                self.grow_slots();
+                self.empty_slot(tag(hash))
+            }
+        };
         self.slots[at] = slot(tag(hash), self.rows.len());
         self.rows.push(row);
         self.heap += added;
         Ok(())
     }
 
+    /// The first empty slot on the probe of `tag`: where a row whose key
+    /// is not in the table goes.
+    fn empty_slot(&self, tag: u32) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut at = tag as usize & mask;
+        while self.slots[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        at
+    }
+
     /// Doubles the slots, each re-placed by the hash bits it holds.
     fn grow_slots(&mut self) {
         let len = (self.slots.len() * 2).max(FIRST_SLOTS);
         let old = std::mem::replace(&mut self.slots, vec![0; len]);
-        let mask = len - 1;
         for slot in old.into_iter().filter(|&slot| slot != 0) {
-            let mut at = slot_tag(slot) as usize & mask;
-            while self.slots[at] != 0 {
-                at = (at + 1) & mask;
-            }
+            let at = self.empty_slot(slot_tag(slot));
             self.slots[at] = slot;
         }
     }
