@@ -418,3 +418,75 @@ fn concurrent_snapshots_during_background_writes_are_of_one_moment() {
     assert_eq!(snap.len().unwrap(), COMMITS + 1);
     assert_eq!(snap.offsets().unwrap(), BTreeMap::from([(0, COMMITS)]));
 }
+
+/// The file's rows, read from the file itself.
+fn rows_in_file(view: &View) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    use redb::{ReadableDatabase as _, ReadableTable as _};
+    let txn = view.core.db.begin_read().unwrap();
+    let table = txn.open_table(crate::ROWS).unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|row| {
+            let (key, value) = row.unwrap();
+            (key.value().to_vec(), value.value().to_vec())
+        })
+        .collect()
+}
+
+/// A write of the buffer puts its rows past the file's last key through a
+/// cursor at the file's end and the others in place, one by one: over
+/// rounds whose keys reach past the file's (overwrites, deletions and new
+/// keys between the file's, new keys and deletions of absent keys past its
+/// end), the file holds exactly what the commits wrote.
+#[test]
+fn a_write_puts_new_keys_past_the_files_end_and_the_others_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = View::open_with(
+        &dir.path().join("v.redb"),
+        ViewOptions {
+            sync_interval: Duration::from_secs(3600),
+            write_buffer_bytes: 1 << 20,
+            cache_bytes: 1 << 20,
+            row_cache_bytes: 0,
+        },
+    )
+    .unwrap();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut state = 11u64;
+    let mut random = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        state >> 33
+    };
+    let (mut below, mut past, mut absent_deleted) = (0, 0, 0);
+    for round in 0..6u64 {
+        let last = model.keys().next_back().cloned();
+        // Keys of round r in [0, 300 (r + 1)): a third past the file's end.
+        for commit in 0..4u64 {
+            let mut w = Writes::new();
+            for _ in 0..150 {
+                let key = format!("k/{:05}", random() % (300 * (round + 1))).into_bytes();
+                let value = (random() % 4 != 0).then(|| format!("{round}.{commit}").into_bytes());
+                let is_past = last.as_ref().is_none_or(|last| key > *last);
+                match (is_past, &value) {
+                    (false, _) => below += 1,
+                    (true, Some(_)) => past += 1,
+                    (true, None) if !model.contains_key(&key) => absent_deleted += 1,
+                    (true, None) => {}
+                }
+                match &value {
+                    Some(v) => model.insert(key.clone(), v.clone()),
+                    None => model.remove(&key),
+                };
+                w.insert(key, value);
+            }
+            view.commit(0, round * 4 + commit + 1, &w, false).unwrap();
+        }
+        view.sync().unwrap();
+        assert_eq!(rows_in_file(&view), model, "round {round}");
+    }
+    assert!(below > 1_000 && past > 1_000 && absent_deleted > 100);
+    drop(view);
+}

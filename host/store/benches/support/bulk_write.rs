@@ -9,7 +9,10 @@
 //! empty store and then over the same keys, three times each: redb as the view
 //! file uses it (`Durability::None`, then one durable commit), fjall (one
 //! atomic batch, then a persist), and a [`View`] (one commit into its buffer,
-//! then `sync`, which writes the buffer through redb, durably). Prints
+//! then `sync`, which writes the buffer through redb, durably). Then a view
+//! into a file that holds some of the keys (every other key, the others
+//! between them, one in a hundred rewritten): a view writes the rows past its
+//! file's last key through a cursor and the others one by one. Prints
 //! microseconds per row of the write and the milliseconds of the sync.
 
 use std::path::Path;
@@ -104,8 +107,18 @@ fn fjall_rounds(dir: &Path, rows: &[(Vec<u8>, Vec<u8>)]) {
 }
 
 fn view_rounds(dir: &Path, rows: &[(Vec<u8>, Vec<u8>)]) {
-    let view = View::open_with(
-        &dir.join("bulk-view.redb"),
+    let view = open_view(&dir.join("bulk-view.redb"));
+    for round in 0..ROUNDS {
+        // The buffer is written by the sync: what a replay's final write costs.
+        let took = write_through(&view, round as u64 + 1, rows.iter());
+        report("view", round, took, None);
+    }
+}
+
+/// A view whose buffer holds everything until a sync writes it.
+fn open_view(path: &Path) -> View {
+    View::open_with(
+        path,
         ViewOptions {
             sync_interval: Duration::from_secs(3600),
             write_buffer_bytes: 1 << 30,
@@ -113,19 +126,50 @@ fn view_rounds(dir: &Path, rows: &[(Vec<u8>, Vec<u8>)]) {
             row_cache_bytes: 0,
         },
     )
-    .expect("view");
-    for round in 0..ROUNDS {
-        let writes: Writes = rows
-            .iter()
-            .map(|(key, value)| (key.clone(), Some(value.clone())))
-            .collect();
-        view.commit(0, round as u64 + 1, &writes, false)
-            .expect("commit");
-        // The buffer is written by the sync: what a replay's final write costs.
-        let started = Instant::now();
-        view.sync().expect("sync");
-        report("view", round, started.elapsed(), None);
-    }
+    .expect("view")
+}
+
+/// Commits `rows` to `view` in one commit and times the sync that writes
+/// them to its file.
+fn write_through<'a>(
+    view: &View,
+    offset: u64,
+    rows: impl Iterator<Item = &'a (Vec<u8>, Vec<u8>)>,
+) -> Duration {
+    let writes: Writes = rows
+        .map(|(key, value)| (key.clone(), Some(value.clone())))
+        .collect();
+    view.commit(0, offset, &writes, false).expect("commit");
+    let started = Instant::now();
+    view.sync().expect("sync");
+    started.elapsed()
+}
+
+/// Writes of the view into a file that holds some of their keys: every
+/// other key new (the rows interleaved with the file's), and one row in a
+/// hundred rewritten in a file holding all of them.
+fn view_mixed(dir: &Path, rows: &[(Vec<u8>, Vec<u8>)]) {
+    let per_row = |took: Duration, count: usize| took.as_secs_f64() / count as f64 * 1e6;
+    let view = open_view(&dir.join("bulk-view-mixed.redb"));
+    let half = rows.len() / 2;
+    let took = write_through(&view, 1, rows.iter().step_by(2));
+    println!(
+        "view   every other key into an empty file: {:.2} us per row written, sync included",
+        per_row(took, half)
+    );
+    let took = write_through(&view, 2, rows.iter().skip(1).step_by(2));
+    println!(
+        "view   the other keys, each between two of the file's: {:.2} us per row written, sync \
+         included",
+        per_row(took, rows.len() - half)
+    );
+    let sparse = rows.len() / 100;
+    let took = write_through(&view, 3, rows.iter().step_by(100));
+    println!(
+        "view   one key in a hundred rewritten: {:.2} us per row written ({sparse} rows), sync \
+         included",
+        per_row(took, sparse)
+    );
 }
 
 pub fn run(base: &Path) {
@@ -137,4 +181,5 @@ pub fn run(base: &Path) {
     redb_rounds(dir.path(), &rows);
     fjall_rounds(dir.path(), &rows);
     view_rounds(dir.path(), &rows);
+    view_mixed(dir.path(), &rows);
 }
