@@ -67,9 +67,21 @@ fn every_section_runs_and_views_match_the_native_baseline() {
     // Key cardinality: for each of the 3 mixes (1 k and 3 k keys, skewed),
     // events/s, events per CPU-second, bytes written per event, the view's
     // size and its row cache, native and Wasm, and Wasm's events/s without
-    // the row cache, each native view identical to the Wasm ones.
+    // the row cache, each native view identical to the Wasm ones; for each
+    // mix after the first, native and Wasm, its rate over the first mix's
+    // replayed beside each of its runs.
     let cardinality = &report.sections[7];
-    assert_eq!(cardinality.figures.len(), 3 * 5 * 2 + 3, "{cardinality:?}");
+    assert_eq!(
+        cardinality.figures.len(),
+        3 * 5 * 2 + 3 + 2 * 2,
+        "{cardinality:?}"
+    );
+    let paired: Vec<_> = cardinality
+        .figures
+        .iter()
+        .filter(|f| f.name.ends_with("beside each run"))
+        .collect();
+    assert_eq!(paired.len(), 4, "{cardinality:?}");
     let identical = cardinality
         .notes
         .iter()

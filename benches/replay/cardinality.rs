@@ -10,11 +10,12 @@
 //! time.
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kappa::HostOptions;
 use kappa::log::{EmbeddedLog, LogOptions, NewRecord, Record};
+use kappa::runtime::Plugin;
 use kappa::store::{Snapshot, Writes};
 
 use super::bench::{Bench, NativeView, Processor, replay};
@@ -213,6 +214,10 @@ struct Measured {
     wasm: Vec<Replay>,
     /// The Wasm replays into views without a row cache.
     uncached: Vec<Replay>,
+    /// The replays of the first mix's log made beside this mix's, one
+    /// before each of its runs (none for the first mix itself).
+    native_beside: Vec<Replay>,
+    wasm_beside: Vec<Replay>,
 }
 
 fn median_of(side: &[Replay], f: impl Fn(&Replay) -> f64) -> f64 {
@@ -241,6 +246,9 @@ impl Bench {
         let bytes = kappa_plugins::KEY_TOTALS.bytes;
         let plugin = self.runtime.load(bytes, &sha256(bytes)).unwrap();
         let mut measured = Vec::new();
+        // The first mix's log stays until the end: each later mix's runs
+        // replay it beside them, for ratios paired in time.
+        let mut baseline: Option<(EmbeddedLog, PathBuf)> = None;
         for (i, mix) in mixes.iter().enumerate() {
             let keys = match *mix {
                 Mix::Uniform { keys } => keys,
@@ -258,60 +266,25 @@ impl Bench {
                 mix.label(),
                 started.elapsed().as_secs_f64()
             );
-            let (mut native, mut wasm, mut uncached) = (Vec::new(), Vec::new(), Vec::new());
-            for run in 0..self.options.card_runs {
-                for wasm_side in pair_order(run) {
-                    if wasm_side {
-                        // The Wasm replay with the row cache and without
-                        // it, back to back (in turns first), so their ratio
-                        // is paired in time as the Wasm/native one is.
-                        for cached in pair_order(run) {
-                            let replay = self.measure_keys(&log, &mut self.wasm(&plugin), cached);
-                            if cached {
-                                wasm.push(replay);
-                            } else {
-                                uncached.push(replay);
-                            }
-                        }
-                    } else {
-                        native.push(self.measure_keys(&log, &mut NativeTotals, true));
-                    }
-                }
+            let m = self.measure_mix(
+                &mut s,
+                *mix,
+                events,
+                &log,
+                &plugin,
+                baseline.as_ref().map(|(log, _)| log),
+            );
+            measured.push(m);
+            if baseline.is_none() && mixes.len() > 1 {
+                baseline = Some((log, dir));
+            } else {
+                drop(log);
+                std::fs::remove_dir_all(&dir).ok();
             }
+        }
+        if let Some((log, dir)) = baseline {
             drop(log);
             std::fs::remove_dir_all(&dir).ok();
-            let digests: Vec<(&str, String)> = native
-                .iter()
-                .map(|r| ("native", r.digest.clone()))
-                .chain(wasm.iter().map(|r| ("wasm", r.digest.clone())))
-                .chain(
-                    uncached
-                        .iter()
-                        .map(|r| ("wasm without row cache", r.digest.clone())),
-                )
-                .collect();
-            let time = |side: &[Replay]| side.iter().map(|r| r.seconds).collect::<Vec<_>>();
-            s.note(format!(
-                "{}: {events} events, {} keys in the view, {:.1} bytes on disk per key, Wasm \
-                 time / native time {:.2}",
-                mix.label(),
-                native[0].rows,
-                median_of(&native, |r| r.on_disk) / native[0].rows.max(1) as f64,
-                paired_ratio(&time(&wasm), &time(&native)),
-            ));
-            s.note(format!(
-                "{}: Wasm time without the row cache / with it {:.2} (paired)",
-                mix.label(),
-                paired_ratio(&time(&uncached), &time(&wasm)),
-            ));
-            check_same(&mut s, &digests);
-            measured.push(Measured {
-                label: mix.label(),
-                events: events as f64,
-                native,
-                wasm,
-                uncached,
-            });
         }
         cardinality_figures(&mut s, &measured);
         s.note(
@@ -321,6 +294,81 @@ impl Bench {
              is the redb file's allocated blocks after it",
         );
         s
+    }
+
+    /// Replays the log of a mix, natively and as Wasm with and without the
+    /// row cache, `card_runs` times in turns, and notes what the section
+    /// reports of it beside the figures. With a `baseline` log (the fewest
+    /// keys), each run first replays it natively and as Wasm, so that the
+    /// mix's rate can be set against a baseline measured right beside it.
+    fn measure_mix(
+        &self,
+        s: &mut Section,
+        mix: Mix,
+        events: usize,
+        log: &EmbeddedLog,
+        plugin: &Plugin,
+        baseline: Option<&EmbeddedLog>,
+    ) -> Measured {
+        let (mut native, mut wasm, mut uncached) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut native_beside, mut wasm_beside) = (Vec::new(), Vec::new());
+        for run in 0..self.options.card_runs {
+            if let Some(baseline) = baseline {
+                wasm_beside.push(self.measure_keys(baseline, &mut self.wasm(plugin), true));
+                native_beside.push(self.measure_keys(baseline, &mut NativeTotals, true));
+            }
+            for wasm_side in pair_order(run) {
+                if wasm_side {
+                    // The Wasm replay with the row cache and without it,
+                    // back to back (in turns first), so their ratio is
+                    // paired in time as the Wasm/native one is.
+                    for cached in pair_order(run) {
+                        let replay = self.measure_keys(log, &mut self.wasm(plugin), cached);
+                        if cached {
+                            wasm.push(replay);
+                        } else {
+                            uncached.push(replay);
+                        }
+                    }
+                } else {
+                    native.push(self.measure_keys(log, &mut NativeTotals, true));
+                }
+            }
+        }
+        let digests: Vec<(&str, String)> = native
+            .iter()
+            .map(|r| ("native", r.digest.clone()))
+            .chain(wasm.iter().map(|r| ("wasm", r.digest.clone())))
+            .chain(
+                uncached
+                    .iter()
+                    .map(|r| ("wasm without row cache", r.digest.clone())),
+            )
+            .collect();
+        let time = |side: &[Replay]| side.iter().map(|r| r.seconds).collect::<Vec<_>>();
+        s.note(format!(
+            "{}: {events} events, {} keys in the view, {:.1} bytes on disk per key, Wasm \
+             time / native time {:.2}",
+            mix.label(),
+            native[0].rows,
+            median_of(&native, |r| r.on_disk) / native[0].rows.max(1) as f64,
+            paired_ratio(&time(&wasm), &time(&native)),
+        ));
+        s.note(format!(
+            "{}: Wasm time without the row cache / with it {:.2} (paired)",
+            mix.label(),
+            paired_ratio(&time(&uncached), &time(&wasm)),
+        ));
+        check_same(s, &digests);
+        Measured {
+            label: mix.label(),
+            events: events as f64,
+            native,
+            wasm,
+            uncached,
+            native_beside,
+            wasm_beside,
+        }
     }
 
     /// Replays the log of a mix into a fresh view, with the configured row
@@ -395,6 +443,7 @@ fn cardinality_figures(s: &mut Section, measured: &[Measured]) {
             (base > 0.0).then(|| v / base),
         );
     }
+    paired_figures(s, measured);
     for (what, unit, metric) in metrics {
         for (side, pick) in [
             (
@@ -410,6 +459,39 @@ fn cardinality_figures(s: &mut Section, measured: &[Measured]) {
                 let ratio = (base > 0.0).then(|| v / base);
                 s.figure(format!("{side}, {}, {what}", m.label), v, unit, ratio);
             }
+        }
+    }
+}
+
+/// For each mix after the first, its events per CPU-second over those of
+/// the first mix's replay made right before each of its runs: the median
+/// of these per-run ratios, native and Wasm. Unlike the ratio of medians
+/// beside the figures, it does not move with the machine's pace between
+/// one mix's runs and another's.
+fn paired_figures(s: &mut Section, measured: &[Measured]) {
+    let Some(first) = measured.first() else {
+        return;
+    };
+    for m in &measured[1..] {
+        for (side, mix, beside) in [
+            ("native", &m.native, &m.native_beside),
+            ("Wasm", &m.wasm, &m.wasm_beside),
+        ] {
+            let rate = |runs: &[Replay], events: f64| {
+                runs.iter()
+                    .map(|r| events / r.cpu.max(1e-9))
+                    .collect::<Vec<_>>()
+            };
+            let ratio = paired_ratio(&rate(mix, m.events), &rate(beside, first.events));
+            s.figure(
+                format!(
+                    "{side}, {}, events per CPU-second, paired with {} beside each run",
+                    m.label, first.label
+                ),
+                ratio,
+                "ratio",
+                Some(ratio),
+            );
         }
     }
 }
