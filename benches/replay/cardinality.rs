@@ -278,13 +278,11 @@ impl Bench {
             if baseline.is_none() && mixes.len() > 1 {
                 baseline = Some((log, dir));
             } else {
-                drop(log);
-                std::fs::remove_dir_all(&dir).ok();
+                remove_log(log, &dir);
             }
         }
         if let Some((log, dir)) = baseline {
-            drop(log);
-            std::fs::remove_dir_all(&dir).ok();
+            remove_log(log, &dir);
         }
         cardinality_figures(&mut s, &measured);
         s.note(
@@ -411,6 +409,17 @@ impl Bench {
     }
 }
 
+/// A mix's log closed and its directory deleted.
+fn remove_log(log: EmbeddedLog, dir: &Path) {
+    drop(log);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A replay's events per second of the process's CPU.
+fn per_cpu_second(r: &Replay, events: f64) -> f64 {
+    events / r.cpu.max(1e-9)
+}
+
 /// Bytes allocated on disk for the file at `path`.
 fn allocated(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.blocks() as f64 * 512.0)
@@ -423,9 +432,7 @@ fn cardinality_figures(s: &mut Section, measured: &[Measured]) {
     type Metric = (&'static str, &'static str, fn(&Replay, f64) -> f64);
     let metrics: [Metric; 5] = [
         ("events/s", "events/s", |r, events| events / r.seconds),
-        ("events per CPU-second", "events/CPU-s", |r, events| {
-            events / r.cpu.max(1e-9)
-        }),
+        ("events per CPU-second", "events/CPU-s", per_cpu_second),
         ("written per event", "B/event", |r, events| {
             r.written / events
         }),
@@ -479,7 +486,7 @@ fn paired_figures(s: &mut Section, measured: &[Measured]) {
         ] {
             let rate = |runs: &[Replay], events: f64| {
                 runs.iter()
-                    .map(|r| events / r.cpu.max(1e-9))
+                    .map(|r| per_cpu_second(r, events))
                     .collect::<Vec<_>>()
             };
             let ratio = paired_ratio(&rate(mix, m.events), &rate(beside, first.events));
