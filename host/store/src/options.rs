@@ -50,9 +50,10 @@ impl ViewOptions {
     /// bounds between commits; RocksDB's `WriteBufferManager` charges
     /// memtables to the block cache for the same reason: one memory budget,
     /// used where it is needed. (Within a commit, a merge of runs holds its
-    /// output beside its inputs until it ends; docs/operating.md.) A view that fits in its cache, such as a new version's view
-    /// filling from the log, is then written to its file less often, and
-    /// each row fewer times: at 1M keys the default buffer was written to
+    /// output beside its inputs until it ends; docs/operating.md.) A view
+    /// that fits in its cache, such as a new version's view filling from
+    /// the log, is then written to its file less often, and each row fewer
+    /// times: at 1M keys the default buffer was written to
     /// the file about six times in a replay (BENCHMARKS.md, section 8). The
     /// limit keeps what a crash makes the worker process again, and what a
     /// sync writes at once, within a known multiple of the buffer's bound.
